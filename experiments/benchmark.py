@@ -1,0 +1,163 @@
+"""Throughput of the vmapped sweep vs one-run-at-a-time training, and against the matmul peak.
+
+    python experiments/benchmark.py                      # quickstart model, E = 1, 8, 64
+    python experiments/benchmark.py --setup=nanda --members=1,8 --steps=20
+
+For each E: steady-state member-steps/s of the library's compiled chunk
+(`jit(vmap(scan(step)))`, evaluation off), and for the same E members trained
+one after another through a jitted single-member step in a Python loop (how
+single-run codebases train). FLOPs per member-step come from XLA's cost
+analysis of the compiled step; the achieved FLOP/s is compared with a dense
+float32 matmul timed in the same process.
+"""
+
+import functools
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # pylint: disable=wrong-import-position
+import jax  # pylint: disable=wrong-import-position
+import jax.numpy as jnp  # pylint: disable=wrong-import-position
+import numpy as np  # pylint: disable=wrong-import-position
+
+import grokjax as gj  # pylint: disable=wrong-import-position
+from grokjax.config import Grid  # pylint: disable=wrong-import-position
+from grokjax.io import rundir  # pylint: disable=wrong-import-position
+from grokjax.models import make_model  # pylint: disable=wrong-import-position
+from grokjax.tasks import max_num_train  # pylint: disable=wrong-import-position
+from grokjax.train import state as state_lib  # pylint: disable=wrong-import-position
+from grokjax.train import step as step_lib  # pylint: disable=wrong-import-position
+
+SETUPS = {
+    # TARGETS.md's CPU calibration / the quickstart model.
+    "quickstart": gj.Config(task="x+y", p=31, depth=1, d_model=64,
+                            num_heads=4, d_mlp=256, layer_norm=False,
+                            train_fraction=(0.5,), learning_rate=(3e-3,)),
+    # Nanda et al. 2023: x+y mod 113, 30%, 1 layer d=128, full batch.
+    "nanda": gj.Config(task="x+y", p=113, op_token=False, depth=1,
+                       d_model=128, num_heads=4, d_mlp=512, layer_norm=False,
+                       train_fraction=(0.3,), learning_rate=(1e-3,)),
+    # Power et al. 2022: x/y mod 97, 2 layers d=128, batch 512.
+    "power": gj.Config(task="x/y", p=97, depth=2, d_model=128, num_heads=4,
+                       d_mlp=512, batch_size=512, train_fraction=(0.5,),
+                       learning_rate=(1e-3,)),
+}
+
+flags.DEFINE_enum("setup", "quickstart", list(SETUPS), "model and data")
+flags.DEFINE_list("members", ["1", "8", "64"], "ensemble sizes E")
+flags.DEFINE_integer("steps", 100, "steps per timed chunk")
+flags.DEFINE_integer("sequential_members", 8, "members timed one after "
+                     "another (the per-member rate is what matters)")
+flags.DEFINE_string("out", None, "also write the results as JSON here")
+FLAGS = flags.FLAGS
+
+
+def _setup(config: gj.Config, num_members: int):
+  config = config.replace(seed=tuple(range(num_members)), steps=10**9)
+  task = gj.make_task(config.task, config.p, op_token=config.op_token)
+  hypers = state_lib.make_hypers(Grid.from_config(config), task)
+  max_n = max_num_train(hypers.train_fraction.tolist(), task.num_examples)
+  model = make_model(config, task)
+  hypers = jax.device_put(hypers)
+  state, split = jax.jit(jax.vmap(functools.partial(
+      state_lib.init_member, model, config, task, max_n)))(hypers)
+  inputs, labels = task.device_arrays()
+  data = step_lib.Data(inputs, labels, jnp.zeros(FLAGS.steps, bool))
+  return config, model, hypers, state, split, data
+
+
+def time_sweep(config: gj.Config, num_members: int) -> dict:
+  """Steady-state member-steps/s of the compiled chunk with E members."""
+  config, model, hypers, state, split, data = _setup(config, num_members)
+  chunk, _ = step_lib.compile_sweep_chunk(model.apply, config, FLAGS.steps)
+  t = time.perf_counter()
+  compiled = chunk.lower(state, hypers, split, data, jnp.int32(0)).compile()
+  compile_s = time.perf_counter() - t
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops = float(cost.get("flops", float("nan"))) / (FLAGS.steps * num_members)
+  state, _ = compiled(state, hypers, split, data, jnp.int32(0))  # warm-up
+  jax.block_until_ready(state)
+  t = time.perf_counter()
+  state, _ = compiled(state, hypers, split, data, jnp.int32(FLAGS.steps))
+  jax.block_until_ready(state)
+  seconds = time.perf_counter() - t
+  rate = FLAGS.steps * num_members / seconds
+  return {"E": num_members, "member_steps_per_s": rate,
+          "flops_per_member_step": flops, "flops_per_s": flops * rate,
+          "compile_s": compile_s}
+
+
+def time_sequential(config: gj.Config, num_members: int) -> float:
+  """Member-steps/s of the same members trained one after another with a jitted step."""
+  config, model, hypers, state, split, data = _setup(config, num_members)
+  step = jax.jit(functools.partial(step_lib.train_step, model.apply, config),
+                 donate_argnums=(0,))
+  take = state_lib.take_member
+  members = [(take(state, i), take(hypers, i), take(split, i))
+             for i in range(num_members)]
+  s, h, sp = members[0]
+  s, _ = step(s, h, sp, data, jnp.int32(0))  # compile
+  jax.block_until_ready(s)
+  t = time.perf_counter()
+  for s, h, sp in members:
+    for i in range(FLAGS.steps):
+      s, rec = step(s, h, sp, data, jnp.int32(i))
+    jax.block_until_ready(rec)
+  return FLAGS.steps * num_members / (time.perf_counter() - t)
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+  """FLOP/s of a dense float32 n x n matmul: the device's practical limit."""
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  f = jax.jit(lambda x: x @ x)
+  jax.block_until_ready(f(a))
+  best = float("inf")
+  for _ in range(repeats):
+    t = time.perf_counter()
+    jax.block_until_ready(f(a))
+    best = min(best, time.perf_counter() - t)
+  return 2 * n**3 / best
+
+
+def main(_):
+  config = SETUPS[FLAGS.setup]
+  peak = matmul_peak()
+  versions = rundir.versions()
+  device = jax.devices()[0].device_kind
+  print(f"device {jax.default_backend()}:{device} x{jax.device_count()}  "
+        f"jax {versions['jax']}  setup {FLAGS.setup}  steps/chunk {FLAGS.steps}")
+  print(f"float32 matmul peak: {peak / 1e9:.1f} GFLOP/s")
+  seq = time_sequential(config, FLAGS.sequential_members)
+  print(f"sequential (jitted step, members one after another): "
+        f"{seq:.1f} member-steps/s")
+  rows = []
+  header = ("| E | member-steps/s | x sequential | GFLOP/member-step | "
+            "GFLOP/s | % of matmul peak | compile s |")
+  print(header + "\n|---|---|---|---|---|---|---|")
+  for e in (int(v) for v in FLAGS.members):
+    row = time_sweep(config, e)
+    row["speedup_vs_sequential"] = row["member_steps_per_s"] / seq
+    row["fraction_of_peak"] = row["flops_per_s"] / peak
+    rows.append(row)
+    print(f"| {e} | {row['member_steps_per_s']:.1f} | "
+          f"{row['speedup_vs_sequential']:.2f} | "
+          f"{row['flops_per_member_step'] / 1e9:.4f} | "
+          f"{row['flops_per_s'] / 1e9:.1f} | "
+          f"{100 * row['fraction_of_peak']:.0f}% | {row['compile_s']:.1f} |",
+          flush=True)
+  if FLAGS.out:
+    with open(FLAGS.out, "w") as f:
+      json.dump({"setup": FLAGS.setup, "device": device,
+                 "backend": jax.default_backend(), "versions": versions,
+                 "matmul_flops_per_s": peak,
+                 "sequential_member_steps_per_s": seq, "sweep": rows}, f,
+                indent=2)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,107 @@
+"""absl flags generated from grokjax.Config: one flag per field, same name, same help."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+import time
+from typing import Callable
+
+from absl import flags
+
+import grokjax as gj
+from grokjax.config import SWEPT
+
+FLAGS = flags.FLAGS
+
+
+def define_config_flags() -> None:
+  """Defines --<field> for every Config field (swept ones as strings: lists and ranges)."""
+  for f in dataclasses.fields(gj.Config):
+    default = f.default if f.default is not dataclasses.MISSING else (
+        f.default_factory())
+    help_ = f.metadata.get("help", f.name)
+    if f.metadata.get("swept"):
+      text = ",".join(f"{v:g}" for v in default)
+      flags.DEFINE_string(f.name, text, f"{help_} (swept: a,b | start:stop"
+                          "[:step] | log:a:b:n | lin:a:b:n)")
+    elif f.metadata.get("kind") == "int_list":
+      flags.DEFINE_list(f.name, [str(v) for v in default], help_)
+    elif isinstance(default, bool):
+      flags.DEFINE_bool(f.name, default, help_)
+    elif isinstance(default, int):
+      flags.DEFINE_integer(f.name, default, help_)
+    elif isinstance(default, float):
+      flags.DEFINE_float(f.name, default, help_)
+    else:
+      flags.DEFINE_string(f.name, default, help_)
+  flags.DEFINE_string("workdir", None, "run directory (default: "
+                      "runs/<task>_<model>_<time>)")
+  flags.DEFINE_bool("overwrite", False, "replace an existing run directory's "
+                    "results")
+
+
+def config_from_flags() -> gj.Config:
+  """Builds and validates the Config (raises gj.ConfigError)."""
+  values = {}
+  for f in dataclasses.fields(gj.Config):
+    value = FLAGS[f.name].value
+    if f.name in SWEPT:
+      value = gj.parse_values(f.name, value or "",
+                              integer=f.name in ("seed", "data_seed"))
+    elif f.metadata.get("kind") == "int_list":
+      try:
+        value = tuple(int(v) for v in value)
+      except ValueError:
+        raise gj.ConfigError(f"--{f.name}={','.join(value)}: expected "
+                             "comma-separated integers") from None
+    values[f.name] = value
+  config = gj.Config(**values)
+  config.validate()
+  return config
+
+
+def default_workdir(config: gj.Config) -> str:
+  safe = "".join(c if c.isalnum() or c in "+-" else "_" for c in config.task)
+  return os.path.join("runs", f"{safe}_{config.model}_"
+                      f"{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def check_workdir(workdir: str, overwrite: bool) -> None:
+  """Refuses to write over a finished or started run unless --overwrite."""
+  if os.path.exists(os.path.join(workdir, "config.json")) and not overwrite:
+    raise gj.ConfigError(f"--workdir={workdir} already holds a run; choose "
+                         "another --workdir or pass --overwrite to replace it")
+  if overwrite and os.path.exists(os.path.join(workdir, "metrics.jsonl")):
+    os.remove(os.path.join(workdir, "metrics.jsonl"))
+
+
+def parse_flags_or_exit(argv: list[str]) -> list[str]:
+  """absl parsing whose errors are one line and exit code 2 (absl's own is 1)."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    fail(argv[0], str(e).splitlines()[0])
+    raise  # unreachable
+
+
+def fail(prog: str, message: str) -> None:
+  print(f"{os.path.basename(prog)}: error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def run_main(main: Callable[[list[str]], None]) -> None:
+  """`app.run` with one-line flag errors; a gj.ConfigError from main exits 2 too."""
+  from absl import app  # pylint: disable=import-outside-toplevel
+  # JAX logs each absent backend (e.g. "Unable to initialize backend 'tpu'") at INFO.
+  logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+
+  def wrapped(argv):
+    try:
+      main(argv)
+    except gj.ConfigError as e:
+      fail(argv[0], str(e))
+
+  app.run(wrapped, flags_parser=parse_flags_or_exit)

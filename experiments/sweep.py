@@ -1,0 +1,40 @@
+"""Trains a whole grokking sweep as one compiled program and writes its run directory.
+
+    python experiments/sweep.py --flagfile=experiments/flags/quickstart.flags
+    python experiments/sweep.py --task=x/y --p=97 --train_fraction=0.3,0.5 \\
+        --seed=0:8 --weight_decay=0.1,1 --steps=100000 --workdir=runs/div
+
+Every grokjax.Config field is a flag; swept flags take lists and ranges
+(`--seed=0:8`, `--learning_rate=log:1e-4:1e-2:5`) and the grid is their product.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import flags_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+import grokjax as gj  # pylint: disable=wrong-import-position
+
+flags_lib.define_config_flags()
+FLAGS = flags_lib.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise gj.ConfigError(f"unexpected arguments {argv[1:]}; flags look like "
+                         "--name=value")
+  config = flags_lib.config_from_flags()
+  workdir = FLAGS.workdir or flags_lib.default_workdir(config)
+  flags_lib.check_workdir(workdir, FLAGS.overwrite)
+  result = gj.sweep(config, workdir=workdir)
+  phases = [row["phase"] for row in result.summary]
+  counts = ", ".join(f"{p} {phases.count(p)}" for p in gj.analysis.PHASES
+                     if p in phases)
+  print(f"done in {result.seconds:.0f}s: {counts}")
+  print(f"wrote {workdir}/summary.csv, {workdir}/history.npz and "
+        f"{workdir}/plots/")
+
+
+if __name__ == "__main__":
+  flags_lib.run_main(main)

@@ -1,0 +1,17 @@
+"""grokjax: grokking sweeps as one compiled program (jit(vmap(scan(step)))).
+
+    import grokjax as gj
+    result = gj.sweep(gj.Config(task="x+y", p=31, seed=range(4), steps=3000))
+    result.summary[0]["t_gen"]
+"""
+
+from grokjax import analysis, models, optim, tasks, train
+from grokjax.config import Config, ConfigError, Grid, parse_values
+from grokjax.tasks import Task, make_task
+from grokjax.train import SweepResult, sweep
+
+__version__ = "0.1.0"
+
+__all__ = ["Config", "ConfigError", "Grid", "SweepResult", "Task",
+           "analysis", "make_task", "models", "optim", "parse_values", "sweep",
+           "tasks", "train"]

@@ -1,0 +1,252 @@
+"""Sweep configuration: static settings plus the swept axes that become the member grid.
+
+Static fields change shapes or the compiled program (task, model, steps, batch
+size); one sweep compiles once for them. Swept fields are tuples of values; the
+grid is their Cartesian product, flattened to `E` members in `itertools.product`
+order over `SWEPT` (the first axis varies slowest).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from grokjax import tasks
+
+# Swept axes in grid order. `data_seed` left empty follows `seed`.
+SWEPT = ("seed", "data_seed", "train_fraction", "learning_rate",
+         "weight_decay", "init_scale")
+_INT_AXES = ("seed", "data_seed")
+
+MODELS = ("transformer", "mlp")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+ACTIVATIONS = ("relu", "gelu", "quadratic")
+MLP_INPUTS = ("concat", "sum", "onehot")
+EVAL_SCHEDULES = ("linear", "log")
+
+
+class ConfigError(ValueError):
+  """A bad setting; the message is one line that names the flag and the fix."""
+
+
+def _field(default: Any, help: str, **kw):  # pylint: disable=redefined-builtin
+  if isinstance(default, (list, tuple)):
+    return dataclasses.field(default_factory=lambda: tuple(default),
+                             metadata={"help": help, **kw})
+  return dataclasses.field(default=default, metadata={"help": help, **kw})
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Everything that defines a sweep. Every field is also a flag of `experiments/sweep.py`."""
+  # Task.
+  task: str = _field("x+y", "operator mod p (x+y, x-y, x*y, x/y, x^2+y^2, ...) "
+                     "or s<n>:<product> (s5:x*y, s5:x*y*x^-1, s5:x*y*x)")
+  p: int = _field(97, "modulus for the modular operators")
+  symmetric: bool = _field(False, "keep a∘b and drop b∘a (commutative tasks only)")
+  op_token: bool = _field(True, "sequences are `x op y =` (else `x y =`)")
+  # Model.
+  model: str = _field("transformer", "transformer or mlp")
+  depth: int = _field(2, "transformer blocks")
+  d_model: int = _field(128, "transformer width / MLP embedding width")
+  num_heads: int = _field(4, "attention heads")
+  d_mlp: int = _field(512, "hidden width of the transformer's MLP")
+  activation: str = _field("relu", "relu, gelu or quadratic")
+  layer_norm: bool = _field(True, "pre-LayerNorm in the transformer")
+  tie_embeddings: bool = _field(False, "unembed with the embedding matrix")
+  mlp_input: str = _field("concat", "MLP input: concat or sum of the operand "
+                          "embeddings, or onehot")
+  mlp_hidden: tuple = _field((256, 256), "MLP hidden widths", kind="int_list")
+  mlp_bias: bool = _field(True, "biases in the MLP model")
+  # Optimizer.
+  optimizer: str = _field("adamw", "adamw (decoupled wd), adam or sgd "
+                          "(coupled L2 = weight_decay * params in the gradient)")
+  beta1: float = _field(0.9, "Adam beta1")
+  beta2: float = _field(0.98, "Adam beta2")
+  eps: float = _field(1e-8, "Adam epsilon")
+  momentum: float = _field(0.0, "SGD momentum (0 = none)")
+  warmup_steps: int = _field(10, "linear learning-rate warmup from 0")
+  # Training.
+  steps: int = _field(10000, "optimizer updates")
+  batch_size: int = _field(0, "0 = full batch over the member's train rows; "
+                           "else minibatches drawn from them")
+  eval_every: int = _field(100, "steps between evaluations (linear schedule), "
+                           "or the number of points (log schedule)")
+  eval_schedule: str = _field("linear", "linear or log")
+  chunk_steps: int = _field(500, "steps per compiled chunk between host syncs")
+  stop_when_generalized: bool = _field(False, "stop once every member has "
+                                       "generalized")
+  # Analysis.
+  mem_threshold: float = _field(0.99, "train accuracy that defines t_mem")
+  gen_threshold: float = _field(0.99, "validation accuracy that defines t_gen")
+  phase_threshold: float = _field(0.9, "accuracy for the phases of Liu et al.")
+  phase_gap: int = _field(1000, "steps between train and val reaching "
+                          "phase_threshold beyond which a run is 'grokking'")
+  # Swept: lists and ranges on the command line; the grid is their product.
+  seed: tuple = _field((0,), "model-init and batch seeds, e.g. 0:8", swept=True)
+  data_seed: tuple = _field((), "split seeds (empty: follow --seed)", swept=True)
+  train_fraction: tuple = _field((0.5,), "fractions of all pairs used for "
+                                 "training, in (0, 1]", swept=True)
+  learning_rate: tuple = _field((1e-3,), "peak learning rates", swept=True)
+  weight_decay: tuple = _field((1.0,), "weight decay (AdamW) or L2 coefficient",
+                               swept=True)
+  init_scale: tuple = _field((1.0,), "multiplier alpha of every initial weight",
+                             swept=True)
+
+  def replace(self, **kw) -> "Config":
+    return dataclasses.replace(self, **kw)
+
+  def to_dict(self) -> dict[str, Any]:
+    return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple)
+                     else v) for f in dataclasses.fields(self)}
+
+  @classmethod
+  def from_dict(cls, d: dict[str, Any]) -> "Config":
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: tuple(v) if isinstance(v, list) else v
+                  for k, v in d.items() if k in names})
+
+  def swept_values(self) -> dict[str, tuple]:
+    """Each swept axis with its values (data_seed resolved)."""
+    out = {name: tuple(getattr(self, name)) for name in SWEPT}
+    return out
+
+  def static_dict(self) -> dict[str, Any]:
+    """The settings that define the compiled program (everything not swept)."""
+    return {k: v for k, v in self.to_dict().items() if k not in SWEPT}
+
+  def validate(self) -> None:
+    """Raises ConfigError (one line naming the flag and the fix) for bad settings."""
+    try:
+      tasks.check_task(self.task, self.p)
+    except ValueError as e:
+      raise ConfigError(str(e)) from None
+    _choice("model", self.model, MODELS)
+    _choice("optimizer", self.optimizer, OPTIMIZERS)
+    _choice("activation", self.activation, ACTIVATIONS)
+    _choice("mlp_input", self.mlp_input, MLP_INPUTS)
+    _choice("eval_schedule", self.eval_schedule, EVAL_SCHEDULES)
+    for name in ("depth", "d_model", "num_heads", "d_mlp", "steps",
+                 "eval_every", "chunk_steps"):
+      if getattr(self, name) < 1:
+        raise ConfigError(f"--{name}={getattr(self, name)}: must be >= 1")
+    for name in ("batch_size", "warmup_steps", "phase_gap"):
+      if getattr(self, name) < 0:
+        raise ConfigError(f"--{name}={getattr(self, name)}: must be >= 0")
+    if self.d_model % self.num_heads:
+      raise ConfigError(f"--num_heads={self.num_heads}: must divide "
+                        f"--d_model={self.d_model}")
+    if any(w < 1 for w in self.mlp_hidden):
+      raise ConfigError(f"--mlp_hidden={self.mlp_hidden}: widths must be >= 1")
+    for name in ("beta1", "beta2", "momentum"):
+      if not 0 <= getattr(self, name) < 1:
+        raise ConfigError(f"--{name}={getattr(self, name)}: must be in [0, 1)")
+    for name in ("mem_threshold", "gen_threshold", "phase_threshold"):
+      if not 0 < getattr(self, name) <= 1:
+        raise ConfigError(f"--{name}={getattr(self, name)}: must be in (0, 1]")
+    for name in SWEPT:
+      values = getattr(self, name)
+      if not values and name != "data_seed":
+        raise ConfigError(f"--{name}: give at least one value")
+      for v in values:
+        if not math.isfinite(v):
+          raise ConfigError(f"--{name}={v}: must be finite")
+    for f in self.train_fraction:
+      if not 0 < f <= 1:
+        raise ConfigError(f"--train_fraction={f}: must be in (0, 1]")
+    for name in ("learning_rate", "init_scale"):
+      for v in getattr(self, name):
+        if v <= 0:
+          raise ConfigError(f"--{name}={v}: must be > 0")
+    for v in self.weight_decay:
+      if v < 0:
+        raise ConfigError(f"--weight_decay={v}: must be >= 0")
+    for name in _INT_AXES:
+      for v in getattr(self, name):
+        if int(v) != v or not 0 <= v < 2**31:
+          raise ConfigError(f"--{name}={v}: seeds are integers in [0, 2^31)")
+    if self.symmetric:
+      task = tasks.make_task(self.task, self.p, op_token=self.op_token)
+      if not task.commutative:
+        raise ConfigError(f"--symmetric: --task={self.task} is not commutative;"
+                          " drop --symmetric")
+
+
+def _choice(flag: str, value: str, allowed: Sequence[str]) -> None:
+  if value not in allowed:
+    raise ConfigError(f"--{flag}={value}: choose one of {', '.join(allowed)}")
+
+
+def parse_values(flag: str, text: str, integer: bool = False) -> tuple:
+  """Parses a swept flag's value.
+
+  Forms (combinable with commas): ``0.3``; ``0.3,0.5``; ``a:b`` or ``a:b:step``
+  (integer range, ``b`` excluded, like Python's range); ``log:a:b:n`` (n values
+  log-spaced from a to b inclusive); ``lin:a:b:n`` (n values evenly spaced).
+  """
+  values: list[float] = []
+  try:
+    for part in (p.strip() for p in text.split(",")):
+      if not part:
+        continue
+      head, *rest = part.split(":")
+      if head in ("log", "lin"):
+        a, b, n = float(rest[0]), float(rest[1]), int(rest[2])
+        if len(rest) != 3 or n < 1:
+          raise ValueError
+        space = np.geomspace if head == "log" else np.linspace
+        values += [float(v) for v in space(a, b, n)]
+      elif rest:
+        bounds = [int(v) for v in [head] + rest]
+        if len(bounds) > 3:
+          raise ValueError
+        values += list(range(*bounds))
+      else:
+        values.append(float(part))
+  except (ValueError, IndexError):
+    raise ConfigError(
+        f"--{flag}={text}: expected numbers, 'a,b,c', 'start:stop[:step]', "
+        "'log:a:b:n' or 'lin:a:b:n'") from None
+  if integer:
+    if any(v != int(v) for v in values):
+      raise ConfigError(f"--{flag}={text}: must be integers")
+    return tuple(int(v) for v in values)
+  return tuple(float(v) for v in values)
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+  """The flattened Cartesian product of the swept axes: one row per member."""
+  axes: dict[str, tuple]
+
+  @classmethod
+  def from_config(cls, config: Config) -> "Grid":
+    return cls(config.swept_values())
+
+  @property
+  def varied(self) -> list[str]:
+    """Axes that take more than one value."""
+    return [k for k, v in self.axes.items() if len(v) > 1]
+
+  def rows(self) -> list[dict[str, float]]:
+    names = [k for k in SWEPT if self.axes[k]]
+    rows = []
+    for combo in itertools.product(*(self.axes[k] for k in names)):
+      row = dict(zip(names, combo))
+      row.setdefault("data_seed", row["seed"])
+      rows.append({k: row[k] for k in SWEPT})
+    return rows
+
+  def __len__(self) -> int:
+    return math.prod(len(v) for v in self.axes.values() if v)
+
+  def columns(self) -> dict[str, np.ndarray]:
+    """Each swept axis as an [E] array (int32 seeds, float32 otherwise)."""
+    rows = self.rows()
+    return {k: np.array([r[k] for r in rows],
+                        np.int32 if k in _INT_AXES else np.float32)
+            for k in SWEPT}

@@ -1,0 +1,111 @@
+"""Figures of a sweep: accuracy/loss curves per member and heatmaps over two swept axes."""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping, Sequence
+
+import numpy as np
+
+MAX_CURVES = 24
+
+
+def _pyplot():
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  return plt
+
+
+def _label(member: Mapping, varied: Sequence[str]) -> str:
+  return ", ".join(f"{k}={member[k]:g}" for k in varied) or "run"
+
+
+def plot_curves(path: str, history: Mapping[str, np.ndarray],
+                summary: Sequence[Mapping], varied: Sequence[str]) -> None:
+  """Train (dashed) and val (solid) accuracy and loss vs log step; t_mem (o) and t_gen (*) marked.
+
+  With more than 24 members, the first 24 are drawn.
+  """
+  plt = _pyplot()
+  steps = np.maximum(history["eval_step"], 1)
+  fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(13, 4.8))
+  cmap = plt.get_cmap("viridis")
+  n = min(len(summary), MAX_CURVES)
+  for i in range(n):
+    color = cmap(i / max(n - 1, 1))
+    row = summary[i]
+    ax_acc.plot(steps, history["train_acc"][i], "--", color=color, lw=1)
+    ax_acc.plot(steps, history["val_acc"][i], "-", color=color, lw=1.4,
+                label=_label(row, varied))
+    ax_loss.plot(steps, history["train_loss"][i], "--", color=color, lw=1)
+    ax_loss.plot(steps, history["val_loss"][i], "-", color=color, lw=1.4)
+    if np.isfinite(row["t_mem"]):
+      ax_acc.plot(max(row["t_mem"], 1), 1.0, "o", color=color, ms=5)
+    if np.isfinite(row["t_gen"]):
+      ax_acc.plot(max(row["t_gen"], 1), 1.0, "*", color=color, ms=9)
+  for ax in (ax_acc, ax_loss):
+    ax.set_xscale("log")
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3)
+  ax_acc.set_ylabel("accuracy (dashed train, solid val; o t_mem, * t_gen)")
+  ax_loss.set_ylabel("cross-entropy")
+  ax_loss.set_yscale("log")
+  if n <= 12:
+    ax_acc.legend(fontsize=7, loc="center left")
+  title = f"{len(summary)} members" + (f" (first {n} shown)"
+                                       if n < len(summary) else "")
+  fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def grid_axes(varied: Sequence[str]) -> list[str]:
+  """The two swept axes a grid heatmap uses: the first two varied ones other than seeds."""
+  return [k for k in varied if k not in ("seed", "data_seed")][:2]
+
+
+def plot_grid(path: str, summary: Sequence[Mapping], axes: Sequence[str]) -> None:
+  """Heatmaps of the median t_gen and median final val acc over two swept axes (median over the rest)."""
+  plt = _pyplot()
+  ya, xa = axes
+  ys = sorted({r[ya] for r in summary})
+  xs = sorted({r[xa] for r in summary})
+  fig, axs = plt.subplots(1, 2, figsize=(12, 4.8))
+  for ax, key, cmap in ((axs[0], "t_gen", "magma_r"),
+                        (axs[1], "final_val_acc", "viridis")):
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for i, y in enumerate(ys):
+      for j, x in enumerate(xs):
+        vals = [r[key] for r in summary if r[ya] == y and r[xa] == x]
+        if np.isfinite(vals).any():
+          grid[i, j] = np.nanmedian(vals)
+    im = ax.imshow(grid, origin="lower", cmap=cmap, aspect="auto")
+    for i in range(len(ys)):
+      for j in range(len(xs)):
+        text = "never" if np.isnan(grid[i, j]) else f"{grid[i, j]:.3g}"
+        ax.text(j, i, text, ha="center", va="center", fontsize=8, color="w"
+                if key == "final_val_acc" else "k")
+    ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs], rotation=45)
+    ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys])
+    ax.set_xlabel(xa)
+    ax.set_ylabel(ya)
+    ax.set_title(f"median {key}" + (" (steps)" if key == "t_gen" else ""))
+    fig.colorbar(im, ax=ax)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def write_plots(workdir: str, history: Mapping[str, np.ndarray],
+                summary: Sequence[Mapping], varied: Sequence[str]) -> list[str]:
+  """Writes plots/curves.png and, with two swept axes, plots/grid.png; returns the paths."""
+  os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
+  paths = [os.path.join(workdir, "plots", "curves.png")]
+  plot_curves(paths[0], history, summary, varied)
+  axes = grid_axes(varied)
+  if len(axes) == 2:
+    paths.append(os.path.join(workdir, "plots", "grid.png"))
+    plot_grid(paths[1], summary, axes)
+  return paths

@@ -1,0 +1,36 @@
+"""Flax Linen models (pure init/apply) and the init-scale transform."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+
+from grokjax.config import Config
+from grokjax.models.mlp import MLP
+from grokjax.models.transformer import Transformer
+from grokjax.tasks import Task
+
+
+def make_model(config: Config, task: Task) -> nn.Module:
+  """The model named by `config.model`, sized for `task`."""
+  if config.model == "transformer":
+    return Transformer(vocab_size=task.vocab_size,
+                       num_classes=task.num_classes, seq_len=task.seq_len,
+                       depth=config.depth, d_model=config.d_model,
+                       num_heads=config.num_heads, d_mlp=config.d_mlp,
+                       activation=config.activation,
+                       layer_norm=config.layer_norm,
+                       tie_embeddings=config.tie_embeddings)
+  return MLP(num_tokens=task.num_classes, num_classes=task.num_classes,
+             operand_positions=task.operand_positions,
+             hidden=tuple(config.mlp_hidden), embed_dim=config.d_model,
+             input=config.mlp_input, activation=config.activation,
+             use_bias=config.mlp_bias)
+
+
+def scale_init(params, alpha: jax.Array):
+  """Multiplies every initial weight by alpha (Omnigrok's init scale; Kumar et al. 2024)."""
+  return jax.tree.map(lambda w: w * alpha, params)
+
+
+__all__ = ["MLP", "Transformer", "make_model", "scale_init"]

@@ -1,0 +1,58 @@
+"""Datasets: algorithmic tasks as device arrays, and per-member split masks.
+
+`make_task("x/y", p=97)` builds the table of Power et al. 2022;
+`make_task("s5:x*y")` the S_5 products.
+"""
+
+from __future__ import annotations
+
+from grokjax.tasks.base import Task
+from grokjax.tasks.modular import OPERATORS, is_prime, modular_task, needs_prime
+from grokjax.tasks.permutation import PRODUCTS, permutation_task
+from grokjax.tasks.splits import Split, make_split, max_num_train, num_train
+
+
+def task_names() -> list[str]:
+  return list(OPERATORS) + [f"s5:{p}" for p in PRODUCTS]
+
+
+def parse_permutation_task(name: str) -> tuple[int, str] | None:
+  """`"s5:x*y"` -> (5, "x*y"); None when `name` is not an S_n task."""
+  head, sep, product = name.partition(":")
+  if sep and head[:1] == "s" and head[1:].isdigit():
+    return int(head[1:]), product
+  return None
+
+
+def check_task(name: str, p: int) -> None:
+  """Raises ValueError naming the flag when (task, p) cannot be built."""
+  perm = parse_permutation_task(name)
+  if perm is not None:
+    n, product = perm
+    if product not in PRODUCTS or not 2 <= n <= 6:
+      raise ValueError(f"--task={name}: use s<n>:<product> with n in 2..6 and "
+                       f"product one of {', '.join(PRODUCTS)}")
+    return
+  if name not in OPERATORS:
+    raise ValueError(f"--task={name}: unknown task; choose one of "
+                     f"{', '.join(task_names())} (or s<n>:<product>)")
+  if p < 2:
+    raise ValueError(f"--p={p}: the modulus must be >= 2")
+  if needs_prime(name) and not is_prime(p):
+    raise ValueError(f"--p={p} is not prime; --task={name} needs a field: use "
+                     "a prime p (e.g. 97)")
+
+
+def make_task(name: str, p: int = 97, *, op_token: bool = True,
+              symmetric: bool = False) -> Task:
+  """Builds a task by name: a modular operator (with `p`) or `s<n>:<product>`."""
+  check_task(name, p)
+  perm = parse_permutation_task(name)
+  if perm is not None:
+    return permutation_task(*perm, op_token=op_token, symmetric=symmetric)
+  return modular_task(name, p, op_token=op_token, symmetric=symmetric)
+
+
+__all__ = ["Task", "Split", "make_task", "check_task", "task_names",
+           "make_split", "num_train", "max_num_train", "OPERATORS", "PRODUCTS",
+           "is_prime"]

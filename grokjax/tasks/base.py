@@ -1,0 +1,70 @@
+"""A task: every example of a finite dataset as device arrays, shared by all members."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """A dataset of `N` sequences of `L` tokens, each with one class label.
+
+  Attributes:
+    name: the task string it was built from (e.g. ``"x+y"``, ``"s5:x*y"``).
+    inputs: ``int32[N, L]`` token ids, ``x op y =`` (or ``x y =``).
+    labels: ``int32[N]`` the answer, a class in ``[0, num_classes)``.
+    vocab_size: number of distinct input tokens.
+    num_classes: number of distinct labels.
+    operand_positions: positions of the two operands inside a sequence.
+    commutative: whether ``a op b == b op a`` for every pair in the table.
+  """
+  name: str
+  inputs: np.ndarray
+  labels: np.ndarray
+  vocab_size: int
+  num_classes: int
+  operand_positions: tuple[int, int]
+  commutative: bool
+
+  @property
+  def num_examples(self) -> int:
+    return int(self.inputs.shape[0])
+
+  @property
+  def seq_len(self) -> int:
+    return int(self.inputs.shape[1])
+
+  def device_arrays(self) -> tuple[jax.Array, jax.Array]:
+    """Puts inputs and labels on the default device once."""
+    return jax.device_put(self.inputs), jax.device_put(self.labels)
+
+
+def table_task(name: str, x: np.ndarray, y: np.ndarray, z: np.ndarray,
+               num_elements: int, *, op_token: bool, symmetric: bool,
+               commutative: bool) -> Task:
+  """Builds `x op y = z` sequences from flat operand/answer arrays.
+
+  Tokens ``0..num_elements-1`` are the elements, ``num_elements`` is the
+  operator token and ``num_elements + 1`` is ``=``.
+  """
+  x, y, z = (np.asarray(a, np.int32) for a in (x, y, z))
+  if symmetric:
+    if not commutative:
+      raise ValueError(f"--symmetric: task {name} is not commutative, so a∘b "
+                       "and b∘a differ; drop --symmetric")
+    keep = x <= y
+    x, y, z = x[keep], y[keep], z[keep]
+  op, eq = num_elements, num_elements + 1
+  n = x.shape[0]
+  if op_token:
+    inputs = np.stack([x, np.full(n, op), y, np.full(n, eq)], axis=1)
+    positions = (0, 2)
+  else:
+    inputs = np.stack([x, y, np.full(n, eq)], axis=1)
+    positions = (0, 1)
+  return Task(name=name, inputs=inputs.astype(np.int32), labels=z,
+              vocab_size=num_elements + 2, num_classes=num_elements,
+              operand_positions=positions, commutative=commutative)

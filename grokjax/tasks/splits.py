@@ -1,0 +1,46 @@
+"""Train/validation splits as fixed-shape index arrays and masks (no ragged shapes).
+
+Each member draws a permutation of the `N` examples from its data seed; its
+first ``n_train = round(fraction * N)`` rows are training rows, every other row
+is validation. Shapes depend only on `N` and ``max_n_train`` (the largest
+n_train in the sweep), never on a member's own fraction.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+
+
+class Split(NamedTuple):
+  """One member's split (a leading [E] axis when batched).
+
+  train_idx: ``int32[M]`` the first ``M = max_n_train`` rows of the permutation.
+  train_weight: ``float32[M]`` 1 for the member's own ``n_train`` rows, else 0.
+  is_train: ``bool[N]`` train membership of every example.
+  """
+  train_idx: jax.Array
+  train_weight: jax.Array
+  is_train: jax.Array
+
+
+def num_train(fraction: float, num_examples: int) -> int:
+  """Exact training-set size: round(fraction * N), as Python rounds."""
+  return int(round(fraction * num_examples))
+
+
+def make_split(key: jax.Array, n_train: jax.Array, num_examples: int,
+               max_n_train: int) -> Split:
+  """Split of one member; `n_train` may be traced (it is a swept value)."""
+  perm = jax.random.permutation(key, num_examples)
+  train_idx = perm[:max_n_train].astype(jnp.int32)
+  train_weight = (jnp.arange(max_n_train) < n_train).astype(jnp.float32)
+  rank = jnp.zeros(num_examples, jnp.int32).at[perm].set(
+      jnp.arange(num_examples, dtype=jnp.int32))
+  return Split(train_idx, train_weight, rank < n_train)
+
+
+def max_num_train(fractions: Sequence[float], num_examples: int) -> int:
+  return max(num_train(f, num_examples) for f in fractions)

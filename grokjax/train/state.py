@@ -1,0 +1,82 @@
+"""Per-member values and state: every field gets a leading [E] axis in a sweep."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from grokjax.config import SWEPT, Config, ConfigError, Grid
+from grokjax.models import scale_init
+from grokjax.optim import make_optimizer
+from grokjax.tasks import Split, Task, make_split, num_train
+
+
+class Hypers(NamedTuple):
+  """A member's swept values (arrays [E] in a sweep) plus its derived n_train."""
+  seed: jax.Array
+  data_seed: jax.Array
+  train_fraction: jax.Array
+  learning_rate: jax.Array
+  weight_decay: jax.Array
+  init_scale: jax.Array
+  n_train: jax.Array
+
+
+class MemberState(NamedTuple):
+  """What changes during training. `diverged_step` is -1 while healthy."""
+  params: Any
+  opt_state: Any
+  diverged_step: jax.Array
+
+
+def make_hypers(grid: Grid, task: Task) -> Hypers:
+  """Host-side [E] arrays of every member's values; checks n_train >= 1."""
+  columns = grid.columns()
+  n_train = np.array([num_train(f, task.num_examples)
+                      for f in columns["train_fraction"]], np.int32)
+  if n_train.min() < 1:
+    bad = float(columns["train_fraction"][n_train.argmin()])
+    raise ConfigError(f"--train_fraction={bad}: gives 0 training rows out of "
+                      f"{task.num_examples}; use a fraction >= "
+                      f"{0.5 / task.num_examples:.2g}")
+  return Hypers(**{k: columns[k] for k in SWEPT}, n_train=n_train)
+
+
+def member_keys(hypers: Hypers) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(init, batch, split) keys of one member: init and batches from `seed`, the split from `data_seed`."""
+  init_key, batch_key = jax.random.split(jax.random.key(hypers.seed))
+  split_key = jax.random.fold_in(jax.random.key(hypers.data_seed), 1)
+  return init_key, batch_key, split_key
+
+
+def init_member(model, config: Config, task: Task, max_n_train: int,
+                hypers: Hypers) -> tuple[MemberState, Split]:
+  """State and split of one member (vmap it over a sweep's Hypers)."""
+  init_key, _, split_key = member_keys(hypers)
+  dummy = jnp.zeros((1, task.seq_len), jnp.int32)
+  params = scale_init(model.init(init_key, dummy)["params"], hypers.init_scale)
+  tx = make_optimizer(config, hypers.learning_rate, hypers.weight_decay)
+  state = MemberState(params, tx.init(params), jnp.array(-1, jnp.int32))
+  split = make_split(split_key, hypers.n_train, task.num_examples, max_n_train)
+  return state, split
+
+
+def stack_members(trees: list[Any]) -> Any:
+  """Stacks single-member pytrees into one with a leading [E] axis."""
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def take_member(tree: Any, i: int) -> Any:
+  """Member i of a pytree with a leading [E] axis."""
+  return jax.tree.map(lambda x: x[i], tree)
+
+
+def count_params(params: Any) -> int:
+  return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
+
+
+__all__ = ["Hypers", "MemberState", "make_hypers", "init_member",
+           "stack_members", "take_member", "count_params"]

@@ -1,0 +1,186 @@
+"""The pure per-member training step, evaluation, and the chunk of K steps.
+
+A sweep runs ``jit(vmap(chunk))``: `chunk` scans `K` steps of one member; vmap
+adds the member axis; the step index is the scan's own (unbatched) input, so
+the eval branch is a true `lax.cond` even under vmap.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from grokjax.config import Config
+from grokjax.optim import correct, cross_entropy, make_optimizer, weighted_mean
+from grokjax.tasks import Split
+from grokjax.train.state import Hypers, MemberState, member_keys
+
+EVAL_FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc", "param_norm")
+
+
+class Data(NamedTuple):
+  """Shared by every member (unbatched): the task table and the eval schedule."""
+  inputs: jax.Array   # int32[N, L]
+  labels: jax.Array   # int32[N]
+  eval_at: jax.Array  # bool[S]: evaluate before the update of step s
+
+
+class StepRecord(NamedTuple):
+  """Per-step scalars of one member: the loss/accuracy of the batch it trained on."""
+  train_loss: jax.Array
+  train_acc: jax.Array
+
+
+class EvalRecord(NamedTuple):
+  train_loss: jax.Array
+  train_acc: jax.Array
+  val_loss: jax.Array
+  val_acc: jax.Array
+  param_norm: jax.Array
+
+
+def eval_schedule(config: Config) -> np.ndarray:
+  """Sorted eval steps in [0, steps], always with 0 and `steps` (after the last update)."""
+  if config.eval_schedule == "log":
+    points = np.geomspace(1, config.steps, max(config.eval_every, 2))
+    steps = np.unique(np.round(points).astype(np.int64))
+  else:
+    steps = np.arange(0, config.steps + 1, config.eval_every)
+  return np.unique(np.concatenate([[0], steps, [config.steps]]))
+
+
+def batch_rows(config: Config, split: Split, batch_key: jax.Array,
+               num_examples: int, step: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Row indices [B] and weights [B] of one step's batch, drawn from the member's train rows.
+
+  Full batch (`batch_size=0`): all `max_n_train` slots, weighted by membership.
+  Minibatch: `B` distinct train rows drawn uniformly for every step from
+  ``fold_in(key, step)`` (random numbers over N, so they do not depend on the
+  sweep's max_n_train); a member with fewer than B rows uses all of them.
+  """
+  max_n = split.train_idx.shape[0]
+  if config.batch_size == 0 or config.batch_size >= max_n:
+    return split.train_idx, split.train_weight
+  u = jax.random.uniform(jax.random.fold_in(batch_key, step),
+                         (num_examples,))[:max_n]
+  u = jnp.where(split.train_weight > 0, u, 2.0)
+  _, slots = jax.lax.top_k(-u, config.batch_size)
+  return split.train_idx[slots], split.train_weight[slots]
+
+
+def loss_and_metrics(apply_fn, params, inputs, labels, weights):
+  logits = apply_fn({"params": params}, inputs)
+  loss = weighted_mean(cross_entropy(logits, labels), weights)
+  return loss, weighted_mean(correct(logits, labels), weights)
+
+
+def evaluate(apply_fn, params, split: Split, data: Data) -> EvalRecord:
+  """Loss and accuracy on every train and validation row, and the parameter l2 norm."""
+  logits = apply_fn({"params": params}, data.inputs)
+  loss, acc = cross_entropy(logits, data.labels), correct(logits, data.labels)
+  w_train = split.is_train.astype(jnp.float32)
+  w_val = 1.0 - w_train
+  return EvalRecord(weighted_mean(loss, w_train), weighted_mean(acc, w_train),
+                    weighted_mean(loss, w_val), weighted_mean(acc, w_val),
+                    optax.tree.norm(params))
+
+
+def _all_finite(tree) -> jax.Array:
+  return jnp.all(jnp.array([jnp.all(jnp.isfinite(x))
+                            for x in jax.tree.leaves(tree)]))
+
+
+def train_step(apply_fn, config: Config, state: MemberState, hypers: Hypers,
+               split: Split, data: Data,
+               step: jax.Array) -> tuple[MemberState, StepRecord]:
+  """One optimizer update of one member; a non-finite loss or update freezes it."""
+  _, batch_key, _ = member_keys(hypers)
+  rows, weights = batch_rows(config, split, batch_key, data.inputs.shape[0],
+                             step)
+  (loss, acc), grads = jax.value_and_grad(
+      lambda p: loss_and_metrics(apply_fn, p, data.inputs[rows],
+                                 data.labels[rows], weights), has_aux=True)(
+                                     state.params)
+  tx = make_optimizer(config, hypers.learning_rate, hypers.weight_decay)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  healthy = state.diverged_step < 0
+  ok = healthy & jnp.isfinite(loss) & _all_finite(params)
+  keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new,
+                                       old)
+  new_state = MemberState(
+      keep(params, state.params), keep(opt_state, state.opt_state),
+      jnp.where(healthy & ~ok, step, state.diverged_step).astype(jnp.int32))
+  nan = jnp.float32(jnp.nan)
+  record = StepRecord(jnp.where(healthy, loss, nan), jnp.where(healthy, acc, nan))
+  return new_state, record
+
+
+def make_chunk_fn(apply_fn, config: Config, chunk_steps: int):
+  """`chunk(state, hypers, split, data, start)` for one member: K steps from `start`.
+
+  Returns the new state, per-step records [K] and eval records [K] (NaN where no
+  eval is scheduled). Steps >= `config.steps` do nothing, so every chunk has the
+  same shape and the last one does not retrace.
+  """
+  nan_eval = EvalRecord(*([jnp.float32(jnp.nan)] * len(EVAL_FIELDS)))
+  nan_step = StepRecord(jnp.float32(jnp.nan), jnp.float32(jnp.nan))
+
+  def chunk(state: MemberState, hypers: Hypers, split: Split, data: Data,
+            start: jax.Array):
+    def body(state, step):
+      active = step < config.steps
+      ev = jax.lax.cond(active & data.eval_at[step],
+                        lambda p: evaluate(apply_fn, p, split, data),
+                        lambda p: nan_eval, state.params)
+      state, rec = jax.lax.cond(
+          active,
+          lambda s: train_step(apply_fn, config, s, hypers, split, data, step),
+          lambda s: (s, nan_step), state)
+      return state, (rec, ev)
+    return jax.lax.scan(body, state, start + jnp.arange(chunk_steps))
+
+  return chunk
+
+
+class TraceCounter:
+  """Counts how often a function is traced: a sweep must compile its chunk once."""
+
+  def __init__(self, fn):
+    self.fn, self.count = fn, 0
+
+  def __call__(self, *args):
+    self.count += 1
+    return self.fn(*args)
+
+
+def compile_sweep_chunk(apply_fn, config: Config, chunk_steps: int):
+  """``jit(vmap(chunk))`` over members, donating the state.
+
+  Returns (compiled function, TraceCounter of the chunk it traces).
+  """
+  chunk = TraceCounter(make_chunk_fn(apply_fn, config, chunk_steps))
+  return jax.jit(jax.vmap(chunk, in_axes=(0, 0, 0, None, None)),
+                 donate_argnums=(0,)), chunk
+
+
+def compile_sweep_eval(apply_fn):
+  """``jit(vmap(evaluate))``: eval records [E] of every member's current parameters."""
+  return jax.jit(jax.vmap(lambda p, split, data: evaluate(apply_fn, p, split, data),
+                          in_axes=(0, 0, None)))
+
+
+def padded_eval_mask(eval_steps: np.ndarray, total: int) -> np.ndarray:
+  """bool[total]: True at the eval steps below `total` (the final one is evaluated apart)."""
+  mask = np.zeros(total, bool)
+  mask[eval_steps[eval_steps < total]] = True
+  return mask
+
+
+__all__ = ["Data", "StepRecord", "EvalRecord", "EVAL_FIELDS", "eval_schedule",
+           "train_step", "evaluate", "make_chunk_fn", "compile_sweep_chunk",
+           "compile_sweep_eval", "padded_eval_mask", "TraceCounter"]

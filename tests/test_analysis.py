@@ -1,0 +1,62 @@
+"""Grokking times, Notsawo's t1..t4 and Liu's phases on hand-made histories."""
+
+import numpy as np
+
+from grokjax import analysis
+
+STEPS = np.array([0, 100, 200, 500, 1000, 2000, 5000])
+NAN = np.nan
+HISTORY = {
+    "eval_step": STEPS,
+    "train_acc": np.array([
+        [0.01, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0],    # memorizes at 200, groks at 5000
+        [0.01, 0.995, 1.0, 1.0, 1.0, 1.0, 1.0],  # learns both together
+        [0.01, 0.3, 0.95, 1.0, 1.0, 1.0, 1.0],   # memorizes, never generalizes
+        [0.01, 0.01, 0.02, 0.03, 0.02, 0.03, 0.04],  # confusion
+        [0.01, 0.5, 1.0, NAN, NAN, NAN, NAN],    # diverged after 200
+    ]),
+    "val_acc": np.array([
+        [0.0, 0.01, 0.02, 0.02, 0.1, 0.5, 0.995],
+        [0.0, 0.3, 0.99, 1.0, 1.0, 1.0, 1.0],
+        [0.0, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2],
+        [0.0, 0.01, 0.02, 0.02, 0.02, 0.02, 0.02],
+        [0.0, 0.01, 0.02, NAN, NAN, NAN, NAN],
+    ]),
+}
+
+
+def test_first_step_reaching_and_grokking_times():
+  t = analysis.grokking_times(HISTORY, 0.99, 0.99)
+  np.testing.assert_array_equal(t["t_mem"], [200, 100, 500, NAN, 200])
+  np.testing.assert_array_equal(t["t_gen"], [5000, 200, NAN, NAN, NAN])
+  np.testing.assert_array_equal(t["delay"], [4800, 100, NAN, NAN, NAN])
+  # Grokfast's 95% threshold.
+  t95 = analysis.grokking_times(HISTORY, 0.99, 0.95)
+  assert t95["t_gen"][0] == 5000 and t95["t_gen"][1] == 200
+
+
+def test_notsawo_times_are_strict_above_low_and_at_least_high():
+  t = analysis.notsawo_times(HISTORY, low=0.01, high=0.99)
+  np.testing.assert_array_equal(t["t1"], [100, 100, 100, 200, 100])
+  np.testing.assert_array_equal(t["t2"], [200, 100, 500, NAN, 200])
+  np.testing.assert_array_equal(t["t3"], [200, 100, 200, 200, 200])
+  np.testing.assert_array_equal(t["t4"], [5000, 200, NAN, NAN, NAN])
+
+
+def test_liu_phases():
+  phases = analysis.phases(HISTORY, threshold=0.9, gap=1000)
+  assert phases.tolist() == ["grokking", "comprehension", "memorization",
+                             "confusion", "memorization"]
+  # With a gap wider than member 0's delay, it comprehends instead.
+  assert analysis.phases(HISTORY, 0.9, gap=10000)[0] == "comprehension"
+
+
+def test_summary_rows():
+  members = [{"seed": i, "train_fraction": 0.5} for i in range(5)]
+  diverged = np.array([-1, -1, -1, -1, 300])
+  rows = analysis.summarize(HISTORY, members, diverged, phase_gap=1000)
+  assert [r["phase"] for r in rows][:2] == ["grokking", "comprehension"]
+  assert rows[0]["delay"] == 4800 and rows[0]["final_val_acc"] == 0.995
+  assert rows[4]["diverged"] and rows[4]["diverged_step"] == 300
+  assert rows[4]["final_train_acc"] == 1.0  # last finite value
+  assert not rows[0]["diverged"] and np.isnan(rows[0]["diverged_step"])

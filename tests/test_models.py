@@ -1,0 +1,99 @@
+"""Models: the last-position transformer equals a full causal reference; MLP inputs; init scale."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import grokjax as gj
+from grokjax.models import MLP, Transformer, make_model, scale_init
+
+TOKENS = jnp.array([[1, 7, 2, 8], [6, 7, 6, 8], [0, 7, 3, 8]], jnp.int32)
+
+
+def _layer_norm(x, p):
+  mean = x.mean(-1, keepdims=True)
+  var = ((x - mean) ** 2).mean(-1, keepdims=True)
+  return (x - mean) / np.sqrt(var + 1e-6) * p["scale"] + p["bias"]
+
+
+def _reference(params, tokens, depth, heads, layer_norm, act):
+  """Full causal transformer in numpy on every position, read at the last one."""
+  p = jax.tree.map(np.asarray, params)
+  x = p["embed"]["embedding"][np.asarray(tokens)] + p["pos_embed"][None]
+  length = x.shape[1]
+  for i in range(depth):
+    b = p[f"block_{i}"]
+    h = _layer_norm(x, b["ln_attn"]) if layer_norm else x
+    q, k, v = (np.einsum("bld,dhk->blhk", h, b["attn"][n]["kernel"])
+               for n in ("query", "key", "value"))
+    logits = np.einsum("bqhk,blhk->bhql", q, k) / np.sqrt(q.shape[-1])
+    logits = np.where(np.tril(np.ones((length, length), bool)), logits, -1e30)
+    w = np.exp(logits - logits.max(-1, keepdims=True))
+    w /= w.sum(-1, keepdims=True)
+    x = x + np.einsum("bqhk,hkd->bqd", np.einsum("bhql,blhk->bqhk", w, v),
+                      b["attn"]["out"]["kernel"])
+    h = _layer_norm(x, b["ln_mlp"]) if layer_norm else x
+    h = act(h @ b["mlp_in"]["kernel"] + b["mlp_in"]["bias"])
+    x = x + h @ b["mlp_out"]["kernel"] + b["mlp_out"]["bias"]
+  last = x[:, -1]
+  if layer_norm:
+    last = _layer_norm(last, p["ln_final"])
+  return last @ p["unembed"]["kernel"]
+
+
+@pytest.mark.parametrize("depth, layer_norm, activation", [
+    (1, False, "relu"), (2, True, "relu"), (3, True, "quadratic")])
+def test_last_position_transformer_equals_full_causal_reference(
+    depth, layer_norm, activation):
+  model = Transformer(vocab_size=9, num_classes=7, seq_len=4, depth=depth,
+                      d_model=16, num_heads=4, d_mlp=32, activation=activation,
+                      layer_norm=layer_norm)
+  params = model.init(jax.random.key(depth), TOKENS)["params"]
+  act = {"relu": lambda z: np.maximum(z, 0), "quadratic": np.square}[activation]
+  want = _reference(params, TOKENS, depth, 4, layer_norm, act)
+  got = model.apply({"params": params}, TOKENS)
+  np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+
+
+def test_tied_embeddings_unembed_with_the_embedding_matrix():
+  model = Transformer(vocab_size=9, num_classes=7, seq_len=4, depth=1,
+                      d_model=16, num_heads=2, d_mlp=32, tie_embeddings=True)
+  params = model.init(jax.random.key(0), TOKENS)["params"]
+  assert "unembed" not in params
+  assert model.apply({"params": params}, TOKENS).shape == (3, 7)
+
+
+@pytest.mark.parametrize("mode, first_width", [("concat", 2 * 8), ("sum", 8),
+                                               ("onehot", 2 * 7)])
+def test_mlp_inputs(mode, first_width):
+  model = MLP(num_tokens=7, num_classes=7, operand_positions=(0, 2),
+              hidden=(12, 10), embed_dim=8, input=mode, use_bias=False)
+  params = model.init(jax.random.key(0), TOKENS)["params"]
+  assert params["hidden_0"]["kernel"].shape == (first_width, 12)
+  assert ("embed" in params) == (mode != "onehot")
+  assert "bias" not in params["hidden_0"]
+  logits = model.apply({"params": params}, TOKENS)
+  assert logits.shape == (3, 7)
+  # Only the operands matter: changing the '=' token changes nothing.
+  np.testing.assert_array_equal(
+      logits, model.apply({"params": params}, TOKENS.at[:, 3].set(0)))
+
+
+def test_mlp_sum_input_is_commutative():
+  model = MLP(num_tokens=7, num_classes=7, operand_positions=(0, 2),
+              hidden=(12,), embed_dim=8, input="sum")
+  params = model.init(jax.random.key(1), TOKENS)["params"]
+  swapped = TOKENS[:, jnp.array([2, 1, 0, 3])]
+  np.testing.assert_allclose(model.apply({"params": params}, TOKENS),
+                             model.apply({"params": params}, swapped),
+                             rtol=1e-6)
+
+
+def test_init_scale_multiplies_every_weight():
+  task = gj.make_task("x+y", 7)
+  model = make_model(gj.Config(p=7, depth=1, d_model=16, d_mlp=32), task)
+  params = model.init(jax.random.key(0), TOKENS)["params"]
+  scaled = scale_init(params, jnp.float32(8.0))
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(scaled)):
+    np.testing.assert_allclose(b, 8.0 * a)

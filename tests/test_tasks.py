@@ -1,0 +1,124 @@
+"""Task tables: sizes, spot values, symmetry, and errors."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from grokjax import tasks
+from grokjax.tasks import permutation
+
+
+def _lookup(task, x, y):
+  """The label of `x op y` in a task table."""
+  (a, b) = task.operand_positions
+  hit = np.where((task.inputs[:, a] == x) & (task.inputs[:, b] == y))[0]
+  assert len(hit) == 1
+  return int(task.labels[hit[0]])
+
+
+def test_division_mod_97_has_9312_rows_and_inverts_multiplication():
+  task = tasks.make_task("x/y", 97)
+  assert task.inputs.shape == (97 * 96, 4)
+  assert task.num_classes == 97 and task.vocab_size == 99
+  assert not task.commutative
+  for x, y in [(5, 3), (96, 96), (0, 7), (50, 2)]:
+    z = _lookup(task, x, y)
+    assert z * y % 97 == x
+  assert set(task.inputs[:, 2]) == set(range(1, 97))  # y = 0 excluded
+
+
+@pytest.mark.parametrize("op, x, y, want", [
+    ("x+y", 60, 50, 13),
+    ("x-y", 3, 5, 95),
+    ("x*y", 10, 20, 200 % 97),
+    ("x^2+y^2", 10, 3, 109 % 97),
+    ("x^2+xy+y^2", 2, 3, 19),
+    ("x^2+xy+y^2+x", 2, 3, 21),
+    ("x^3+xy", 5, 4, 145 % 97),
+    ("x^3+xy^2+y", 5, 4, (125 + 80 + 4) % 97),
+    ("x/y_if_y_odd_else_x-y", 10, 3, 10 * pow(3, 95, 97) % 97),
+    ("x/y_if_y_odd_else_x-y", 10, 4, 6),
+])
+def test_operator_spot_values_mod_97(op, x, y, want):
+  task = tasks.make_task(op, 97)
+  assert _lookup(task, x, y) == want
+  assert task.num_examples == 97 * 97
+
+
+def test_token_layout_is_x_op_y_eq_or_x_y_eq():
+  task = tasks.make_task("x+y", 7)
+  assert task.inputs[9].tolist() == [1, 7, 2, 8]  # 1 + 2, op = 7, '=' = 8
+  short = tasks.make_task("x+y", 7, op_token=False)
+  assert short.inputs[9].tolist() == [1, 2, 8]
+  assert short.operand_positions == (0, 1)
+
+
+def test_symmetric_addition_mod_97_keeps_each_unordered_pair_once():
+  task = tasks.make_task("x+y", 97, symmetric=True)
+  assert task.num_examples == 97 * 98 // 2 == 4753
+  x, y = task.inputs[:, 0], task.inputs[:, 2]
+  assert np.all(x <= y)
+  assert len({(a, b) for a, b in zip(x, y)}) == 4753
+
+
+def test_commutativity_is_read_from_the_table():
+  assert tasks.make_task("x+y", 11).commutative
+  assert tasks.make_task("x^2+y^2", 11).commutative
+  assert not tasks.make_task("x-y", 11).commutative
+  assert not tasks.make_task("x^3+xy", 11).commutative
+  with pytest.raises(ValueError, match="--symmetric"):
+    tasks.make_task("x-y", 11, symmetric=True)
+
+
+def test_s5_products_have_120_squared_rows_and_group_structure():
+  task = tasks.make_task("s5:x*y")
+  assert task.inputs.shape == (120 * 120, 4) and task.num_classes == 120
+  assert not task.commutative
+  table = task.labels.reshape(120, 120)
+  perms = permutation.permutations(5)
+  identity = 0  # lexicographically first permutation
+  assert perms[identity].tolist() == [0, 1, 2, 3, 4]
+  np.testing.assert_array_equal(table[identity], np.arange(120))
+  np.testing.assert_array_equal(table[:, identity], np.arange(120))
+  # Every row is a permutation of the group (Latin square) and the product is associative.
+  assert all(len(set(row)) == 120 for row in table)
+  rng = np.random.default_rng(0)
+  for a, b, c in rng.integers(0, 120, (50, 3)):
+    assert table[table[a, b], c] == table[a, table[b, c]]
+  # (a*b)(i) = a(b(i)) for a spot pair.
+  a, b = 7, 93
+  np.testing.assert_array_equal(perms[table[a, b]], perms[a][perms[b]])
+
+
+def test_s5_conjugation_and_xyx():
+  conj = tasks.make_task("s5:x*y*x^-1").labels.reshape(120, 120)
+  xyx = tasks.make_task("s5:x*y*x").labels.reshape(120, 120)
+  mul = tasks.make_task("s5:x*y").labels.reshape(120, 120)
+  inv = np.argmin(mul, axis=1)  # a * a^-1 = identity (index 0)
+  for a, b in itertools.product([0, 5, 77, 119], [3, 64]):
+    assert conj[a, b] == mul[mul[a, b], inv[a]]
+    assert xyx[a, b] == mul[mul[a, b], a]
+  assert np.all(conj[0] == np.arange(120))  # conjugating by the identity
+
+
+def test_general_sn():
+  task = tasks.make_task("s3:x*y")
+  assert task.num_examples == 36 and task.num_classes == 6
+
+
+@pytest.mark.parametrize("name, p, match", [
+    ("x%y", 97, "--task=x%y: unknown task"),
+    ("x+y", 1, "--p=1"),
+    ("x/y", 91, "--p=91 is not prime"),
+    ("x/y_if_y_odd_else_x-y", 15, "--p=15 is not prime"),
+    ("s9:x*y", 97, "--task=s9:x\\*y"),
+    ("s5:x+y", 97, "--task=s5:x\\+y"),
+])
+def test_bad_tasks_name_the_flag(name, p, match):
+  with pytest.raises(ValueError, match=match):
+    tasks.make_task(name, p)
+
+
+def test_composite_modulus_is_fine_without_division():
+  assert tasks.make_task("x+y", 10).num_examples == 100
