@@ -70,6 +70,16 @@ def _setup(config: gj.Config, num_members: int):
   return config, model, hypers, state, split, data
 
 
+def step_flops(model, config, state, hypers, split, data) -> float:
+  """XLA's FLOP count of one vmapped training step (a scan's body is counted once, so not the chunk)."""
+  step = jax.vmap(functools.partial(step_lib.train_step, model.apply, config),
+                  in_axes=(0, 0, 0, None, None))
+  cost = jax.jit(step).lower(state, hypers, split, data,
+                             jnp.int32(0)).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", float("nan")))
+
+
 def time_sweep(config: gj.Config, num_members: int) -> dict:
   """Steady-state member-steps/s of the compiled chunk with E members."""
   config, model, hypers, state, split, data = _setup(config, num_members)
@@ -77,9 +87,7 @@ def time_sweep(config: gj.Config, num_members: int) -> dict:
   t = time.perf_counter()
   compiled = chunk.lower(state, hypers, split, data, jnp.int32(0)).compile()
   compile_s = time.perf_counter() - t
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = float(cost.get("flops", float("nan"))) / (FLAGS.steps * num_members)
+  flops = step_flops(model, config, state, hypers, split, data) / num_members
   state, _ = compiled(state, hypers, split, data, jnp.int32(0))  # warm-up
   jax.block_until_ready(state)
   t = time.perf_counter()
@@ -101,8 +109,8 @@ def time_sequential(config: gj.Config, num_members: int) -> float:
   members = [(take(state, i), take(hypers, i), take(split, i))
              for i in range(num_members)]
   s, h, sp = members[0]
-  s, _ = step(s, h, sp, data, jnp.int32(0))  # compile
-  jax.block_until_ready(s)
+  warm, _ = step(jax.tree.map(jnp.copy, s), h, sp, data, jnp.int32(0))
+  jax.block_until_ready(warm)  # compiled; members[0]'s own state is untouched
   t = time.perf_counter()
   for s, h, sp in members:
     for i in range(FLAGS.steps):
