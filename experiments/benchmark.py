@@ -22,13 +22,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags  # pylint: disable=wrong-import-position
 import jax  # pylint: disable=wrong-import-position
 import jax.numpy as jnp  # pylint: disable=wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
 
 import grokjax as gj  # pylint: disable=wrong-import-position
-from grokjax.config import Grid  # pylint: disable=wrong-import-position
 from grokjax.io import rundir  # pylint: disable=wrong-import-position
-from grokjax.models import make_model  # pylint: disable=wrong-import-position
-from grokjax.tasks import max_num_train  # pylint: disable=wrong-import-position
 from grokjax.train import state as state_lib  # pylint: disable=wrong-import-position
 from grokjax.train import step as step_lib  # pylint: disable=wrong-import-position
 
@@ -59,15 +55,10 @@ FLAGS = flags.FLAGS
 def _setup(config: gj.Config, num_members: int):
   config = config.replace(seed=tuple(range(num_members)), steps=10**9)
   task = gj.make_task(config.task, config.p, op_token=config.op_token)
-  hypers = state_lib.make_hypers(Grid.from_config(config), task)
-  max_n = max_num_train(hypers.train_fraction.tolist(), task.num_examples)
-  model = make_model(config, task)
-  hypers = jax.device_put(hypers)
-  state, split = jax.jit(jax.vmap(functools.partial(
-      state_lib.init_member, model, config, task, max_n)))(hypers)
+  ens = state_lib.init_ensemble(config, task)
   inputs, labels = task.device_arrays()
   data = step_lib.Data(inputs, labels, jnp.zeros(FLAGS.steps, bool))
-  return config, model, hypers, state, split, data
+  return config, ens.model, ens.hypers, ens.state, ens.split, data
 
 
 def step_flops(model, config, state, hypers, split, data) -> float:

@@ -111,9 +111,8 @@ class Config:
                   for k, v in d.items() if k in names})
 
   def swept_values(self) -> dict[str, tuple]:
-    """Each swept axis with its values (data_seed resolved)."""
-    out = {name: tuple(getattr(self, name)) for name in SWEPT}
-    return out
+    """Each swept axis with its values (an empty data_seed follows seed)."""
+    return {name: tuple(getattr(self, name)) for name in SWEPT}
 
   def static_dict(self) -> dict[str, Any]:
     """The settings that define the compiled program (everything not swept)."""

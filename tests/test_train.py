@@ -1,7 +1,5 @@
 """The vmapped chunked trainer: ensemble = single runs, one trace, isolation, schedules."""
 
-import functools
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -9,9 +7,6 @@ import numpy as np
 import pytest
 
 import grokjax as gj
-from grokjax.config import Grid
-from grokjax.models import make_model
-from grokjax.tasks import max_num_train
 from grokjax.train import state as state_lib
 from grokjax.train import step as step_lib
 
@@ -63,14 +58,10 @@ def test_log_eval_schedule():
 
 def _chunk_inputs(config):
   task = gj.make_task(config.task, config.p)
-  hypers = state_lib.make_hypers(Grid.from_config(config), task)
-  max_n = max_num_train(hypers.train_fraction.tolist(), task.num_examples)
-  model = make_model(config, task)
-  state, split = jax.vmap(functools.partial(
-      state_lib.init_member, model, config, task, max_n))(hypers)
+  ens = state_lib.init_ensemble(config, task)
   inputs, labels = task.device_arrays()
   data = step_lib.Data(inputs, labels, jnp.zeros(100, bool).at[::10].set(True))
-  return model, hypers, state, split, data
+  return ens.model, ens.hypers, ens.state, ens.split, data
 
 
 def test_chunk_traces_once_across_chunks_and_swept_values():

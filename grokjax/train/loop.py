@@ -7,10 +7,9 @@ only turns flags into a Config and calls it.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import numpy as np
@@ -18,9 +17,8 @@ import numpy as np
 from grokjax import analysis
 from grokjax import io as gio
 from grokjax.config import Config, Grid
-from grokjax.models import make_model
-from grokjax.tasks import Task, make_task, max_num_train
-from grokjax.train.state import Hypers, MemberState, count_params, init_member, make_hypers
+from grokjax.tasks import Task, make_task
+from grokjax.train.state import Hypers, MemberState, count_params, init_ensemble
 from grokjax.train.step import (EVAL_FIELDS, Data, compile_sweep_chunk,
                                 compile_sweep_eval, eval_schedule,
                                 padded_eval_mask)
@@ -72,10 +70,10 @@ def sweep(config: Config, workdir: str | None = None,
   task = make_task(config.task, config.p, op_token=config.op_token,
                    symmetric=config.symmetric)
   grid = Grid.from_config(config)
-  members = grid.rows()
-  hypers_np = make_hypers(grid, task)
-  max_n = max_num_train(hypers_np.train_fraction.tolist(), task.num_examples)
-  model = make_model(config, task)
+  ens = init_ensemble(config, task)
+  members, model, hypers, max_n = (ens.members, ens.model, ens.hypers,
+                                   ens.max_n_train)
+  state, split = ens.state, ens.split
   E = len(members)
 
   eval_steps = eval_schedule(config)
@@ -84,9 +82,6 @@ def sweep(config: Config, workdir: str | None = None,
   inputs, labels = task.device_arrays()
   data = Data(inputs, labels,
               jax.device_put(padded_eval_mask(eval_steps, n_chunks * K)))
-  hypers = jax.device_put(hypers_np)
-  state, split = jax.jit(jax.vmap(functools.partial(
-      init_member, model, config, task, max_n)))(hypers)
   n_params = count_params(jax.tree.map(lambda x: x[0], state.params))
   chunk_fn, chunk_traces = compile_sweep_chunk(model.apply, config, K)
   eval_fn = compile_sweep_eval(model.apply)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -9,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from grokjax.config import SWEPT, Config, ConfigError, Grid
-from grokjax.models import scale_init
+from grokjax.models import make_model, scale_init
 from grokjax.optim import make_optimizer
-from grokjax.tasks import Split, Task, make_split, num_train
+from grokjax.tasks import Split, Task, make_split, max_num_train, num_train
 
 
 class Hypers(NamedTuple):
@@ -64,9 +65,26 @@ def init_member(model, config: Config, task: Task, max_n_train: int,
   return state, split
 
 
-def stack_members(trees: list[Any]) -> Any:
-  """Stacks single-member pytrees into one with a leading [E] axis."""
-  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+class Ensemble(NamedTuple):
+  """A sweep ready to train: the model, every member's values, state and split ([E] axes)."""
+  model: Any
+  members: list
+  hypers: Hypers
+  max_n_train: int
+  state: MemberState
+  split: Split
+
+
+def init_ensemble(config: Config, task: Task) -> Ensemble:
+  """Builds the grid's members and initializes all of them in one vmapped call."""
+  grid = Grid.from_config(config)
+  hypers = make_hypers(grid, task)
+  max_n = max_num_train(hypers.train_fraction.tolist(), task.num_examples)
+  model = make_model(config, task)
+  hypers = jax.device_put(hypers)
+  state, split = jax.jit(jax.vmap(functools.partial(
+      init_member, model, config, task, max_n)))(hypers)
+  return Ensemble(model, grid.rows(), hypers, max_n, state, split)
 
 
 def take_member(tree: Any, i: int) -> Any:
@@ -78,5 +96,6 @@ def count_params(params: Any) -> int:
   return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
 
 
-__all__ = ["Hypers", "MemberState", "make_hypers", "init_member",
-           "stack_members", "take_member", "count_params"]
+__all__ = ["Ensemble", "Hypers", "MemberState", "init_ensemble", "make_hypers",
+           "init_member",
+           "take_member", "count_params"]
