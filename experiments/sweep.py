@@ -17,6 +17,7 @@ import flags_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 import grokjax as gj  # pylint: disable=wrong-import-position
 
 flags_lib.define_config_flags()
+flags_lib.flags.adopt_module_key_flags(flags_lib)  # --help lists them
 FLAGS = flags_lib.FLAGS
 
 

@@ -46,16 +46,6 @@ class SweepResult:
   seconds: float
 
 
-def _progress_counts(config: Config, evals: dict[str, list[np.ndarray]]):
-  if not evals["train_acc"]:
-    return 0, 0
-  train = np.concatenate(evals["train_acc"], axis=1)
-  val = np.concatenate(evals["val_acc"], axis=1)
-  memorized = np.nan_to_num(train, nan=-1).max(axis=1) >= config.mem_threshold
-  generalized = np.nan_to_num(val, nan=-1).max(axis=1) >= config.gen_threshold
-  return int(memorized.sum()), int(generalized.sum())
-
-
 def sweep(config: Config, workdir: str | None = None,
           log: Callable[[str], None] | None = print) -> SweepResult:
   """Trains every member of the config's grid in one compiled program.
@@ -104,6 +94,7 @@ def sweep(config: Config, workdir: str | None = None,
   step_loss, step_acc = [], []
   evals: dict[str, list[np.ndarray]] = {k: [] for k in EVAL_FIELDS}
   eval_step_list: list[np.ndarray] = []
+  memorized, generalized = np.zeros(E, bool), np.zeros(E, bool)
   t0 = time.time()
   done = 0
   with jax.transfer_guard("disallow"):
@@ -123,9 +114,11 @@ def sweep(config: Config, workdir: str | None = None,
         for j, s in enumerate(here):
           writer.write({"step": s, **{name: evals[name][-1][:, j]
                                       for name in EVAL_FIELDS}})
+      memorized |= (evals["train_acc"][-1] >= config.mem_threshold).any(axis=1)
+      generalized |= (evals["val_acc"][-1] >= config.gen_threshold).any(axis=1)
+      n_mem, n_gen = int(memorized.sum()), int(generalized.sum())
       done = end
       elapsed = time.time() - t0
-      n_mem, n_gen = _progress_counts(config, evals)
       rate = done / max(elapsed, 1e-9)
       eta = (config.steps - done) / max(rate, 1e-9)
       log(f"step {done:>7}/{config.steps}  {rate:7.1f} steps/s  "
