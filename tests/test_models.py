@@ -97,3 +97,26 @@ def test_init_scale_multiplies_every_weight():
   scaled = scale_init(params, jnp.float32(8.0))
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(scaled)):
     np.testing.assert_allclose(b, 8.0 * a)
+
+
+def test_only_the_read_position_is_computed_in_the_last_block():
+  """XLA's FLOP count of a forward pass matches the last-position-only count.
+
+  Per row (L=4, D=64, d_mlp=256, V=31, 1 block): keys and values for all L
+  positions, 2*L*D*D*2; the query of the last one, D*D*2; its attention,
+  2*L*D*2; output projection, D*D*2; MLP, 2*D*d_mlp*2; unembed, D*V*2 (XLA
+  adds a few percent for softmax and elementwise ops). Computing every
+  position instead would add (L-1)*(2*D*D + 2*D*d_mlp + D*V)*2 = 2.6e5 FLOPs
+  per row (2.7x).
+  """
+  L, D, H, d_mlp, V, B = 4, 64, 4, 256, 31, 128
+  model = Transformer(vocab_size=V + 2, num_classes=V, seq_len=L, depth=1,
+                      d_model=D, num_heads=H, d_mlp=d_mlp, layer_norm=False)
+  tokens = jnp.zeros((B, L), jnp.int32)
+  params = model.init(jax.random.key(0), tokens)
+  cost = jax.jit(model.apply).lower(params, tokens).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  per_row = (2 * L * D * D + D * D + 2 * L * D + D * D + 2 * D * d_mlp
+             + D * V) * 2
+  assert per_row == 152448
+  np.testing.assert_allclose(cost["flops"] / B, per_row, rtol=0.05)
