@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import sys
 import time
 from typing import Callable
@@ -74,8 +75,13 @@ def check_workdir(workdir: str, overwrite: bool) -> None:
   if os.path.exists(os.path.join(workdir, "config.json")) and not overwrite:
     raise gj.ConfigError(f"--workdir={workdir} already holds a run; choose "
                          "another --workdir or pass --overwrite to replace it")
-  if overwrite and os.path.exists(os.path.join(workdir, "metrics.jsonl")):
-    os.remove(os.path.join(workdir, "metrics.jsonl"))
+  if overwrite:
+    for name in gj.io.RUN_FILES:  # only what a run writes; nothing else there
+      path = os.path.join(workdir, name)
+      if os.path.isdir(path):
+        shutil.rmtree(path)
+      elif os.path.exists(path):
+        os.remove(path)
 
 
 def parse_flags_or_exit(argv: list[str]) -> list[str]:

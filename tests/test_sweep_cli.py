@@ -63,6 +63,22 @@ def test_a_small_sweep_groks_and_writes_a_self_describing_run_directory(tmp_path
   assert gio.read_csv(os.path.join(workdir, "summary.csv")) == summary
 
 
+def test_overwrite_replaces_only_what_a_run_writes(tmp_path):
+  workdir = tmp_path / "run"
+  args = ["--p=7", "--depth=1", "--d_model=16", "--d_mlp=32", "--num_heads=2",
+          "--steps=10", "--eval_every=5", f"--workdir={workdir}"]
+  assert _sweep(*args, "--weight_decay=0.1,1", "--train_fraction=0.5,0.8"
+                ).returncode == 0
+  assert (workdir / "plots" / "grid.png").exists()  # two swept axes
+  assert len(gio.read_csv(str(workdir / "summary.csv"))) == 4
+  (workdir / "notes.txt").write_text("mine")
+  proc = _sweep(*args, "--overwrite")
+  assert proc.returncode == 0, proc.stderr
+  assert not (workdir / "plots" / "grid.png").exists()  # from the old grid
+  assert len(gio.read_csv(str(workdir / "summary.csv"))) == 1
+  assert (workdir / "notes.txt").read_text() == "mine"
+
+
 @pytest.mark.parametrize("args, flag", [
     (["--task=x/y", "--p=91"], "--p=91"),
     (["--train_fraction=0.5,1.5"], "--train_fraction=1.5"),
@@ -79,14 +95,3 @@ def test_bad_flags_exit_2_with_one_line_naming_the_flag(args, flag, tmp_path):
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and flag in lines[0], proc.stderr
   assert not os.path.exists(tmp_path / "run")  # nothing written, nothing compiled
-
-
-def test_grid_plot_over_two_swept_axes(tmp_path):
-  workdir = str(tmp_path / "grid")
-  proc = _sweep("--p=7", "--depth=1", "--d_model=16", "--d_mlp=32",
-                "--num_heads=2", "--steps=20", "--eval_every=10",
-                "--train_fraction=0.5,0.8", "--weight_decay=0.1,1",
-                f"--workdir={workdir}")
-  assert proc.returncode == 0, proc.stderr
-  assert os.path.exists(os.path.join(workdir, "plots", "grid.png"))
-  assert len(gio.read_csv(os.path.join(workdir, "summary.csv"))) == 4

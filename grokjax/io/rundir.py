@@ -20,6 +20,10 @@ from typing import Any, Iterable, Mapping
 import jax
 import numpy as np
 
+# Everything a sweep writes into its run directory.
+RUN_FILES = ("config.json", "members.csv", "history.npz", "metrics.jsonl",
+             "summary.csv", "plots")
+
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "chex", "numpy",
             "orbax-checkpoint", "absl-py", "matplotlib")
 
