@@ -8,6 +8,7 @@ Every grokjax.Config field is a flag; swept flags take lists and ranges
 (`--seed=0:8`, `--learning_rate=log:1e-4:1e-2:5`) and the grid is their product.
 """
 
+import math
 import os
 import sys
 
@@ -33,6 +34,14 @@ def main(argv):
   counts = ", ".join(f"{p} {phases.count(p)}" for p in gj.analysis.PHASES
                      if p in phases)
   print(f"done in {result.seconds:.0f}s: {counts}")
+  axes = [a for a in gj.Grid.from_config(config).varied
+          if a not in ("seed", "data_seed")]
+  for row in gj.analysis.group_medians(result.summary, axes):
+    point = ", ".join(f"{a}={row[a]:g}" for a in axes) or "all members"
+    when = lambda v: f"{v:g}" if math.isfinite(v) else "never"
+    print(f"  {point}: generalized {row['generalized']}/{row['members']}; "
+          f"median t_mem {when(row['median_t_mem'])}, t_gen "
+          f"{when(row['median_t_gen'])}, delay {when(row['median_delay'])}")
   print(f"wrote {workdir}/summary.csv, {workdir}/history.npz and "
         f"{workdir}/plots/")
 

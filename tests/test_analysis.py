@@ -60,3 +60,21 @@ def test_summary_rows():
   assert rows[4]["diverged"] and rows[4]["diverged_step"] == 300
   assert rows[4]["final_train_acc"] == 1.0  # last finite value
   assert not rows[0]["diverged"] and np.isnan(rows[0]["diverged_step"])
+
+
+def test_median_time_counts_never_as_infinite():
+  assert analysis.median_time(np.array([375, 575, NAN, 625])) == 600
+  assert analysis.median_time(np.array([100, NAN, NAN])) == np.inf
+  assert analysis.median_time(np.array([300.0])) == 300
+
+
+def test_group_medians_over_seeds():
+  summary = [{"seed": s, "train_fraction": f, "t_mem": 75.0, "t_gen": g,
+              "delay": g - 75.0}
+             for s, (f, g) in enumerate([(0.6, 700.0), (0.6, NAN), (0.6, 1850.0),
+                                         (0.7, 375.0), (0.7, 575.0)])]
+  rows = analysis.group_medians(summary, ["train_fraction"])
+  assert rows[0] == {"train_fraction": 0.6, "members": 3, "generalized": 2,
+                     "median_t_mem": 75.0, "median_t_gen": 1850.0,
+                     "median_delay": 1775.0}
+  assert rows[1]["median_t_gen"] == 475.0 and rows[1]["generalized"] == 2

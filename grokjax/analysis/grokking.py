@@ -51,6 +51,33 @@ def notsawo_times(history: Mapping[str, np.ndarray], low: float = 0.05,
           "t4": first_step_reaching(steps, history["val_acc"], high)}
 
 
+def median_time(times: np.ndarray) -> float:
+  """Median of event times over seeds, a member that never got there counting as +inf.
+
+  So a median is finite only when more than half the members reached the event
+  (Power et al. 2022 plot the median steps to 99% validation accuracy).
+  """
+  t = np.where(np.isnan(times), np.inf, np.asarray(times, np.float64))
+  return float(np.median(t)) if t.size else float("nan")
+
+
+def group_medians(summary: list[dict], axes: list[str],
+                  keys: tuple[str, ...] = ("t_mem", "t_gen", "delay")
+                  ) -> list[dict]:
+  """Per combination of `axes` values (e.g. everything swept but the seed): member count, generalized count, median_time of each key."""
+  groups: dict[tuple, list[dict]] = {}
+  for row in summary:
+    groups.setdefault(tuple(row[a] for a in axes), []).append(row)
+  out = []
+  for values, rows in groups.items():
+    out.append({**dict(zip(axes, values)), "members": len(rows),
+                "generalized": sum(bool(np.isfinite(r["t_gen"])) for r in rows),
+                **{f"median_{k}": median_time(np.array([r[k] for r in rows],
+                                                       np.float64))
+                   for k in keys}})
+  return out
+
+
 def phases(history: Mapping[str, np.ndarray], threshold: float = 0.9,
            gap: float = 1000) -> np.ndarray:
   """Learning phase per member (Liu et al. 2022, "Towards understanding grokking").
