@@ -97,6 +97,15 @@ class Config:
   init_scale: tuple = _field((1.0,), "multiplier alpha of every initial weight",
                              swept=True)
 
+  def __post_init__(self):
+    # Swept fields accept any sequence (range, list, array) or a single number.
+    for name in SWEPT + ("mlp_hidden",):
+      value = getattr(self, name)
+      if isinstance(value, (int, float, np.number)):
+        value = (value,)
+      object.__setattr__(self, name, tuple(
+          v.item() if isinstance(v, np.generic) else v for v in value))
+
   def replace(self, **kw) -> "Config":
     return dataclasses.replace(self, **kw)
 

@@ -63,3 +63,13 @@ def test_validation_names_the_flag(kwargs, flag):
 def test_config_round_trips_through_a_dict():
   config = gj.Config(seed=(0, 1), mlp_hidden=(64,))
   assert gj.Config.from_dict(config.to_dict()) == config
+
+
+def test_swept_fields_take_ranges_lists_arrays_and_scalars():
+  config = gj.Config(seed=range(3), train_fraction=[0.3, 0.5],
+                     learning_rate=1e-3, weight_decay=np.array([0.1, 1.0]))
+  assert config.seed == (0, 1, 2) and config.train_fraction == (0.3, 0.5)
+  assert config.learning_rate == (1e-3,)
+  assert config.weight_decay == (0.1, 1.0)
+  assert type(config.weight_decay[0]) is float  # JSON-serializable
+  assert len(Grid.from_config(config)) == 12
