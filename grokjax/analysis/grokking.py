@@ -108,13 +108,13 @@ def summarize(history: Mapping[str, np.ndarray], members: list[dict],
   rows = []
   for i, member in enumerate(members):
     rows.append({"member": i, **member,
-                 "t_mem": t["t_mem"][i], "t_gen": t["t_gen"][i],
-                 "delay": t["delay"][i],
-                 "final_train_acc": final_train[i],
-                 "final_val_acc": final_val[i], "phase": phase[i],
+                 "t_mem": float(t["t_mem"][i]), "t_gen": float(t["t_gen"][i]),
+                 "delay": float(t["delay"][i]),
+                 "final_train_acc": float(final_train[i]),
+                 "final_val_acc": float(final_val[i]), "phase": str(phase[i]),
                  "diverged": bool(diverged_step[i] >= 0),
                  "diverged_step": int(diverged_step[i]) if diverged_step[i] >= 0
-                                  else np.nan})
+                                  else float("nan")})
   return rows
 
 
