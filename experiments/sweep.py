@@ -36,9 +36,9 @@ def main(argv):
   print(f"done in {result.seconds:.0f}s: {counts}")
   axes = [a for a in gj.Grid.from_config(config).varied
           if a not in ("seed", "data_seed")]
+  when = lambda v: f"{v:g}" if math.isfinite(v) else "never"
   for row in gj.analysis.group_medians(result.summary, axes):
     point = ", ".join(f"{a}={row[a]:g}" for a in axes) or "all members"
-    when = lambda v: f"{v:g}" if math.isfinite(v) else "never"
     print(f"  {point}: generalized {row['generalized']}/{row['members']}; "
           f"median t_mem {when(row['median_t_mem'])}, t_gen "
           f"{when(row['median_t_gen'])}, delay {when(row['median_delay'])}")

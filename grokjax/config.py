@@ -116,16 +116,11 @@ class Config:
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> "Config":
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: tuple(v) if isinstance(v, list) else v
-                  for k, v in d.items() if k in names})
+    return cls(**{k: v for k, v in d.items() if k in names})
 
   def swept_values(self) -> dict[str, tuple]:
     """Each swept axis with its values (an empty data_seed follows seed)."""
-    return {name: tuple(getattr(self, name)) for name in SWEPT}
-
-  def static_dict(self) -> dict[str, Any]:
-    """The settings that define the compiled program (everything not swept)."""
-    return {k: v for k, v in self.to_dict().items() if k not in SWEPT}
+    return {name: getattr(self, name) for name in SWEPT}
 
   def validate(self) -> None:
     """Raises ConfigError (one line naming the flag and the fix) for bad settings."""

@@ -48,7 +48,7 @@ def test_a_small_sweep_groks_and_writes_a_self_describing_run_directory(tmp_path
   history = gio.read_history(workdir)
   assert history["step_train_loss"].shape == (3, 1000)
   assert history["val_acc"].shape == (3, len(history["eval_step"])) == (3, 41)
-  config = json.load(open(os.path.join(workdir, "config.json")))
+  config = gio.read_config(workdir)
   assert config["config"]["p"] == 31 and config["grid"]["seed"] == [0, 1, 2]
   assert config["versions"]["jax"] and config["devices"]["backend"] == "cpu"
   lines = open(os.path.join(workdir, "metrics.jsonl")).read().splitlines()

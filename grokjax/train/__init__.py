@@ -6,7 +6,7 @@ from grokjax.train.state import (Ensemble, Hypers, MemberState, init_ensemble,
 from grokjax.train.step import (Data, compile_sweep_chunk, eval_schedule,
                                 evaluate, make_chunk_fn, train_step)
 
-__all__ = ["SweepResult", "sweep", "Ensemble", "init_ensemble", "Hypers", "MemberState", "init_member",
-           "make_hypers", "take_member", "Data",
+__all__ = ["SweepResult", "sweep", "Ensemble", "init_ensemble", "Hypers",
+           "MemberState", "init_member", "make_hypers", "take_member", "Data",
            "compile_sweep_chunk", "eval_schedule", "evaluate", "make_chunk_fn",
            "train_step"]

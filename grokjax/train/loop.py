@@ -16,7 +16,7 @@ import numpy as np
 
 from grokjax import analysis
 from grokjax import io as gio
-from grokjax.config import Config, Grid
+from grokjax.config import Config
 from grokjax.tasks import Task, make_task
 from grokjax.train.state import Hypers, MemberState, count_params, init_ensemble
 from grokjax.train.step import (EVAL_FIELDS, Data, compile_sweep_chunk,
@@ -59,11 +59,10 @@ def sweep(config: Config, workdir: str | None = None,
   config.validate()
   task = make_task(config.task, config.p, op_token=config.op_token,
                    symmetric=config.symmetric)
-  grid = Grid.from_config(config)
   ens = init_ensemble(config, task)
-  members, model, hypers, max_n = (ens.members, ens.model, ens.hypers,
-                                   ens.max_n_train)
+  grid, model, hypers, max_n = ens.grid, ens.model, ens.hypers, ens.max_n_train
   state, split = ens.state, ens.split
+  members = grid.rows()
   E = len(members)
 
   eval_steps = eval_schedule(config)

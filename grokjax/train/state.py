@@ -68,7 +68,7 @@ def init_member(model, config: Config, task: Task, max_n_train: int,
 class Ensemble(NamedTuple):
   """A sweep ready to train: the model, every member's values, state and split ([E] axes)."""
   model: Any
-  members: list
+  grid: Grid
   hypers: Hypers
   max_n_train: int
   state: MemberState
@@ -84,7 +84,7 @@ def init_ensemble(config: Config, task: Task) -> Ensemble:
   hypers = jax.device_put(hypers)
   state, split = jax.jit(jax.vmap(functools.partial(
       init_member, model, config, task, max_n)))(hypers)
-  return Ensemble(model, grid.rows(), hypers, max_n, state, split)
+  return Ensemble(model, grid, hypers, max_n, state, split)
 
 
 def take_member(tree: Any, i: int) -> Any:
@@ -97,5 +97,4 @@ def count_params(params: Any) -> int:
 
 
 __all__ = ["Ensemble", "Hypers", "MemberState", "init_ensemble", "make_hypers",
-           "init_member",
-           "take_member", "count_params"]
+           "init_member", "take_member", "count_params"]
