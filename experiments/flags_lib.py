@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shutil
 import sys
 import time
 from typing import Callable
@@ -70,18 +69,39 @@ def default_workdir(config: gj.Config) -> str:
                       f"{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def check_workdir(workdir: str, overwrite: bool) -> None:
-  """Refuses to write over a finished or started run unless --overwrite."""
-  if os.path.exists(os.path.join(workdir, "config.json")) and not overwrite:
-    raise gj.ConfigError(f"--workdir={workdir} already holds a run; choose "
-                         "another --workdir or pass --overwrite to replace it")
-  if overwrite:
-    for name in gj.io.RUN_FILES:  # only what a run writes; nothing else there
-      path = os.path.join(workdir, name)
-      if os.path.isdir(path):
-        shutil.rmtree(path)
-      elif os.path.exists(path):
-        os.remove(path)
+def define_multihost_flags() -> None:
+  flags.DEFINE_bool("multihost", False, "call jax.distributed.initialize() "
+                    "first: every process runs this program on its share of "
+                    "the members (TPU pods and SLURM are detected; elsewhere "
+                    "give the three flags below)")
+  flags.DEFINE_string("coordinator_address", None, "host:port of process 0 "
+                      "(--multihost without cluster auto-detection)")
+  flags.DEFINE_integer("num_processes", None, "processes in the job "
+                       "(--multihost without cluster auto-detection)")
+  flags.DEFINE_integer("process_id", None, "this process's index "
+                       "(--multihost without cluster auto-detection)")
+
+
+def init_multihost() -> None:
+  """`jax.distributed.initialize` from the flags, before any JAX computation."""
+  if not FLAGS.multihost:
+    for name in ("coordinator_address", "num_processes", "process_id"):
+      if FLAGS[name].value is not None:
+        raise gj.ConfigError(f"--{name}: only used with --multihost; add "
+                             "--multihost or drop it")
+    return
+  import jax  # pylint: disable=import-outside-toplevel
+  given = [FLAGS[n].value is not None for n in
+           ("coordinator_address", "num_processes", "process_id")]
+  if any(given) and not all(given):
+    raise gj.ConfigError("--multihost: give all of --coordinator_address, "
+                         "--num_processes and --process_id, or none (cluster "
+                         "auto-detection)")
+  if all(given) and not 0 <= FLAGS.process_id < FLAGS.num_processes:
+    raise gj.ConfigError(f"--process_id={FLAGS.process_id}: must be in [0, "
+                         f"--num_processes={FLAGS.num_processes})")
+  jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
+                             FLAGS.process_id)
 
 
 def parse_flags_or_exit(argv: list[str]) -> list[str]:
@@ -105,6 +125,9 @@ def run_main(main: Callable[[list[str]], None]) -> None:
   logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 
   def wrapped(argv):
+    from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+    if not FLAGS["verbosity"].present:  # orbax logs every save at INFO
+      absl_logging.set_verbosity(absl_logging.WARNING)
     try:
       main(argv)
     except gj.ConfigError as e:

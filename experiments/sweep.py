@@ -15,11 +15,16 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import flags_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+import jax  # pylint: disable=wrong-import-position
 import grokjax as gj  # pylint: disable=wrong-import-position
 
 flags_lib.define_config_flags()
+flags_lib.define_multihost_flags()
 flags_lib.flags.adopt_module_key_flags(flags_lib)  # --help lists them
 FLAGS = flags_lib.FLAGS
+# EX_TEMPFAIL (sysexits.h): stopped by SIGTERM/SIGINT with a checkpoint saved;
+# the same command resumes.
+PREEMPTED_EXIT = 75
 
 
 def main(argv):
@@ -27,9 +32,15 @@ def main(argv):
     raise gj.ConfigError(f"unexpected arguments {argv[1:]}; flags look like "
                          "--name=value")
   config = flags_lib.config_from_flags()
+  flags_lib.init_multihost()
   workdir = FLAGS.workdir or flags_lib.default_workdir(config)
-  flags_lib.check_workdir(workdir, FLAGS.overwrite)
-  result = gj.sweep(config, workdir=workdir)
+  try:
+    result = gj.sweep(config, workdir=workdir, overwrite=FLAGS.overwrite)
+  except gj.Preempted as e:
+    print(f"{os.path.basename(argv[0])}: {e}", file=sys.stderr)
+    sys.exit(PREEMPTED_EXIT)
+  if jax.process_index() != 0:
+    return
   phases = [row["phase"] for row in result.summary]
   counts = ", ".join(f"{p} {phases.count(p)}" for p in gj.analysis.PHASES
                      if p in phases)

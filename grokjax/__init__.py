@@ -8,10 +8,10 @@
 from grokjax import analysis, io, models, optim, tasks, train
 from grokjax.config import Config, ConfigError, Grid, parse_values
 from grokjax.tasks import Task, make_task
-from grokjax.train import SweepResult, sweep
+from grokjax.train import Preempted, SweepResult, sweep
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "ConfigError", "Grid", "SweepResult", "Task",
+__all__ = ["Config", "ConfigError", "Grid", "Preempted", "SweepResult", "Task",
            "analysis", "io", "make_task", "models", "optim", "parse_values", "sweep",
            "tasks", "train"]

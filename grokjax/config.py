@@ -18,6 +18,9 @@ import numpy as np
 from grokjax import tasks
 
 # Swept axes in grid order. `data_seed` left empty follows `seed`.
+# Fields a resumed run may change (they never change a result).
+RUN_ONLY = ("checkpoint_every", "members_per_group", "memory_limit_gb")
+
 SWEPT = ("seed", "data_seed", "train_fraction", "learning_rate",
          "weight_decay", "init_scale")
 _INT_AXES = ("seed", "data_seed")
@@ -80,6 +83,17 @@ class Config:
   chunk_steps: int = _field(500, "steps per compiled chunk between host syncs")
   stop_when_generalized: bool = _field(False, "stop once every member has "
                                        "generalized")
+  # Running: none of these changes a result, so a resumed run may change them.
+  checkpoint_every: int = _field(1000, "steps between resume checkpoints "
+                                 "(saved at the end of the chunk that crosses "
+                                 "a multiple; 0 = only at the end and on "
+                                 "SIGTERM/SIGINT)")
+  members_per_group: int = _field(0, "members trained at once; the rest wait "
+                                  "for the next group (0 = as many as fit in "
+                                  "device memory)")
+  memory_limit_gb: float = _field(0.0, "device memory budget per device in GiB"
+                                  " (0 = what the device reports; the CPU: "
+                                  "RAM / CPU devices)")
   # Analysis.
   mem_threshold: float = _field(0.99, "train accuracy that defines t_mem")
   gen_threshold: float = _field(0.99, "validation accuracy that defines t_gen")
@@ -118,6 +132,15 @@ class Config:
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in d.items() if k in names})
 
+  def differences(self, other: "Config") -> list[str]:
+    """`--flag: this vs other` for every field that differs, RUN_ONLY excluded."""
+    out = []
+    for f in dataclasses.fields(self):
+      a, b = getattr(self, f.name), getattr(other, f.name)
+      if f.name not in RUN_ONLY and a != b:
+        out.append(f"--{f.name}: {_show(a)} vs {_show(b)}")
+    return out
+
   def swept_values(self) -> dict[str, tuple]:
     """Each swept axis with its values (an empty data_seed follows seed)."""
     return {name: getattr(self, name) for name in SWEPT}
@@ -137,9 +160,13 @@ class Config:
                  "eval_every", "chunk_steps"):
       if getattr(self, name) < 1:
         raise ConfigError(f"--{name}={getattr(self, name)}: must be >= 1")
-    for name in ("batch_size", "warmup_steps", "phase_gap"):
+    for name in ("batch_size", "warmup_steps", "phase_gap", "checkpoint_every",
+                 "members_per_group"):
       if getattr(self, name) < 0:
         raise ConfigError(f"--{name}={getattr(self, name)}: must be >= 0")
+    if not math.isfinite(self.memory_limit_gb) or self.memory_limit_gb < 0:
+      raise ConfigError(f"--memory_limit_gb={self.memory_limit_gb}: must be "
+                        ">= 0 (0 = detect)")
     if self.d_model % self.num_heads:
       raise ConfigError(f"--num_heads={self.num_heads}: must divide "
                         f"--d_model={self.d_model}")
@@ -177,6 +204,13 @@ class Config:
       if not task.commutative:
         raise ConfigError(f"--symmetric: --task={self.task} is not commutative;"
                           " drop --symmetric")
+
+
+def _show(value: Any) -> str:
+  if isinstance(value, tuple):
+    return ",".join(f"{v:g}" if isinstance(v, (int, float)) else str(v)
+                    for v in value) or "(empty)"
+  return str(value)
 
 
 def _choice(flag: str, value: str, allowed: Sequence[str]) -> None:

@@ -57,9 +57,21 @@ def test_a_small_sweep_groks_and_writes_a_self_describing_run_directory(tmp_path
   np.testing.assert_allclose([e["val_acc"] for e in evals],
                              history["val_acc"].T, rtol=1e-6)
   assert os.path.exists(os.path.join(workdir, "plots", "curves.png"))
-  # A second run on the same workdir refuses and leaves the results alone.
+  # The same command again resumes the finished run: nothing retrains and the
+  # results are rewritten identically.
   again = _sweep(*GROKS, f"--workdir={workdir}")
-  assert again.returncode == 2 and "--workdir" in again.stderr
+  assert again.returncode == 0, again.stderr
+  assert "resuming from the checkpoint at step 1000 of group 0 (finished)" in \
+      again.stdout and "step    " not in again.stdout
+  assert gio.read_csv(os.path.join(workdir, "summary.csv")) == summary
+  np.testing.assert_array_equal(gio.read_history(workdir)["val_acc"],
+                                history["val_acc"])
+  # Other flags on the same workdir are refused, naming each difference.
+  other = _sweep(*GROKS, "--steps=2000", "--weight_decay=0.5",
+                 f"--workdir={workdir}")
+  assert other.returncode == 2
+  line, = other.stderr.strip().splitlines()
+  assert "--steps: 2000 vs 1000" in line and "--weight_decay: 0.5 vs 1" in line
   assert gio.read_csv(os.path.join(workdir, "summary.csv")) == summary
 
 
@@ -88,6 +100,13 @@ def test_overwrite_replaces_only_what_a_run_writes(tmp_path):
     (["--steps=ten"], "steps"),
     (["--flagfile=/nonexistent/run.flags"], "/nonexistent/run.flags"),
     (["--model=cnn"], "--model=cnn"),
+    (["--checkpoint_every=-5"], "--checkpoint_every=-5"),
+    (["--members_per_group=-1"], "--members_per_group=-1"),
+    (["--memory_limit_gb=-2"], "--memory_limit_gb=-2"),
+    (["--process_id=1"], "--process_id"),
+    (["--multihost", "--num_processes=2"], "--multihost"),
+    (["--multihost", "--coordinator_address=127.0.0.1:1", "--num_processes=2",
+      "--process_id=2"], "--process_id=2"),
 ])
 def test_bad_flags_exit_2_with_one_line_naming_the_flag(args, flag, tmp_path):
   proc = _sweep(*args, f"--workdir={tmp_path}/run", "--steps=10")

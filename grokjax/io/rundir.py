@@ -13,6 +13,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 from importlib import metadata
 from typing import Any, Iterable, Mapping
@@ -22,10 +23,20 @@ import numpy as np
 
 # Everything a sweep writes into its run directory.
 RUN_FILES = ("config.json", "members.csv", "history.npz", "metrics.jsonl",
-             "summary.csv", "plots")
+             "summary.csv", "plots", "checkpoints", "records")
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "chex", "numpy",
             "orbax-checkpoint", "absl-py", "matplotlib")
+
+
+def clear_run(workdir: str) -> None:
+  """Removes what a run writes in `workdir` (RUN_FILES) and nothing else."""
+  for name in RUN_FILES:
+    path = os.path.join(workdir, name)
+    if os.path.isdir(path):
+      shutil.rmtree(path)
+    elif os.path.exists(path):
+      os.remove(path)
 
 
 def versions() -> dict[str, str]:
@@ -118,10 +129,21 @@ def read_history(workdir: str) -> dict[str, np.ndarray]:
 
 
 class MetricsWriter:
-  """Appends one JSON object per line to metrics.jsonl (`tail -f` friendly)."""
+  """Appends one JSON object per line to metrics.jsonl (`tail -f` friendly).
 
-  def __init__(self, workdir: str):
-    self._f = open(os.path.join(workdir, "metrics.jsonl"), "a")
+  A resumed run passes `keep_below=(group, step, finished)`, its checkpoint:
+  lines logged after that checkpoint (which the resumed run logs again) are
+  dropped first, so each eval appears once.
+  """
+
+  def __init__(self, workdir: str, keep_below: tuple | None = None):
+    path = os.path.join(workdir, "metrics.jsonl")
+    if keep_below is not None and os.path.exists(path):
+      with open(path) as f:
+        lines = [l for l in f.read().splitlines() if l.strip()]
+      kept = [l for l in lines if _logged_before(json.loads(l), *keep_below)]
+      _atomic_write(path, "".join(l + "\n" for l in kept).encode())
+    self._f = open(path, "a")
 
   def write(self, record: Mapping[str, Any]) -> None:
     self._f.write(json.dumps({k: _jsonable(v) for k, v in record.items()}) + "\n")
@@ -129,3 +151,17 @@ class MetricsWriter:
 
   def close(self) -> None:
     self._f.close()
+
+
+def _logged_before(record: Mapping[str, Any], group: int, step: int,
+                   finished: bool) -> bool:
+  """Whether a metrics line belongs to the progress a checkpoint has saved."""
+  if "group" not in record:  # start/resume events
+    return True
+  g, s = record["group"], record.get("step", 0)
+  if g != group:
+    return g < group
+  if finished:
+    return True
+  # Evals at s < step were in saved chunks; progress lines at s <= step.
+  return s <= step if "event" in record else s < step

@@ -1,27 +1,53 @@
-"""The host loop of a sweep: chunks of K vmapped steps, histories, progress, run directory.
+"""The host loop of a sweep: member groups, chunks of K vmapped steps, checkpoints, resume.
 
 `sweep(config)` is the whole program a notebook needs; `experiments/sweep.py`
 only turns flags into a Config and calls it.
+
+Per sweep: the member axis is padded to a multiple of the device count and
+sharded over a 1-D mesh of every device of every process; if the members do
+not fit in device memory they are trained in sequential groups of equal shape
+(one compilation). Per chunk: the records come back to the host, process 0
+writes them to ``records/``, and every ``checkpoint_every`` steps the group's
+state goes to an orbax checkpoint. SIGTERM/SIGINT finish the chunk, save, and
+raise `Preempted`; running the same sweep on the same workdir resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import signal
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 from grokjax import analysis
 from grokjax import io as gio
-from grokjax.config import Config
-from grokjax.tasks import Task, make_task
-from grokjax.train.state import Hypers, MemberState, count_params, init_ensemble
+from grokjax.config import Config, ConfigError, Grid
+from grokjax.models import make_model
+from grokjax.tasks import Task, make_task, max_num_train
+from grokjax.train import checkpoint as ckpt_lib
+from grokjax.train import memory
+from grokjax.train import sharding as shard_lib
+from grokjax.train.state import (Hypers, MemberState, abstract_ensemble,
+                                 count_params, init_group, make_hypers)
 from grokjax.train.step import (EVAL_FIELDS, Data, compile_sweep_chunk,
                                 compile_sweep_eval, eval_schedule,
                                 padded_eval_mask)
+
+
+class Preempted(Exception):
+  """SIGTERM/SIGINT stopped the sweep after saving a checkpoint at `step`."""
+
+  def __init__(self, group: int, step: int, workdir: str | None):
+    self.group, self.step, self.workdir = group, step, workdir
+    where = f"; a checkpoint is in {workdir}" if workdir else ""
+    super().__init__(f"stopped by a signal at step {step} of group {group}"
+                     f"{where}; run the same command again to resume")
 
 
 @dataclasses.dataclass
@@ -33,7 +59,11 @@ class SweepResult:
     ``val_loss``, ``val_acc``, ``param_norm`` [E, Te].
   summary: one dict per member (see `analysis.summarize`).
   members: one dict per member with its swept values.
-  state: the final MemberState, with a leading [E] axis, on device.
+  state: the final MemberState with a leading [E] axis: global device arrays
+    when all members trained as one group, host numpy arrays otherwise.
+  groups: how many sequential member groups trained (1 when all fit at once).
+  On processes other than 0 of a multi-host run, history and summary are empty:
+  process 0 gathers and writes them.
   """
   config: Config
   task: Task
@@ -44,120 +74,347 @@ class SweepResult:
   hypers: Hypers
   workdir: str | None
   seconds: float
+  groups: int = 1
+
+
+class _SignalFlag:
+  """Turns SIGTERM/SIGINT into a flag the loop reads between chunks.
+
+  A second SIGINT restores the default handler's behaviour (KeyboardInterrupt).
+  """
+
+  def __init__(self, log):
+    self.raised, self._log, self._old = None, log, {}
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.raised is not None and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.raised = signal.Signals(signum).name
+    self._log(f"{self.raised}: saving a checkpoint after this chunk "
+              "(SIGINT again to abort without one)")
+
+  @contextlib.contextmanager
+  def installed(self):
+    try:
+      for s in (signal.SIGTERM, signal.SIGINT):
+        self._old[s] = signal.signal(s, self._handle)
+    except ValueError:  # not the main thread: no handlers, no preemption
+      pass
+    try:
+      yield self
+    finally:
+      for s, old in self._old.items():
+        signal.signal(s, old)
+
+
+def check_resumable(workdir: str, config: Config) -> bool:
+  """True if `workdir` holds a run of this config; ConfigError if of another."""
+  if not os.path.exists(os.path.join(workdir, "config.json")):
+    return False
+  try:
+    stored = Config.from_dict(gio.read_config(workdir)["config"])
+  except (ValueError, KeyError, TypeError) as e:
+    raise ConfigError(f"--workdir={workdir}: config.json is unreadable ({e}); "
+                      "pass --overwrite to start afresh") from None
+  diffs = config.differences(stored)
+  if diffs:
+    raise ConfigError(
+        f"--workdir={workdir} holds a run with other flags ({'; '.join(diffs)}"
+        " [this run vs stored]); resume with the stored flags, or pass "
+        "--overwrite or another --workdir")
+  return True
+
+
+def _merge_groups(parts: list[dict[str, np.ndarray]], num_members: int
+                  ) -> dict[str, np.ndarray]:
+  """Concatenates the groups' histories along members; NaN where a group stopped early."""
+  steps = max(p["step_train_loss"].shape[1] for p in parts)
+  eval_step = np.unique(np.concatenate([p["eval_step"] for p in parts]))
+  out = {"eval_step": eval_step.astype(np.int64)}
+  for key in ("step_train_loss", "step_train_acc"):
+    out[key] = np.concatenate([
+        np.pad(p[key], ((0, 0), (0, steps - p[key].shape[1])),
+               constant_values=np.nan) for p in parts])[:num_members]
+  for key in EVAL_FIELDS:
+    blocks = []
+    for p in parts:
+      block = np.full((p[key].shape[0], len(eval_step)), np.nan, np.float32)
+      block[:, np.searchsorted(eval_step, p["eval_step"])] = p[key]
+      blocks.append(block)
+    out[key] = np.concatenate(blocks)[:num_members]
+  return out
+
+
+def _group_history(chunks: list[dict], final: dict) -> dict[str, np.ndarray]:
+  cat = lambda key, axis: np.concatenate([c[key] for c in chunks], axis=axis)
+  out = {"eval_step": np.concatenate(
+      [c["eval_step"] for c in chunks] + [final["eval_step"]])}
+  for key in ("step_train_loss", "step_train_acc"):
+    out[key] = cat(key, 1) if chunks else final[key][:, :0]
+  for key in EVAL_FIELDS:
+    out[key] = np.concatenate([c[key] for c in chunks] + [final[key]], axis=1)
+  return out
 
 
 def sweep(config: Config, workdir: str | None = None,
-          log: Callable[[str], None] | None = print) -> SweepResult:
+          log: Callable[[str], None] | None = print,
+          devices: list | None = None, overwrite: bool = False) -> SweepResult:
   """Trains every member of the config's grid in one compiled program.
 
   Args:
     config: the sweep; validated first (ConfigError before any compilation).
-    workdir: where to write the run directory (None: write nothing).
-    log: called with one progress line per chunk (None: silent).
+    workdir: the run directory (None: write nothing, no checkpoints). If it
+      holds a run of the same config, that run resumes from its latest
+      checkpoint; a run of another config raises ConfigError.
+    log: called with one progress line per chunk (None: silent). Only
+      process 0 logs.
+    devices: the devices whose mesh shards the members (default: all).
+    overwrite: replace the run in `workdir` (only its RUN_FILES), once every
+      check has passed; never resume it.
+
+  Raises:
+    ConfigError: bad settings, a mismatched run directory, or a sweep that
+      cannot fit in device memory.
+    Preempted: SIGTERM/SIGINT arrived; the checkpoint is saved.
   """
-  log = log or (lambda _: None)
+  primary = shard_lib.is_primary()
+  log = log if (log and primary) else (lambda _: None)
   config.validate()
   task = make_task(config.task, config.p, op_token=config.op_token,
                    symmetric=config.symmetric)
-  ens = init_ensemble(config, task)
-  grid, model, hypers, max_n = ens.grid, ens.model, ens.hypers, ens.max_n_train
-  state, split = ens.state, ens.split
+  grid = Grid.from_config(config)
   members = grid.rows()
   E = len(members)
+  hypers_host = make_hypers(grid, task)
+  max_n = max_num_train(hypers_host.train_fraction.tolist(), task.num_examples)
+  model = make_model(config, task)
+  mesh = shard_lib.member_mesh(devices)
+  D = mesh.size
+  msh, rep = shard_lib.member_sharding(mesh), shard_lib.replicated(mesh)
+  resuming = bool(workdir) and not overwrite and check_resumable(workdir,
+                                                                  config)
+  n_params = count_params(jax.eval_shape(
+      lambda: model.init(jax.random.key(0), task.inputs[:1]))["params"])
+
+  ckpts = restored = None
+  if resuming and os.path.isdir(os.path.join(workdir, "checkpoints")):
+    # The group size is the checkpoint's: read it before planning.
+    probe = ckpt_lib.RunCheckpoints(workdir, config.steps, 1)
+    latest = probe.manager.latest_step()
+    group_size = probe.progress(latest)["group_size"] if latest is not None \
+        else None
+    probe.close()
+  else:
+    group_size = None
+  if group_size is not None:
+    if group_size % D:
+      raise ConfigError(f"--workdir={workdir}: its checkpoint trains groups of "
+                        f"{group_size} members, which {D} devices cannot "
+                        "share evenly; resume on a device count that divides "
+                        "it, or pass --overwrite")
+    plan = memory.GroupPlan(group_size, -(-E // group_size), None, None)
+  else:
+    plan = memory.plan_groups(
+        config, E, D, lambda: memory.estimate(config, task, max_n),
+        memory.rough_bytes_per_member(config, task, max_n, n_params))
+  G, n_groups = plan.group_size, plan.num_groups
+  hypers_pad = shard_lib.pad_members(hypers_host, plan.padded_members)
 
   eval_steps = eval_schedule(config)
   K = min(config.chunk_steps, config.steps)
   n_chunks = -(-config.steps // K)
-  inputs, labels = task.device_arrays()
-  data = Data(inputs, labels,
-              jax.device_put(padded_eval_mask(eval_steps, n_chunks * K)))
-  n_params = count_params(jax.tree.map(lambda x: x[0], state.params))
-  chunk_fn, chunk_traces = compile_sweep_chunk(model.apply, config, K)
-  eval_fn = compile_sweep_eval(model.apply)
+  data = shard_lib.global_array(
+      Data(task.inputs, task.labels, padded_eval_mask(eval_steps, n_chunks * K)),
+      rep)
+  chunk_fn, chunk_traces = compile_sweep_chunk(model.apply, config, K, mesh)
+  eval_fn = compile_sweep_eval(model.apply, mesh)
 
+  def group_state(g):
+    hyp = jax.tree.map(lambda x: x[g * G:(g + 1) * G], hypers_pad)
+    state, split = init_group(model, config, task, max_n, hyp, msh)
+    return shard_lib.global_array(hyp, msh), state, split
+
+  # Every group's state has the same shapes and sharding.
+  abstract = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=msh),
+      abstract_ensemble(config, task, max_n, G, 1)[1])
   writer = None
   if workdir:
+    if overwrite and primary:
+      gio.clear_run(workdir)
+    if overwrite and jax.process_count() > 1:
+      multihost_utils.sync_global_devices("grokjax: run directory cleared")
     os.makedirs(workdir, exist_ok=True)
-    gio.write_config(workdir, config.to_dict(), grid.axes, {
-        "num_members": E, "num_examples": task.num_examples,
-        "max_n_train": max_n, "num_params_per_member": n_params,
-        "chunk_steps": K})
-    gio.write_csv(os.path.join(workdir, "members.csv"),
-                  [{"member": i, **m} for i, m in enumerate(members)])
-    writer = gio.MetricsWriter(workdir)
+    ckpts = ckpt_lib.RunCheckpoints(workdir, config.steps, n_groups)
+    if resuming:
+      restored = ckpts.restore(lambda progress: abstract, log)
+  if workdir and primary:
+    if not resuming:
+      gio.write_config(workdir, config.to_dict(), grid.axes, {
+          "num_members": E, "num_examples": task.num_examples,
+          "max_n_train": max_n, "num_params_per_member": n_params,
+          "chunk_steps": K})
+      gio.write_csv(os.path.join(workdir, "members.csv"),
+                    [{"member": i, **m} for i, m in enumerate(members)])
+    writer = gio.MetricsWriter(workdir, keep_below=(
+        (restored[0]["group"], restored[0]["step"],
+         restored[0]["finished"]) if restored else None))
+    writer.write({"event": "resume" if restored else "start",
+                  "step": restored[0]["step"] if restored else 0,
+                  "devices": gio.rundir.devices(), "group_size": G,
+                  "groups": n_groups})
+  fit = f"; {n_groups} groups of {G} members" if n_groups > 1 else ""
+  if plan.estimate is not None:
+    fit += (f" (estimate {plan.estimate.bytes_for(G // D) / memory.GiB:.2f} of "
+            f"{plan.budget / memory.GiB:.2f} GiB per device)")
   log(f"grokjax: {E} members x {config.steps} steps, task {task.name} "
       f"(N={task.num_examples}, max n_train={max_n}), {config.model} with "
-      f"{n_params:,} params/member, {jax.device_count()} "
-      f"{jax.default_backend()} device(s)")
+      f"{n_params:,} params/member, {D} {jax.default_backend()} device(s) in "
+      f"{jax.process_count()} process(es){fit}")
+  if restored:
+    p = restored[0]
+    log(f"resuming from the checkpoint at step {p['step']} of group "
+        f"{p['group']}{' (finished)' if p['finished'] else ''}")
 
-  step_loss, step_acc = [], []
-  evals: dict[str, list[np.ndarray]] = {k: [] for k in EVAL_FIELDS}
-  eval_step_list: list[np.ndarray] = []
-  memorized, generalized = np.zeros(E, bool), np.zeros(E, bool)
-  t0 = time.time()
-  done = 0
-  with jax.transfer_guard("disallow"):
-    for c in range(n_chunks):
-      start = c * K
-      state, (rec, ev) = chunk_fn(state, hypers, split, data,
-                                  jax.device_put(np.int32(start)))
-      rec, ev = jax.device_get((rec, ev))
-      end = min(start + K, config.steps)
-      step_loss.append(rec.train_loss[:, : end - start])
-      step_acc.append(rec.train_acc[:, : end - start])
-      here = eval_steps[(eval_steps >= start) & (eval_steps < end)]
-      eval_step_list.append(here)
-      for name in EVAL_FIELDS:
-        evals[name].append(getattr(ev, name)[:, here - start])
-      if writer:
-        for j, s in enumerate(here):
-          writer.write({"step": s, **{name: evals[name][-1][:, j]
-                                      for name in EVAL_FIELDS}})
-      memorized |= (evals["train_acc"][-1] >= config.mem_threshold).any(axis=1)
-      generalized |= (evals["val_acc"][-1] >= config.gen_threshold).any(axis=1)
-      n_mem, n_gen = int(memorized.sum()), int(generalized.sum())
-      done = end
-      elapsed = time.time() - t0
-      rate = done / max(elapsed, 1e-9)
-      eta = (config.steps - done) / max(rate, 1e-9)
-      log(f"step {done:>7}/{config.steps}  {rate:7.1f} steps/s  "
-          f"{rate * E:9.0f} member-steps/s  ETA {eta:6.0f}s  "
-          f"memorized {n_mem}/{E}  generalized {n_gen}/{E}")
-      if writer:
-        writer.write({"event": "progress", "step": done, "seconds": elapsed,
-                      "memorized": n_mem, "generalized": n_gen})
-      if config.stop_when_generalized and n_gen == E and done < config.steps:
-        log(f"every member generalized: stopping at step {done}")
-        break
-    # The parameters after the last update (step `done`) are evaluated once more.
-    final = jax.device_get(eval_fn(state.params, split, data))
+  start_group = 0
+  if restored and restored[0]["finished"]:
+    start_group = restored[0]["group"] + 1
+  elif restored:
+    start_group = restored[0]["group"]
+  parts, finals, div = [], {}, {}
+  t0, flag = time.time(), _SignalFlag(log)
+  steps_run = 0
+  with flag.installed():
+    for g in range(n_groups):
+      lo, hi = g * G, min((g + 1) * G, E)  # real members of this group
+      if g < start_group:  # finished before this call: its records are on disk
+        if primary:
+          final = ckpt_lib.read_final(workdir, g)
+          parts.append(_group_history(ckpt_lib.read_records(
+              workdir, g, config.steps + 1), final))
+          div[g] = final["diverged_step"]
+        continue
+      hyp_dev, state, split = group_state(g)
+      done, chunks = 0, []
+      mem, gen = np.zeros(G, bool), np.zeros(G, bool)
+      if restored and restored[0]["group"] == g:
+        progress, state = restored
+        done = progress["step"]
+        mem[:], gen[:] = progress["memorized"], progress["generalized"]
+        if primary:
+          chunks = ckpt_lib.read_records(workdir, g, done)
+      last_save = done
+      while done < config.steps:
+        start = done
+        start_dev = shard_lib.global_array(np.int32(start), rep)
+        with jax.transfer_guard("disallow"):  # nothing implicit in the hot loop
+          state, (rec, ev) = chunk_fn(state, hyp_dev, split, data, start_dev)
+        rec, ev = shard_lib.to_host((rec, ev))
+        end = min(start + K, config.steps)
+        here = eval_steps[(eval_steps >= start) & (eval_steps < end)]
+        chunk = {"step_train_loss": rec.train_loss[:, : end - start],
+                 "step_train_acc": rec.train_acc[:, : end - start],
+                 "eval_step": here,
+                 **{k: getattr(ev, k)[:, here - start] for k in EVAL_FIELDS}}
+        chunks.append(chunk)
+        if primary and workdir:
+          ckpt_lib.write_records(workdir, g, start, chunk)
+          for j, s in enumerate(here):
+            writer.write({"group": g, "step": s, **{
+                k: chunk[k][: hi - lo, j] for k in EVAL_FIELDS}})
+        mem |= (chunk["train_acc"] >= config.mem_threshold).any(axis=1)
+        gen |= (chunk["val_acc"] >= config.gen_threshold).any(axis=1)
+        done, steps_run = end, steps_run + end - start
+        n_mem, n_gen = int(mem[: hi - lo].sum()), int(gen[: hi - lo].sum())
+        elapsed = time.time() - t0
+        rate = steps_run / max(elapsed, 1e-9)
+        eta = ((n_groups - g) * config.steps - done) / max(rate, 1e-9)
+        where = f"group {g + 1}/{n_groups} " if n_groups > 1 else ""
+        log(f"{where}step {done:>7}/{config.steps}  {rate:7.1f} steps/s  "
+            f"{rate * G:9.0f} member-steps/s  ETA {eta:6.0f}s  "
+            f"memorized {n_mem}/{hi - lo}  generalized {n_gen}/{hi - lo}")
+        if writer:
+          writer.write({"event": "progress", "group": g, "step": done,
+                        "seconds": elapsed, "memorized": n_mem,
+                        "generalized": n_gen})
+        stop = (config.stop_when_generalized and n_gen == hi - lo
+                and done < config.steps)
+        preempted = (shard_lib.any_process(flag.raised is not None)
+                     and done < config.steps and not stop)
+        every = config.checkpoint_every
+        due = every and done // every > last_save // every
+        if ckpts and (due or preempted) and done < config.steps and not stop:
+          ckpts.save(state, {"group": g, "step": done, "finished": False,
+                             "group_size": G, "memorized": mem.tolist(),
+                             "generalized": gen.tolist()})
+          last_save = done
+        if preempted:
+          if ckpts:
+            ckpts.wait()
+          if writer:
+            writer.write({"event": "preempted", "group": g, "step": done,
+                          "signal": flag.raised})
+            writer.close()
+          raise Preempted(g, done, workdir)
+        if stop:
+          log(f"every member generalized: stopping at step {done}")
+          break
+      # The parameters after the last update (step `done`) are evaluated once more.
+      ev = shard_lib.to_host(eval_fn(state.params, split, data))
+      final = {"eval_step": np.array([done]),
+               "step_train_loss": np.zeros((G, 0), np.float32),
+               "diverged_step": shard_lib.to_host(state.diverged_step),
+               **{k: np.asarray(getattr(ev, k))[:, None] for k in EVAL_FIELDS}}
+      if primary and workdir:
+        ckpt_lib.write_records(workdir, g, "final", final)
+        writer.write({"group": g, "step": done, **{
+            k: final[k][: hi - lo, 0] for k in EVAL_FIELDS}})
+      if ckpts:
+        ckpts.save(state, {"group": g, "step": done, "finished": True,
+                           "group_size": G, "memorized": mem.tolist(),
+                           "generalized": gen.tolist()})
+      parts.append(_group_history(chunks, final))
+      div[g] = final["diverged_step"]
+      finals[g] = state if n_groups == 1 else shard_lib.to_host(state)
+    if ckpts:
+      ckpts.wait()
   seconds = time.time() - t0
-  eval_step_list.append(np.array([done]))
-  for name in EVAL_FIELDS:
-    evals[name].append(np.asarray(getattr(final, name))[:, None])
   if writer:
-    writer.write({"step": done, **{name: evals[name][-1][:, 0]
-                                   for name in EVAL_FIELDS}})
     writer.close()
-  if chunk_traces.count != 1:
+  if steps_run and chunk_traces.count != 1:
     raise RuntimeError(f"the sweep's chunk was traced {chunk_traces.count} "
                        "times; it must compile once")
 
-  history = {"step_train_loss": np.concatenate(step_loss, axis=1),
-             "step_train_acc": np.concatenate(step_acc, axis=1),
-             "eval_step": np.concatenate(eval_step_list).astype(np.int64),
-             **{k: np.concatenate(v, axis=1) for k, v in evals.items()}}
-  diverged = np.asarray(jax.device_get(state.diverged_step))
-  summary = analysis.summarize(
-      history, members, diverged, mem_threshold=config.mem_threshold,
-      gen_threshold=config.gen_threshold,
-      phase_threshold=config.phase_threshold, phase_gap=config.phase_gap)
-  if workdir:
-    gio.write_history(workdir, history)
-    gio.write_csv(os.path.join(workdir, "summary.csv"), summary)
-    gio.write_plots(workdir, history, summary, grid.varied)
-  return SweepResult(config, task, history, summary, members, state, hypers,
-                     workdir, seconds)
+  for g in range(n_groups):
+    if g not in finals:  # finished before this call: its final checkpoint
+      restored_state = ckpts.restore_final(g, abstract)
+      finals[g] = (restored_state if n_groups == 1 else
+                   shard_lib.to_host(restored_state))
+  if n_groups == 1:
+    state = finals[0]
+    if G > E:
+      state = jax.tree.map(lambda x: x[:E], state)
+  else:
+    state = jax.tree.map(lambda *xs: np.concatenate(xs)[:E],
+                         *[finals[g] for g in range(n_groups)])
+  if ckpts:
+    ckpts.close()
+  history, summary = {}, []
+  if primary:
+    history = _merge_groups(parts, E)
+    diverged = np.concatenate([div[g] for g in range(n_groups)])[:E]
+    summary = analysis.summarize(
+        history, members, diverged, mem_threshold=config.mem_threshold,
+        gen_threshold=config.gen_threshold,
+        phase_threshold=config.phase_threshold, phase_gap=config.phase_gap)
+    if workdir:
+      gio.write_history(workdir, history)
+      gio.write_csv(os.path.join(workdir, "summary.csv"), summary)
+      gio.write_plots(workdir, history, summary, grid.varied)
+  return SweepResult(config, task, history, summary, members, state,
+                     jax.tree.map(lambda x: x[:E], hypers_host), workdir,
+                     seconds, n_groups)
 
 
-__all__ = ["SweepResult", "sweep"]
+__all__ = ["SweepResult", "Preempted", "sweep", "check_resumable"]

@@ -13,6 +13,7 @@ from grokjax.config import SWEPT, Config, ConfigError, Grid
 from grokjax.models import make_model, scale_init
 from grokjax.optim import make_optimizer
 from grokjax.tasks import Split, Task, make_split, max_num_train, num_train
+from grokjax.train import sharding as shard_lib
 
 
 class Hypers(NamedTuple):
@@ -75,16 +76,52 @@ class Ensemble(NamedTuple):
   split: Split
 
 
+def init_group(model, config: Config, task: Task, max_n_train: int,
+               hypers: Hypers, sharding=None) -> tuple[MemberState, Split]:
+  """State and split of a group of members in one vmapped call.
+
+  `hypers` are host arrays [G]; with a `sharding` (the member axis over a mesh)
+  they become global arrays and the state is created already sharded.
+  """
+  init = jax.vmap(functools.partial(init_member, model, config, task,
+                                    max_n_train))
+  if sharding is None:
+    return jax.jit(init)(jax.device_put(hypers))
+  return jax.jit(init, out_shardings=sharding)(
+      shard_lib.global_array(hypers, sharding))
+
+
+def abstract_ensemble(config: Config, task: Task, max_n_train: int,
+                      num_members: int, steps_in_mask: int):
+  """(model, state, hypers, split, data) as ShapeDtypeStructs for `num_members` members.
+
+  Nothing is computed: used to lower the chunk for memory estimates.
+  """
+  from grokjax.train.step import Data  # pylint: disable=import-outside-toplevel
+  model = make_model(config, task)
+  row = Hypers(*(np.zeros(num_members, np.int32 if k in ("seed", "data_seed",
+                                                         "n_train")
+                          else np.float32) for k in Hypers._fields))
+  spec = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype)
+  hypers = jax.tree.map(spec, row)
+  init = jax.vmap(functools.partial(init_member, model, config, task,
+                                    max_n_train))
+  state, split = jax.eval_shape(init, hypers)
+  n, length = task.num_examples, task.seq_len
+  data = Data(jax.ShapeDtypeStruct((n, length), np.int32),
+              jax.ShapeDtypeStruct((n,), np.int32),
+              jax.ShapeDtypeStruct((steps_in_mask,), np.bool_))
+  return model, state, hypers, split, data
+
+
 def init_ensemble(config: Config, task: Task) -> Ensemble:
-  """Builds the grid's members and initializes all of them in one vmapped call."""
+  """Builds the grid's members and initializes all of them on the default device."""
   grid = Grid.from_config(config)
   hypers = make_hypers(grid, task)
   max_n = max_num_train(hypers.train_fraction.tolist(), task.num_examples)
   model = make_model(config, task)
-  hypers = jax.device_put(hypers)
-  state, split = jax.jit(jax.vmap(functools.partial(
-      init_member, model, config, task, max_n)))(hypers)
-  return Ensemble(model, grid, hypers, max_n, state, split)
+  state, split = init_group(model, config, task, max_n, hypers)
+  return Ensemble(model, grid, jax.device_put(hypers), max_n, state, split)
 
 
 def take_member(tree: Any, i: int) -> Any:
@@ -97,4 +134,4 @@ def count_params(params: Any) -> int:
 
 
 __all__ = ["Ensemble", "Hypers", "MemberState", "init_ensemble", "make_hypers",
-           "init_member", "take_member", "count_params"]
+           "init_member", "init_group", "abstract_ensemble", "take_member", "count_params"]

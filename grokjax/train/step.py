@@ -158,20 +158,39 @@ class TraceCounter:
     return self.fn(*args)
 
 
-def compile_sweep_chunk(apply_fn, config: Config, chunk_steps: int):
-  """``jit(vmap(chunk))`` over members, donating the state.
+def _over_members(fn, in_axes, mesh):
+  """vmap over members; with a mesh, each device runs that vmap on its own members.
+
+  `shard_map` (not automatic partitioning) makes the per-device program exactly
+  the single-device program for E / D members, so a sharded sweep reproduces
+  single-device runs of the same per-device size bit for bit.
+  """
+  batched = jax.vmap(fn, in_axes=in_axes)
+  if mesh is None:
+    return batched
+  from jax.sharding import PartitionSpec  # pylint: disable=import-outside-toplevel
+  specs = tuple(PartitionSpec() if a is None else PartitionSpec(mesh.axis_names)
+                for a in in_axes)
+  return jax.shard_map(batched, mesh=mesh, in_specs=specs,
+                       out_specs=PartitionSpec(mesh.axis_names),
+                       check_vma=False)  # no collectives: members never mix
+
+
+def compile_sweep_chunk(apply_fn, config: Config, chunk_steps: int, mesh=None):
+  """``jit(vmap(chunk))`` over members (sharded over `mesh`), donating the state.
 
   Returns (compiled function, TraceCounter of the chunk it traces).
   """
   chunk = TraceCounter(make_chunk_fn(apply_fn, config, chunk_steps))
-  return jax.jit(jax.vmap(chunk, in_axes=(0, 0, 0, None, None)),
+  return jax.jit(_over_members(chunk, (0, 0, 0, None, None), mesh),
                  donate_argnums=(0,)), chunk
 
 
-def compile_sweep_eval(apply_fn):
+def compile_sweep_eval(apply_fn, mesh=None):
   """``jit(vmap(evaluate))``: eval records [E] of every member's current parameters."""
-  return jax.jit(jax.vmap(lambda p, split, data: evaluate(apply_fn, p, split, data),
-                          in_axes=(0, 0, None)))
+  return jax.jit(_over_members(
+      lambda p, split, data: evaluate(apply_fn, p, split, data), (0, 0, None),
+      mesh))
 
 
 def padded_eval_mask(eval_steps: np.ndarray, total: int) -> np.ndarray:

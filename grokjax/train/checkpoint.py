@@ -1,0 +1,138 @@
+"""Resume checkpoints (orbax) and the per-chunk history records of a run directory.
+
+Layout under ``workdir``:
+
+- ``checkpoints/<index>/``: orbax checkpoints of one member group's state
+  (params, optimizer state, diverged step; sharded like the live arrays) and a
+  JSON ``progress`` item (group, step, finished, progress flags). Orbax writes
+  each into a temporary directory and renames it when complete, so a save
+  interrupted at any point leaves the previous checkpoint intact. The two
+  latest are kept, plus the final one of every group.
+- ``records/g<group>_s<start>.npz``: the per-step and eval records of one chunk,
+  written atomically by process 0 before the checkpoint that covers them. A
+  resumed run reads the records below its checkpoint's step and overwrites the
+  rest, so histories survive any interruption.
+
+Checkpoint index = ``group * (steps + 2) + step`` while a group trains, and
+``group * (steps + 2) + steps + 1`` when it has finished; indices grow with
+progress, as orbax requires.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+from typing import Any, Callable
+
+import numpy as np
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers
+
+from grokjax.config import ConfigError
+from grokjax.io.rundir import _atomic_write
+
+
+def index_of(group: int, step: int, steps: int, finished: bool) -> int:
+  return group * (steps + 2) + (steps + 1 if finished else step)
+
+
+class RunCheckpoints:
+  """The resume checkpoints of one run directory."""
+
+  def __init__(self, workdir: str, steps: int, num_groups: int):
+    self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+    self.steps = steps
+    finals = [index_of(g, 0, steps, True) for g in range(num_groups)]
+    policy = checkpoint_managers.AnyPreservationPolicy([
+        checkpoint_managers.LatestN(2), checkpoint_managers.CustomSteps(finals)])
+    self.manager = ocp.CheckpointManager(
+        self.directory, options=ocp.CheckpointManagerOptions(
+            preservation_policy=policy, create=True))
+
+  def save(self, state: Any, progress: dict[str, Any]) -> None:
+    """Saves asynchronously (arrays are copied off the device before it returns)."""
+    index = index_of(progress["group"], progress["step"], self.steps,
+                     progress["finished"])
+    self.manager.save(index, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        progress=ocp.args.JsonSave(progress)), force=True)
+
+  def wait(self) -> None:
+    self.manager.wait_until_finished()
+
+  def progress(self, index: int) -> dict[str, Any]:
+    return self.manager.restore(index, args=ocp.args.Composite(
+        progress=ocp.args.JsonRestore()))["progress"]
+
+  def restore(self, abstract_state: Callable[[dict], Any],
+              log: Callable[[str], None]) -> tuple[dict, Any] | None:
+    """(progress, state) of the latest readable checkpoint, or None if there is none.
+
+    A checkpoint that cannot be read is reported and the previous one is used;
+    when none can be read, ConfigError says so (`--overwrite` starts fresh).
+    """
+    indices = sorted(self.manager.all_steps(), reverse=True)
+    for index in indices:
+      try:
+        progress = self.progress(index)
+        state = self.manager.restore(index, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state(progress))))["state"]
+        return progress, state
+      except ConfigError:
+        raise
+      except Exception as e:  # pylint: disable=broad-except
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        log(f"checkpoint {os.path.join(self.directory, str(index))} is "
+            f"corrupt ({type(e).__name__}: {first}); trying the previous one")
+    if indices:
+      raise ConfigError(f"--workdir: every checkpoint in {self.directory} is "
+                        "corrupt; pass --overwrite to start the run afresh")
+    return None
+
+  def restore_final(self, group: int, abstract_state: Any) -> Any:
+    """The state of a finished group (its final checkpoint is always kept)."""
+    index = index_of(group, 0, self.steps, True)
+    return self.manager.restore(index, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state)))["state"]
+
+  def close(self) -> None:
+    self.manager.close()
+
+
+def records_dir(workdir: str) -> str:
+  return os.path.join(workdir, "records")
+
+
+def _record_path(workdir: str, group: int, start: int | str) -> str:
+  name = f"{start:09d}" if isinstance(start, int) else start
+  return os.path.join(records_dir(workdir), f"g{group:04d}_s{name}.npz")
+
+
+def write_records(workdir: str, group: int, start: int | str,
+                  arrays: dict[str, np.ndarray]) -> None:
+  """One chunk's records (or a group's `final` eval), written atomically."""
+  os.makedirs(records_dir(workdir), exist_ok=True)
+  buf = io.BytesIO()
+  np.savez(buf, **arrays)
+  _atomic_write(_record_path(workdir, group, start), buf.getvalue())
+
+
+def read_records(workdir: str, group: int, below: int) -> list[dict[str, np.ndarray]]:
+  """The chunk records of a group whose chunk starts below `below`, in order."""
+  out = []
+  for path in sorted(glob.glob(_record_path(workdir, group, "*"))):
+    tag = os.path.basename(path)[len(f"g{group:04d}_s"):-len(".npz")]
+    if tag.isdigit() and int(tag) < below:
+      with np.load(path) as f:
+        out.append({k: f[k] for k in f.files})
+  return out
+
+
+def read_final(workdir: str, group: int) -> dict[str, np.ndarray]:
+  with np.load(_record_path(workdir, group, "final")) as f:
+    return {k: f[k] for k in f.files}
+
+
+__all__ = ["RunCheckpoints", "index_of", "write_records", "read_records",
+           "read_final", "records_dir"]
