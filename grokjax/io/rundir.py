@@ -23,7 +23,8 @@ import numpy as np
 
 # Everything a sweep writes into its run directory.
 RUN_FILES = ("config.json", "members.csv", "history.npz", "metrics.jsonl",
-             "summary.csv", "plots", "checkpoints", "records")
+             "summary.csv", "plots", "checkpoints", "checkpoints_corrupt",
+             "records")
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "chex", "numpy",
             "orbax-checkpoint", "absl-py", "matplotlib")

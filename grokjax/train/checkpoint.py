@@ -23,14 +23,19 @@ from __future__ import annotations
 import glob
 import io
 import os
+import shutil
 from typing import Any, Callable
 
+import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 from orbax.checkpoint import checkpoint_managers
 
-from grokjax.config import ConfigError
-from grokjax.io.rundir import _atomic_write
+from grokjax.config import Config, ConfigError, Grid
+from grokjax.io.rundir import _atomic_write, read_config
+from grokjax.tasks import make_task, max_num_train
+from grokjax.train import state as state_lib
 
 
 def index_of(group: int, step: int, steps: int, finished: bool) -> int:
@@ -83,12 +88,27 @@ class RunCheckpoints:
         raise
       except Exception as e:  # pylint: disable=broad-except
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        aside = os.path.join(os.path.dirname(self.directory),
+                             "checkpoints_corrupt", str(index))
         log(f"checkpoint {os.path.join(self.directory, str(index))} is "
-            f"corrupt ({type(e).__name__}: {first}); trying the previous one")
+            f"corrupt ({type(e).__name__}: {first}); moved to {aside}; trying "
+            "the previous one")
+        self._set_aside(index, aside)
     if indices:
       raise ConfigError(f"--workdir: every checkpoint in {self.directory} is "
                         "corrupt; pass --overwrite to start the run afresh")
     return None
+
+  def _set_aside(self, index: int, aside: str) -> None:
+    """Moves a corrupt checkpoint out of the manager's sight (kept for inspection)."""
+    if jax.process_index() == 0:
+      os.makedirs(os.path.dirname(aside), exist_ok=True)
+      if os.path.exists(aside):
+        shutil.rmtree(aside)
+      os.replace(os.path.join(self.directory, str(index)), aside)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f"grokjax: set aside {index}")
+    self.manager.reload()
 
   def restore_final(self, group: int, abstract_state: Any) -> Any:
     """The state of a finished group (its final checkpoint is always kept)."""
@@ -98,6 +118,42 @@ class RunCheckpoints:
 
   def close(self) -> None:
     self.manager.close()
+
+
+def load_final_state(workdir: str) -> tuple[Config, Any]:
+  """(config, final MemberState of every member as numpy [E]) of a finished run.
+
+  Needs nothing but the run directory: the config comes from config.json.
+  """
+  if not os.path.exists(os.path.join(workdir, "config.json")):
+    raise ConfigError(f"--workdir={workdir}: no run there (config.json is "
+                      "missing)")
+  config = Config.from_dict(read_config(workdir)["config"])
+  task = make_task(config.task, config.p, op_token=config.op_token,
+                   symmetric=config.symmetric)
+  hypers = state_lib.make_hypers(Grid.from_config(config), task)
+  max_n = max_num_train(hypers.train_fraction.tolist(), task.num_examples)
+  num_members = len(hypers.seed)
+  ckpts = RunCheckpoints(workdir, config.steps, 1)
+  latest = ckpts.manager.latest_step()
+  if latest is None:
+    raise ConfigError(f"--workdir={workdir}: no checkpoint; the run has not "
+                      "saved one yet")
+  group_size = ckpts.progress(latest)["group_size"]
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  abstract = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+      state_lib.abstract_ensemble(config, task, max_n, group_size, 1)[1])
+  groups = []
+  for g in range(-(-num_members // group_size)):
+    try:
+      groups.append(jax.device_get(ckpts.restore_final(g, abstract)))
+    except FileNotFoundError:
+      raise ConfigError(f"--workdir={workdir}: group {g} has not finished; "
+                        "resume the run first") from None
+  ckpts.close()
+  return config, jax.tree.map(lambda *xs: np.concatenate(xs)[:num_members],
+                              *groups)
 
 
 def records_dir(workdir: str) -> str:
@@ -134,5 +190,5 @@ def read_final(workdir: str, group: int) -> dict[str, np.ndarray]:
     return {k: f[k] for k in f.files}
 
 
-__all__ = ["RunCheckpoints", "index_of", "write_records", "read_records",
+__all__ = ["RunCheckpoints", "load_final_state", "index_of", "write_records", "read_records",
            "read_final", "records_dir"]

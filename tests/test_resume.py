@@ -1,0 +1,207 @@
+"""Runs that survive: SIGKILL and resume, SIGTERM preemption, corrupt checkpoints, groups.
+
+Every comparison is bitwise: a resumed run executes the same compiled chunk on
+the restored state with the same per-step keys, so on the CPU its histories and
+final parameters are identical to an uninterrupted run's.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+import grokjax as gj
+from grokjax import io as gio
+from grokjax.train import checkpoint as ckpt_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SWEEP = os.path.join(ROOT, "experiments", "sweep.py")
+
+# ~0.25 s a chunk of 50 steps on 2 cores: long enough to be hit mid-run.
+CONFIG = gj.Config(task="x+y", p=11, depth=1, d_model=16, num_heads=2,
+                   d_mlp=32, steps=2000, chunk_steps=50, eval_every=50,
+                   checkpoint_every=100, seed=(0, 1), batch_size=16)
+ARGS = ["--task=x+y", "--p=11", "--depth=1", "--d_model=16", "--num_heads=2",
+        "--d_mlp=32", "--steps=2000", "--chunk_steps=50", "--eval_every=50",
+        "--checkpoint_every=100", "--seed=0,1", "--batch_size=16"]
+
+
+@pytest.fixture(scope="module")
+def reference():
+  """The uninterrupted run (no run directory)."""
+  return gj.sweep(CONFIG, workdir=None, log=None)
+
+
+def _assert_same_run(workdir, reference):
+  history = gio.read_history(workdir)
+  assert history.keys() == reference.history.keys()
+  for key, value in reference.history.items():
+    np.testing.assert_array_equal(history[key], value, err_msg=key)
+  config, state = gj.train.load_final_state(workdir)
+  assert config == reference.config
+  jax.tree.map(np.testing.assert_array_equal, state,
+               jax.device_get(reference.state))
+  # metrics.jsonl holds each eval once, in order, despite the interruption.
+  lines = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  evals = [l["step"] for l in lines if "event" not in l]
+  assert evals == history["eval_step"].tolist()
+
+
+def _start(workdir):
+  return subprocess.Popen([sys.executable, SWEEP, *ARGS, f"--workdir={workdir}"],
+                          cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_step(workdir, proc, step, timeout=300):
+  """Blocks until metrics.jsonl logs progress at or beyond `step`."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    assert proc.poll() is None, proc.communicate()
+    if os.path.exists(path):
+      for line in open(path).read().splitlines():
+        record = json.loads(line)
+        if record.get("event") == "progress" and record["step"] >= step:
+          return
+    time.sleep(0.02)
+  raise TimeoutError(step)
+
+
+def _resume(workdir):
+  proc = subprocess.run([sys.executable, SWEEP, *ARGS, f"--workdir={workdir}"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr
+  return proc.stdout
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_same_bits(tmp_path, reference):
+  workdir = str(tmp_path / "run")
+  proc = _start(workdir)
+  _wait_for_step(workdir, proc, 500)
+  proc.kill()
+  proc.communicate()
+  assert proc.returncode == -signal.SIGKILL
+  assert not os.path.exists(os.path.join(workdir, "summary.csv"))
+  out = _resume(workdir)
+  resumed_at = int(out.split("resuming from the checkpoint at step ")[1].split()[0])
+  # Saves are asynchronous: the kill may have caught the latest ones in flight.
+  assert 100 <= resumed_at <= 500 and resumed_at % 100 == 0
+  _assert_same_run(workdir, reference)
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_75_then_resumes(tmp_path,
+                                                              reference):
+  workdir = str(tmp_path / "run")
+  proc = _start(workdir)
+  _wait_for_step(workdir, proc, 300)
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 75, err
+  line, = err.strip().splitlines()
+  assert "run the same command again to resume" in line
+  stopped = int(line.split("at step ")[1].split()[0])
+  # The checkpoint is at the very step it stopped at, not the last periodic one.
+  ckpts = ckpt_lib.RunCheckpoints(workdir, CONFIG.steps, 1)
+  progress = ckpts.progress(ckpts.manager.latest_step())
+  ckpts.close()
+  assert progress["step"] == stopped and not progress["finished"]
+  assert 300 <= stopped < 2000
+  out = _resume(workdir)
+  assert f"resuming from the checkpoint at step {stopped} of group 0" in out
+  _assert_same_run(workdir, reference)
+
+
+SHORT = CONFIG.replace(steps=200, checkpoint_every=50)
+
+
+def _corrupt(directory):
+  """Truncates every data file of an orbax checkpoint (a torn disk write)."""
+  for root, _, files in os.walk(os.path.join(directory, "state")):
+    for name in files:
+      path = os.path.join(root, name)
+      with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 3)
+
+
+def test_a_corrupt_checkpoint_is_reported_and_the_previous_one_used(tmp_path):
+  workdir = str(tmp_path / "run")
+  reference = gj.sweep(SHORT, workdir=workdir, log=None)
+  # Finished: the final checkpoint (index 201) and the latest periodic one (150).
+  steps = sorted(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints")))
+  assert steps[-2:] == [150, 201]
+  _corrupt(os.path.join(workdir, "checkpoints", "201"))
+  lines = []
+  resumed = gj.sweep(SHORT, workdir=workdir, log=lines.append)
+  corrupt = [l for l in lines if "is corrupt" in l]
+  assert len(corrupt) == 1 and "checkpoints/201" in corrupt[0], lines
+  assert os.path.isdir(os.path.join(workdir, "checkpoints_corrupt", "201"))
+  assert any("resuming from the checkpoint at step 150 of group 0" in l
+             for l in lines)
+  for key, value in reference.history.items():
+    np.testing.assert_array_equal(resumed.history[key], value, err_msg=key)
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(resumed.state),
+               jax.device_get(reference.state))
+
+
+def test_when_every_checkpoint_is_corrupt_the_error_says_so(tmp_path):
+  workdir = str(tmp_path / "run")
+  gj.sweep(SHORT.replace(checkpoint_every=0), workdir=workdir, log=None)
+  summary = open(os.path.join(workdir, "summary.csv")).read()
+  _corrupt(os.path.join(workdir, "checkpoints", "201"))
+  with pytest.raises(gj.ConfigError, match="every checkpoint in .* is corrupt; "
+                     "pass --overwrite"):
+    gj.sweep(SHORT.replace(checkpoint_every=0), workdir=workdir, log=None)
+  assert open(os.path.join(workdir, "summary.csv")).read() == summary
+
+
+def test_other_flags_are_refused_and_run_only_flags_are_not(tmp_path):
+  workdir = str(tmp_path / "run")
+  gj.sweep(SHORT, workdir=workdir, log=None)
+  with pytest.raises(gj.ConfigError) as e:
+    gj.sweep(SHORT.replace(d_model=32, seed=(0, 1, 2)), workdir=workdir,
+             log=None)
+  message = str(e.value)
+  assert "\n" not in message
+  assert "--d_model: 32 vs 16" in message and "--seed: 0,1,2 vs 0,1" in message
+  assert "--overwrite" in message
+  # Checkpoint cadence and memory settings never change a result.
+  lines = []
+  gj.sweep(SHORT.replace(checkpoint_every=7, memory_limit_gb=3.0),
+           workdir=workdir, log=lines.append)
+  assert any("resuming" in l for l in lines)
+  # --overwrite starts afresh, after every check has passed.
+  fresh = gj.sweep(SHORT.replace(steps=100), workdir=workdir, log=None,
+                   overwrite=True)
+  assert gio.read_history(workdir)["step_train_loss"].shape == (2, 100)
+  assert fresh.history["step_train_loss"].shape == (2, 100)
+
+
+def test_a_grouped_run_resumes_inside_its_last_group(tmp_path):
+  config = SHORT.replace(seed=(0, 1, 2, 3, 4), members_per_group=2)
+  workdir = str(tmp_path / "run")
+  reference = gj.sweep(config, workdir=workdir, log=None)
+  assert reference.groups == 3
+  # Undo the last group's final checkpoint: as if killed at step 150 of group
+  # 2 (members 4 and a padding copy); groups 0 and 1 come from their records.
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  for index in os.listdir(ckpt_dir):
+    if int(index) > ckpt_lib.index_of(2, 150, config.steps, False):
+      shutil.rmtree(os.path.join(ckpt_dir, index))
+  for name in ("summary.csv", "history.npz"):
+    os.remove(os.path.join(workdir, name))
+  lines = []
+  resumed = gj.sweep(config, workdir=workdir, log=lines.append)
+  assert any("resuming from the checkpoint at step 150 of group 2" in l
+             for l in lines), lines
+  for key, value in reference.history.items():
+    np.testing.assert_array_equal(resumed.history[key], value, err_msg=key)
+  jax.tree.map(np.testing.assert_array_equal, resumed.state, reference.state)
+  assert resumed.state.params["embed"]["embedding"].shape[0] == 5
