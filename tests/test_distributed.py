@@ -1,0 +1,115 @@
+"""The member axis over devices and processes: 4 CPU devices, and 2 processes on localhost.
+
+Each case runs in fresh subprocesses, since the device count is fixed when JAX
+starts (`--xla_force_host_platform_device_count`).
+
+Equality is to float32 rounding, not bitwise: with the member axis sharded,
+XLA:CPU compiles a partitioned program whose fusions and thread splits differ
+from the one-device program's, and the first differences (~5e-7 in a loss of
+~2) appear after a few Adam steps. (Bitwise equality holds where the compiled
+program is the same: resume, and member isolation; see test_resume/test_train.)
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+import grokjax as gj
+from grokjax import io as gio
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SWEEP = os.path.join(ROOT, "experiments", "sweep.py")
+
+# 6 members: padded to 8 over 4 devices (two padding members to drop).
+ARGS = ["--task=x+y", "--p=11", "--depth=1", "--d_model=16", "--num_heads=2",
+        "--d_mlp=32", "--steps=120", "--chunk_steps=40", "--eval_every=20",
+        "--checkpoint_every=40", "--seed=0:3", "--learning_rate=1e-3,3e-3",
+        "--batch_size=16"]
+CONFIG = gj.Config(task="x+y", p=11, depth=1, d_model=16, num_heads=2,
+                   d_mlp=32, steps=120, chunk_steps=40, eval_every=20,
+                   checkpoint_every=40, seed=(0, 1, 2), learning_rate=(1e-3, 3e-3),
+                   batch_size=16)
+TOL = dict(rtol=1e-5, atol=1e-5)
+
+
+def _env(devices):
+  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count="
+             f"{devices}", PYTHONPATH=ROOT)
+  env.pop("JAX_PLATFORMS", None)
+  return env
+
+
+def _assert_histories_close(a, b):
+  assert a.keys() == b.keys()
+  for key in a:
+    assert a[key].shape == b[key].shape, key
+    np.testing.assert_allclose(a[key], b[key], err_msg=key, **TOL)
+
+
+def test_four_devices_equal_one_device(tmp_path):
+  script = textwrap.dedent(f"""
+      import jax, numpy as np, grokjax as gj
+      config = gj.Config(**{CONFIG.to_dict()!r})
+      assert jax.device_count() == 4
+      sharded = gj.sweep(config, log=None)
+      single = gj.sweep(config, log=None, devices=jax.devices()[:1])
+      np.savez("{tmp_path}/sharded.npz", **sharded.history)
+      np.savez("{tmp_path}/single.npz", **single.history)
+      leaves = lambda r: [np.asarray(x) for x in jax.tree.leaves(r.state.params)]
+      np.savez("{tmp_path}/params.npz", *leaves(sharded), *leaves(single))
+      print("devices", len(jax.tree.leaves(sharded.state.params)[0].sharding.device_set))
+  """)
+  proc = subprocess.run([sys.executable, "-c", script], env=_env(4),
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr
+  sharded = dict(np.load(tmp_path / "sharded.npz"))
+  single = dict(np.load(tmp_path / "single.npz"))
+  assert sharded["step_train_loss"].shape == (6, 120)  # padding dropped
+  _assert_histories_close(sharded, single)
+  params = np.load(tmp_path / "params.npz")
+  n = len(params.files) // 2
+  for i in range(n):
+    a, b = params[f"arr_{i}"], params[f"arr_{i + n}"]
+    assert a.shape[0] == 6
+    np.testing.assert_allclose(a, b, **TOL)
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_on_localhost_equal_one_process(tmp_path):
+  workdir = str(tmp_path / "run")
+  port = _free_port()
+  procs = [subprocess.Popen(
+      [sys.executable, SWEEP, *ARGS, f"--workdir={workdir}", "--multihost",
+       f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+       f"--process_id={i}"], cwd=ROOT, env=_env(2), stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True) for i in range(2)]
+  outs = [p.communicate(timeout=600) for p in procs]
+  for p, (out, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+  # Process 0 logs and writes; process 1 trains its shard silently.
+  assert "4 cpu device(s) in 2 process(es)" in outs[0][0]
+  assert "step" not in outs[1][0]
+  config = gio.read_config(workdir)
+  assert config["devices"]["process_count"] == 2
+  assert len(config["devices"]["devices"]) == 4
+  # Both processes wrote their shards of the checkpoint.
+  final = os.path.join(workdir, "checkpoints", "121", "state")
+  assert {"ocdbt.process_0", "ocdbt.process_1"} <= set(os.listdir(final))
+
+  reference = gj.sweep(CONFIG, log=None)
+  _assert_histories_close(gio.read_history(workdir), reference.history)
+  # One process reads the two-process checkpoint back.
+  loaded_config, state = gj.train.load_final_state(workdir)
+  assert loaded_config == CONFIG
+  for a, b in zip(np.asarray(state.params["unembed"]["kernel"]),
+                  np.asarray(reference.state.params["unembed"]["kernel"])):
+    np.testing.assert_allclose(a, b, **TOL)
