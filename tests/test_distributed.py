@@ -11,7 +11,6 @@ program is the same: resume, and member isolation; see test_resume/test_train.)
 """
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -78,26 +77,17 @@ def test_four_devices_equal_one_device(tmp_path):
     np.testing.assert_allclose(a, b, **TOL)
 
 
-def _free_port():
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
 def test_two_processes_on_localhost_equal_one_process(tmp_path):
+  """launch/local.sh: the program a TPU pod or SLURM job runs, over 127.0.0.1."""
   workdir = str(tmp_path / "run")
-  port = _free_port()
-  procs = [subprocess.Popen(
-      [sys.executable, SWEEP, *ARGS, f"--workdir={workdir}", "--multihost",
-       f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
-       f"--process_id={i}"], cwd=ROOT, env=_env(2), stdout=subprocess.PIPE,
-      stderr=subprocess.PIPE, text=True) for i in range(2)]
-  outs = [p.communicate(timeout=600) for p in procs]
-  for p, (out, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-3000:]
-  # Process 0 logs and writes; process 1 trains its shard silently.
-  assert "4 cpu device(s) in 2 process(es)" in outs[0][0]
-  assert "step" not in outs[1][0]
+  proc = subprocess.run(
+      [os.path.join(ROOT, "launch", "local.sh"), "2", "2", "--", *ARGS,
+       f"--workdir={workdir}"], cwd=ROOT, capture_output=True, text=True,
+      timeout=600, env=dict(_env(1), PYTHON=sys.executable))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  # Process 0 alone logs: each chunk's line appears once.
+  assert "4 cpu device(s) in 2 process(es)" in proc.stdout
+  assert proc.stdout.count("step     120/120") == 1, proc.stdout
   config = gio.read_config(workdir)
   assert config["devices"]["process_count"] == 2
   assert len(config["devices"]["devices"]) == 4

@@ -332,7 +332,7 @@ def sweep(config: Config, workdir: str | None = None,
         eta = ((n_groups - g) * config.steps - done) / max(rate, 1e-9)
         where = f"group {g + 1}/{n_groups} " if n_groups > 1 else ""
         log(f"{where}step {done:>7}/{config.steps}  {rate:7.1f} steps/s  "
-            f"{rate * G:9.0f} member-steps/s  ETA {eta:6.0f}s  "
+            f"{rate * (hi - lo):9.0f} member-steps/s  ETA {eta:6.0f}s  "
             f"memorized {n_mem}/{hi - lo}  generalized {n_gen}/{hi - lo}")
         if writer:
           writer.write({"event": "progress", "group": g, "step": done,
