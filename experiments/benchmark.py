@@ -25,6 +25,7 @@ import jax.numpy as jnp  # pylint: disable=wrong-import-position
 
 import grokjax as gj  # pylint: disable=wrong-import-position
 from grokjax.io import rundir  # pylint: disable=wrong-import-position
+from grokjax.train import sharding as shard_lib  # pylint: disable=wrong-import-position
 from grokjax.train import state as state_lib  # pylint: disable=wrong-import-position
 from grokjax.train import step as step_lib  # pylint: disable=wrong-import-position
 
@@ -74,15 +75,25 @@ def step_flops(model, config, state, hypers, split, data) -> float:
 def time_sweep(config: gj.Config, num_members: int) -> dict:
   """Steady-state member-steps/s of the compiled chunk with E members."""
   config, model, hypers, state, split, data = _setup(config, num_members)
-  chunk, _ = step_lib.compile_sweep_chunk(model.apply, config, FLAGS.steps)
+  # The sweep's own path: members sharded over a 1-D mesh of every device.
+  mesh = shard_lib.member_mesh()
+  if num_members % mesh.size:
+    raise app.UsageError(f"--members={num_members}: must be a multiple of "
+                         f"the {mesh.size} devices")
+  members, shared = shard_lib.member_sharding(mesh), shard_lib.replicated(mesh)
+  state, hypers, split = jax.device_put((state, hypers, split), members)
+  data = jax.device_put(data, shared)
+  chunk, _ = step_lib.compile_sweep_chunk(model.apply, config, FLAGS.steps,
+                                          mesh)
   t = time.perf_counter()
-  compiled = chunk.lower(state, hypers, split, data, jnp.int32(0)).compile()
+  start = lambda i: jax.device_put(jnp.int32(i), shared)
+  compiled = chunk.lower(state, hypers, split, data, start(0)).compile()
   compile_s = time.perf_counter() - t
   flops = step_flops(model, config, state, hypers, split, data) / num_members
-  state, _ = compiled(state, hypers, split, data, jnp.int32(0))  # warm-up
+  state, _ = compiled(state, hypers, split, data, start(0))  # warm-up
   jax.block_until_ready(state)
   t = time.perf_counter()
-  state, _ = compiled(state, hypers, split, data, jnp.int32(FLAGS.steps))
+  state, _ = compiled(state, hypers, split, data, start(FLAGS.steps))
   jax.block_until_ready(state)
   seconds = time.perf_counter() - t
   rate = FLAGS.steps * num_members / seconds
