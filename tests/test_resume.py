@@ -205,3 +205,20 @@ def test_a_grouped_run_resumes_inside_its_last_group(tmp_path):
     np.testing.assert_array_equal(resumed.history[key], value, err_msg=key)
   jax.tree.map(np.testing.assert_array_equal, resumed.state, reference.state)
   assert resumed.state.params["embed"]["embedding"].shape[0] == 5
+
+
+def test_a_run_that_died_before_its_first_checkpoint_starts_over_cleanly(tmp_path):
+  workdir = str(tmp_path / "run")
+  reference = gj.sweep(SHORT, workdir=workdir, log=None)
+  # As if killed after writing records and metrics but before any checkpoint.
+  shutil.rmtree(os.path.join(workdir, "checkpoints"))
+  os.remove(os.path.join(workdir, "summary.csv"))
+  lines = []
+  again = gj.sweep(SHORT, workdir=workdir, log=lines.append)
+  assert not any("resuming" in l for l in lines)
+  for key, value in reference.history.items():
+    np.testing.assert_array_equal(again.history[key], value, err_msg=key)
+  records = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  evals = [r["step"] for r in records if "event" not in r]
+  assert evals == reference.history["eval_step"].tolist()
+  assert [r["event"] for r in records if "event" in r][:1] == ["start"]

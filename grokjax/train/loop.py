@@ -257,9 +257,14 @@ def sweep(config: Config, workdir: str | None = None,
           "chunk_steps": K})
       gio.write_csv(os.path.join(workdir, "members.csv"),
                     [{"member": i, **m} for i, m in enumerate(members)])
-    writer = gio.MetricsWriter(workdir, keep_below=(
-        (restored[0]["group"], restored[0]["step"],
-         restored[0]["finished"]) if restored else None))
+    # Lines logged after the checkpoint we resume from are logged again: drop
+    # them (all group lines when the run died before its first checkpoint).
+    keep = None
+    if restored:
+      keep = (restored[0]["group"], restored[0]["step"], restored[0]["finished"])
+    elif resuming:
+      keep = (0, 0, False)
+    writer = gio.MetricsWriter(workdir, keep_below=keep)
     writer.write({"event": "resume" if restored else "start",
                   "step": restored[0]["step"] if restored else 0,
                   "devices": gio.rundir.devices(), "group_size": G,
