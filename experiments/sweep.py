@@ -37,7 +37,8 @@ def main(argv):
   try:
     result = gj.sweep(config, workdir=workdir, overwrite=FLAGS.overwrite)
   except gj.Preempted as e:
-    print(f"{os.path.basename(argv[0])}: {e}", file=sys.stderr)
+    if jax.process_index() == 0:
+      print(f"{os.path.basename(argv[0])}: {e}", file=sys.stderr)
     sys.exit(PREEMPTED_EXIT)
   if jax.process_index() != 0:
     return

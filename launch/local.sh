@@ -34,6 +34,13 @@ for ((i = 0; i < num; i++)); do
 done
 status=0
 for pid in "${pids[@]}"; do
-  wait "${pid}" || { rc=$?; [[ ${status} -ne 0 ]] || status=${rc}; }
+  while true; do
+    rc=0
+    wait "${pid}" || rc=$?
+    # A trapped signal interrupts `wait` (rc > 128) while the process saves
+    # its checkpoint: wait again for its own exit status.
+    kill -0 "${pid}" 2>/dev/null || break
+  done
+  [[ ${status} -ne 0 ]] || status=${rc}
 done
 exit "${status}"
