@@ -1,7 +1,9 @@
 """Optimizers and losses (regularizers and gradient filters come as Optax transforms)."""
 
 from grokjax.optim.losses import correct, cross_entropy, weighted_mean
+from grokjax.optim import regularizers
 from grokjax.optim.optimizers import make_optimizer, warmup_schedule
+from grokjax.optim.regularizers import matrices, not_biases
 
-__all__ = ["correct", "cross_entropy", "weighted_mean", "make_optimizer",
+__all__ = ["regularizers", "matrices", "not_biases", "correct", "cross_entropy", "weighted_mean", "make_optimizer",
            "warmup_schedule"]

@@ -1,0 +1,388 @@
+"""Regularizers and gradient tricks of the grokking literature as Optax transforms.
+
+Each function returns an `optax.GradientTransformation` with a typed state,
+works on any parameter pytree, composes with `optax.chain`, and takes
+
+- its strength as a float *or a traced scalar*: grokjax builds the chain inside
+  the vmapped step from each member's swept value, so one compiled program
+  trains members with different strengths;
+- `mask`: a pytree of bools (or a function of the params returning one) that
+  selects the leaves it acts on (`matrices` selects 2-D leaves: weights, not
+  biases or norms). Masked-out leaves pass through unchanged.
+
+Where a transform sits in the chain matters, and each docstring says it:
+
+- *gradient-side* transforms (`l2_penalty`, `l1_subgradient`,
+  `nuclear_subgradient`, `grokfast_ema`, `grokfast_ma`, `perp_grad`,
+  `gradient_noise`) change the gradient, so they go before the optimizer
+  (`optax.chain(l1_subgradient(beta), optax.sgd(lr))` is subgradient descent
+  on g + beta * ||w||_1);
+- *update-side* transforms (`l2_decay`, `l1_proximal`, `nuclear_proximal`,
+  `weight_noise`, `project_to_norm`) change the final update u (w_next = w + u),
+  so they go after it: the proximal ones replace w + u with prox(w + u).
+
+Papers: Notsawo et al. 2025 (l1 / nuclear-norm grokking, Delta t ~ 1/(alpha
+beta)), Lee et al. 2024 (Grokfast), Prieto et al. 2025 (perp-grad, StableMax),
+Liu et al. 2022 (Omnigrok's constrained weight norm).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Union
+
+import jax
+import jax.numpy as jnp
+import optax
+
+Scalar = Union[float, jax.Array]
+ScalarOrSchedule = Union[Scalar, Callable[[jax.Array], jax.Array]]
+Mask = Union[Any, Callable[[Any], Any], None]
+
+
+# --- masks -------------------------------------------------------------------
+
+
+def matrices(params: Any) -> Any:
+  """Mask: True on 2-D leaves (dense kernels, embeddings), False elsewhere."""
+  return jax.tree.map(lambda x: jnp.ndim(x) == 2, params)
+
+
+def not_biases(params: Any) -> Any:
+  """Mask: True on leaves with at least 2 dimensions (no biases, norm scales)."""
+  return jax.tree.map(lambda x: jnp.ndim(x) >= 2, params)
+
+
+def _masked(inner: optax.GradientTransformation,
+            mask: Mask) -> optax.GradientTransformation:
+  return inner if mask is None else optax.masked(inner, mask)
+
+
+def _value(x: ScalarOrSchedule, count: jax.Array) -> jax.Array:
+  return x(count) if callable(x) else jnp.asarray(x)
+
+
+# --- states ------------------------------------------------------------------
+
+
+class ReferenceState(NamedTuple):
+  """The weights a penalty pulls towards (zeros or the initial weights)."""
+  reference: Any
+
+
+class CountState(NamedTuple):
+  """Updates so far (for a learning-rate schedule)."""
+  count: jax.Array
+
+
+class EmaState(NamedTuple):
+  count: jax.Array
+  ema: Any
+
+
+class WindowState(NamedTuple):
+  """The last `window` gradients in a ring buffer (leading axis `window`)."""
+  count: jax.Array
+  buffer: Any
+
+
+class NoiseState(NamedTuple):
+  key: jax.Array
+
+
+class NormState(NamedTuple):
+  target: jax.Array
+
+
+# --- l2 ----------------------------------------------------------------------
+
+
+def _reference(params: Any, toward_init: bool) -> Any:
+  return jax.tree.map(jnp.copy if toward_init else jnp.zeros_like, params)
+
+
+def l2_penalty(strength: Scalar, toward_init: bool = False,
+               mask: Mask = None) -> optax.GradientTransformation:
+  """Coupled l2 (gradient side): g + beta * (w - w_ref).
+
+  The gradient of beta/2 ||w - w_ref||^2; w_ref is 0 or, with `toward_init`,
+  the weights at `init`. Before the optimizer (Adam rescales it: that is
+  "Adam with L2", not AdamW).
+  """
+  def init(params):
+    return ReferenceState(_reference(params, toward_init))
+
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("l2_penalty needs params")
+    updates = jax.tree.map(lambda g, w, r: g + strength * (w - r), updates,
+                           params, state.reference)
+    return updates, state
+
+  return _masked(optax.GradientTransformation(init, update), mask)
+
+
+def l2_decay(strength: Scalar, learning_rate: ScalarOrSchedule,
+             toward_init: bool = False,
+             mask: Mask = None) -> optax.GradientTransformation:
+  """Decoupled l2 (update side): u - lr * beta * (w - w_ref), as AdamW's decay.
+
+  After the optimizer; `learning_rate` is the optimizer's (a schedule is read at
+  this transform's own update count).
+  """
+  def init(params):
+    return (CountState(jnp.zeros([], jnp.int32)),
+            ReferenceState(_reference(params, toward_init)))
+
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("l2_decay needs params")
+    count, ref = state
+    step = _value(learning_rate, count.count) * strength
+    updates = jax.tree.map(lambda u, w, r: u - step * (w - r), updates, params,
+                           ref.reference)
+    return updates, (CountState(count.count + 1), ref)
+
+  return _masked(optax.GradientTransformation(init, update), mask)
+
+
+# --- l1 ----------------------------------------------------------------------
+
+
+def l1_subgradient(strength: Scalar,
+                   mask: Mask = None) -> optax.GradientTransformation:
+  """Gradient side: g + beta * sign(w), a subgradient of beta ||w||_1 (sign(0) = 0)."""
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("l1_subgradient needs params")
+    return jax.tree.map(lambda g, w: g + strength * jnp.sign(w), updates,
+                        params), state
+
+  return _masked(optax.GradientTransformation(
+      lambda params: optax.EmptyState(), update), mask)
+
+
+def soft_threshold(x: jax.Array, threshold: jax.Array) -> jax.Array:
+  """sign(x) * max(|x| - threshold, 0): the proximal operator of threshold * ||.||_1."""
+  return jnp.sign(x) * jnp.maximum(jnp.abs(x) - threshold, 0.0)
+
+
+def l1_proximal(strength: Scalar, learning_rate: ScalarOrSchedule,
+                mask: Mask = None) -> optax.GradientTransformation:
+  """Update side: w_next = soft_threshold(w + u, lr * beta) (ISTA's proximal step)."""
+  def init(params):
+    del params
+    return CountState(jnp.zeros([], jnp.int32))
+
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("l1_proximal needs params")
+    threshold = _value(learning_rate, state.count) * strength
+    updates = jax.tree.map(lambda u, w: soft_threshold(w + u, threshold) - w,
+                           updates, params)
+    return updates, CountState(state.count + 1)
+
+  return _masked(optax.GradientTransformation(init, update), mask)
+
+
+# --- nuclear norm --------------------------------------------------------------
+
+
+def _check_matrix(x: jax.Array, name: str) -> None:
+  if x.ndim != 2:
+    raise ValueError(f"{name} acts on 2-D leaves; got shape {x.shape} (pass "
+                     "mask=grokjax.optim.matrices)")
+
+
+def nuclear_subgradient(strength: Scalar,
+                        mask: Mask = matrices) -> optax.GradientTransformation:
+  """Gradient side: g + beta * U V^T for each 2-D w = U S V^T (thin SVD).
+
+  U V^T is the subgradient of the nuclear norm ||w||_* = sum of singular values
+  (exact where w has full rank; the zero singular directions contribute 0).
+  """
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("nuclear_subgradient needs params")
+
+    def one(g, w):
+      _check_matrix(w, "nuclear_subgradient")
+      u, s, vt = jnp.linalg.svd(w, full_matrices=False)
+      return g + strength * (u * (s > 0)[None, :]) @ vt
+    return jax.tree.map(one, updates, params), state
+
+  return _masked(optax.GradientTransformation(
+      lambda params: optax.EmptyState(), update), mask)
+
+
+def singular_value_threshold(x: jax.Array, threshold: jax.Array) -> jax.Array:
+  """U diag(max(s - threshold, 0)) V^T: the proximal operator of threshold * ||.||_*."""
+  u, s, vt = jnp.linalg.svd(x, full_matrices=False)
+  return (u * jnp.maximum(s - threshold, 0.0)[None, :]) @ vt
+
+
+def nuclear_proximal(strength: Scalar, learning_rate: ScalarOrSchedule,
+                     mask: Mask = matrices) -> optax.GradientTransformation:
+  """Update side: w_next = SVT(w + u, lr * beta) for each 2-D leaf."""
+  def init(params):
+    del params
+    return CountState(jnp.zeros([], jnp.int32))
+
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("nuclear_proximal needs params")
+    threshold = _value(learning_rate, state.count) * strength
+
+    def one(u, w):
+      _check_matrix(w, "nuclear_proximal")
+      return singular_value_threshold(w + u, threshold) - w
+    return jax.tree.map(one, updates, params), CountState(state.count + 1)
+
+  return _masked(optax.GradientTransformation(init, update), mask)
+
+
+# --- Grokfast (Lee et al. 2024) -----------------------------------------------
+
+
+def grokfast_ema(alpha: Scalar = 0.98, lamb: Scalar = 2.0,
+                 mask: Mask = None) -> optax.GradientTransformation:
+  """Gradient side: g + lamb * ema, ema_t = alpha * ema_{t-1} + (1 - alpha) * g_t.
+
+  As the paper's `gradfilter_ema`: the EMA starts at the first gradient
+  (ema_1 = g_1), so the first filtered gradient is (1 + lamb) g_1.
+  """
+  def init(params):
+    return EmaState(jnp.zeros([], jnp.int32),
+                    jax.tree.map(jnp.zeros_like, params))
+
+  def update(updates, state, params=None):
+    del params
+    first = state.count == 0
+    ema = jax.tree.map(
+        lambda e, g: jnp.where(first, g, alpha * e + (1 - alpha) * g),
+        state.ema, updates)
+    updates = jax.tree.map(lambda g, e: g + lamb * e, updates, ema)
+    return updates, EmaState(state.count + 1, ema)
+
+  return _masked(optax.GradientTransformation(init, update), mask)
+
+
+def grokfast_ma(window: int = 100, lamb: Scalar = 5.0,
+                mask: Mask = None) -> optax.GradientTransformation:
+  """Gradient side: g + lamb * mean of the last `window` gradients (this one included).
+
+  As the paper's `gradfilter_ma` with warmup: until `window` gradients have
+  been seen the gradient passes unchanged. Memory: `window` copies of the
+  masked parameters.
+  """
+  if window < 1:
+    raise ValueError(f"grokfast_ma: window={window} must be >= 1")
+
+  def init(params):
+    return WindowState(jnp.zeros([], jnp.int32), jax.tree.map(
+        lambda x: jnp.zeros((window,) + jnp.shape(x), jnp.result_type(x)),
+        params))
+
+  def update(updates, state, params=None):
+    del params
+    slot = state.count % window
+    buffer = jax.tree.map(lambda b, g: b.at[slot].set(g), state.buffer,
+                          updates)
+    full = state.count + 1 >= window
+    updates = jax.tree.map(
+        lambda g, b: jnp.where(full, g + lamb * jnp.mean(b, axis=0), g),
+        updates, buffer)
+    return updates, WindowState(state.count + 1, buffer)
+
+  return _masked(optax.GradientTransformation(init, update), mask)
+
+
+# --- perp-grad (Prieto et al. 2025) -------------------------------------------
+
+
+def perp_grad(mask: Mask = None) -> optax.GradientTransformation:
+  """Gradient side: per tensor, remove g's component along w, rescale to ||g||.
+
+  g_perp = g - (<g, w> / <w, w>) w, then g_perp * ||g|| / ||g_perp||. A zero w
+  or a g parallel to w (g_perp = 0) leaves g unchanged or zero respectively.
+  Then any optimizer (⊥AdamW = chain(perp_grad(), adamw)).
+  """
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("perp_grad needs params")
+
+    def one(g, w):
+      ww = jnp.vdot(w, w)
+      safe_ww = jnp.where(ww > 0, ww, 1.0)
+      perp = jnp.where(ww > 0, g - (jnp.vdot(g, w) / safe_ww) * w, g)
+      norm_perp = jnp.linalg.norm(perp)
+      scale = jnp.where(norm_perp > 0, jnp.linalg.norm(g) /
+                        jnp.where(norm_perp > 0, norm_perp, 1.0), 0.0)
+      return perp * scale
+    return jax.tree.map(one, updates, params), state
+
+  return _masked(optax.GradientTransformation(
+      lambda params: optax.EmptyState(), update), mask)
+
+
+# --- noise and norm constraints ----------------------------------------------
+
+
+def _noisy(std: Scalar, seed: jax.Array | int):
+  def init(params):
+    del params
+    key = seed if isinstance(seed, jax.Array) and jnp.issubdtype(
+        seed.dtype, jax.dtypes.prng_key) else jax.random.key(seed)
+    return NoiseState(key)
+
+  def update(updates, state, params=None):
+    del params
+    key, sub = jax.random.split(state.key)
+    leaves, treedef = jax.tree.flatten(updates)
+    keys = jax.random.split(sub, len(leaves))
+    noisy = [u + std * jax.random.normal(k, jnp.shape(u), jnp.result_type(u))
+             for u, k in zip(leaves, keys)]
+    return jax.tree.unflatten(treedef, noisy), NoiseState(key)
+
+  return init, update
+
+
+def gradient_noise(std: Scalar, seed: jax.Array | int = 0,
+                   mask: Mask = None) -> optax.GradientTransformation:
+  """Gradient side: g + std * N(0, 1), fresh noise every step (then scaled by the optimizer)."""
+  return _masked(optax.GradientTransformation(*_noisy(std, seed)), mask)
+
+
+def weight_noise(std: Scalar, seed: jax.Array | int = 0,
+                 mask: Mask = None) -> optax.GradientTransformation:
+  """Update side: w_next = w + u + std * N(0, 1), noise independent of the learning rate."""
+  return _masked(optax.GradientTransformation(*_noisy(std, seed)), mask)
+
+
+def project_to_norm(target: Scalar | None = None,
+                    mask: Mask = None) -> optax.GradientTransformation:
+  """Update side: rescale w + u so the (masked) parameters' total l2 norm is `target`.
+
+  Omnigrok's constrained-norm runs fix ||w|| to a multiple of its initial value;
+  `target=None` keeps the norm the parameters have at `init`.
+  """
+  def init(params):
+    norm = optax.tree.norm(params)
+    return NormState(norm if target is None else jnp.asarray(target,
+                                                             norm.dtype))
+
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("project_to_norm needs params")
+    new = jax.tree.map(lambda w, u: w + u, params, updates)
+    norm = optax.tree.norm(new)
+    scale = state.target / jnp.where(norm > 0, norm, 1.0)
+    return jax.tree.map(lambda n, w: n * scale - w, new, params), state
+
+  return _masked(optax.GradientTransformation(init, update), mask)
+
+
+__all__ = ["matrices", "not_biases", "l2_penalty", "l2_decay",
+           "l1_subgradient", "l1_proximal", "soft_threshold",
+           "nuclear_subgradient", "nuclear_proximal",
+           "singular_value_threshold", "grokfast_ema", "grokfast_ma",
+           "perp_grad", "gradient_noise", "weight_noise", "project_to_norm"]
