@@ -22,7 +22,7 @@ from grokjax import tasks
 RUN_ONLY = ("checkpoint_every", "members_per_group", "memory_limit_gb")
 
 SWEPT = ("seed", "data_seed", "train_fraction", "learning_rate",
-         "weight_decay", "init_scale")
+         "weight_decay", "init_scale", "reg_strength")
 _INT_AXES = ("seed", "data_seed")
 
 MODELS = ("transformer", "mlp")
@@ -30,6 +30,10 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 ACTIVATIONS = ("relu", "gelu", "quadratic")
 MLP_INPUTS = ("concat", "sum", "onehot")
 EVAL_SCHEDULES = ("linear", "log")
+REGULARIZERS = ("none", "l1", "l1_prox", "l2", "l2_init", "nuclear",
+                "nuclear_prox")
+REG_MASKS = ("not_biases", "matrices", "all")
+GRAD_FILTERS = ("none", "ema", "ma")
 
 
 class ConfigError(ValueError):
@@ -73,6 +77,31 @@ class Config:
   eps: float = _field(1e-8, "Adam epsilon")
   momentum: float = _field(0.0, "SGD momentum (0 = none)")
   warmup_steps: int = _field(10, "linear learning-rate warmup from 0")
+  # Regularizers and gradient tricks (grokjax.optim.regularizers), on top of
+  # the optimizer's own weight decay.
+  regularizer: str = _field("none", "penalty of strength --reg_strength: l1 "
+                            "(subgradient beta*sign(w)), l1_prox (soft-"
+                            "threshold by lr*beta after the step), l2 "
+                            "(coupled beta*w), l2_init (beta*(w - w_init)), "
+                            "nuclear (subgradient beta*U V^T), nuclear_prox "
+                            "(singular-value threshold by lr*beta)")
+  reg_mask: str = _field("not_biases", "leaves the penalty acts on: "
+                         "not_biases (>= 2-D), matrices (2-D), all; nuclear "
+                         "penalties act on 2-D leaves only")
+  grad_filter: str = _field("none", "Grokfast filter: ema (alpha, lamb) or ma "
+                            "(window, lamb)")
+  grokfast_alpha: float = _field(0.98, "Grokfast EMA momentum")
+  grokfast_lamb: float = _field(2.0, "Grokfast amplification of the slow "
+                                "gradient")
+  grokfast_window: int = _field(100, "Grokfast MA window (steps)")
+  perp_grad: bool = _field(False, "remove each tensor's gradient component "
+                           "along its weights, keep the norm (Prieto 2025)")
+  gradient_noise: float = _field(0.0, "std of Gaussian noise added to the "
+                                 "gradient each step")
+  weight_noise: float = _field(0.0, "std of Gaussian noise added to the "
+                               "weights each step (independent of lr)")
+  fixed_norm: bool = _field(False, "project the weights back to their initial "
+                            "total l2 norm after every step (Omnigrok)")
   # Training.
   steps: int = _field(10000, "optimizer updates")
   batch_size: int = _field(0, "0 = full batch over the member's train rows; "
@@ -110,6 +139,8 @@ class Config:
                                swept=True)
   init_scale: tuple = _field((1.0,), "multiplier alpha of every initial weight",
                              swept=True)
+  reg_strength: tuple = _field((0.0,), "strength beta of --regularizer",
+                               swept=True)
 
   def __post_init__(self):
     # Swept fields accept any sequence (range, list, array) or a single number.
@@ -156,6 +187,22 @@ class Config:
     _choice("activation", self.activation, ACTIVATIONS)
     _choice("mlp_input", self.mlp_input, MLP_INPUTS)
     _choice("eval_schedule", self.eval_schedule, EVAL_SCHEDULES)
+    _choice("regularizer", self.regularizer, REGULARIZERS)
+    _choice("reg_mask", self.reg_mask, REG_MASKS)
+    _choice("grad_filter", self.grad_filter, GRAD_FILTERS)
+    if self.grokfast_window < 1:
+      raise ConfigError(f"--grokfast_window={self.grokfast_window}: must be "
+                        ">= 1")
+    if not 0 <= self.grokfast_alpha < 1:
+      raise ConfigError(f"--grokfast_alpha={self.grokfast_alpha}: must be in "
+                        "[0, 1)")
+    for name in ("gradient_noise", "weight_noise"):
+      if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+        raise ConfigError(f"--{name}={getattr(self, name)}: must be >= 0")
+    if self.regularizer == "none" and any(self.reg_strength):
+      raise ConfigError(f"--reg_strength={_show(self.reg_strength)}: has no "
+                        "effect without --regularizer; choose one of "
+                        f"{', '.join(REGULARIZERS[1:])}")
     for name in ("depth", "d_model", "num_heads", "d_mlp", "steps",
                  "eval_every", "chunk_steps"):
       if getattr(self, name) < 1:
@@ -192,9 +239,10 @@ class Config:
       for v in getattr(self, name):
         if v <= 0:
           raise ConfigError(f"--{name}={v}: must be > 0")
-    for v in self.weight_decay:
-      if v < 0:
-        raise ConfigError(f"--weight_decay={v}: must be >= 0")
+    for name in ("weight_decay", "reg_strength"):
+      for v in getattr(self, name):
+        if v < 0:
+          raise ConfigError(f"--{name}={v}: must be >= 0")
     for name in _INT_AXES:
       for v in getattr(self, name):
         if int(v) != v or not 0 <= v < 2**31:

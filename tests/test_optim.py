@@ -1,11 +1,14 @@
 """Optimizers built from traced per-member values; warmup; masked losses."""
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import grokjax as gj
-from grokjax.optim import make_optimizer, warmup_schedule, weighted_mean
+from grokjax.optim import (base_optimizer, make_optimizer, warmup_schedule,
+                           weighted_mean)
 
 
 def test_warmup_matches_pytorch_lambda_lr():
@@ -16,7 +19,7 @@ def test_warmup_matches_pytorch_lambda_lr():
 
 
 def _one_update(config, lr, wd, grad, params, count=5):
-  tx = make_optimizer(config.replace(warmup_steps=0), jnp.float32(lr),
+  tx = base_optimizer(config.replace(warmup_steps=0), jnp.float32(lr),
                       jnp.float32(wd))
   state = tx.init(params)
   for _ in range(count):
@@ -47,7 +50,7 @@ def test_one_optimizer_definition_serves_vmapped_members():
   lrs, wds = jnp.array([0.1, 0.2, 0.3]), jnp.array([1.0, 0.5, 0.0])
 
   def member(lr, wd, p, g):
-    tx = make_optimizer(gj.Config(warmup_steps=0), lr, wd)
+    tx = base_optimizer(gj.Config(warmup_steps=0), lr, wd)
     return tx.update(g, tx.init(p), p)[0]
 
   updates = jax.vmap(member)(lrs, wds, params, grads)
@@ -58,3 +61,44 @@ def test_weighted_mean_ignores_zero_weights_and_is_nan_when_empty():
   v = jnp.array([1.0, 2.0, 100.0])
   assert weighted_mean(v, jnp.array([1.0, 1.0, 0.0])) == 1.5
   assert jnp.isnan(weighted_mean(v, jnp.zeros(3)))
+
+
+class _Member(NamedTuple):
+  learning_rate: jax.Array
+  weight_decay: jax.Array
+  reg_strength: jax.Array
+  seed: jax.Array
+
+
+def test_the_member_chain_adds_its_regularizer_with_its_own_strength():
+  params = {"kernel": jnp.array([[2.0, -4.0], [0.5, 0.0]]),
+            "bias": jnp.array([1.0, -1.0])}
+  zero = jax.tree.map(jnp.zeros_like, params)
+  config = gj.Config(optimizer="sgd", warmup_steps=0, regularizer="l1")
+  betas = jnp.array([0.0, 0.1, 1.0])
+
+  def member(beta):
+    tx = make_optimizer(config, _Member(jnp.float32(0.5), jnp.float32(0.2),
+                                        beta, jnp.int32(0)))
+    return tx.update(zero, tx.init(params), params)[0]
+
+  updates = jax.jit(jax.vmap(member))(betas)
+  for i, beta in enumerate([0.0, 0.1, 1.0]):
+    # SGD on wd/2 ||w||^2 + beta ||W||_1 (biases unpenalized by l1).
+    np.testing.assert_allclose(
+        updates["kernel"][i], -0.5 * (0.2 * params["kernel"] +
+                                      beta * np.sign(params["kernel"])),
+        rtol=1e-6)
+    np.testing.assert_allclose(updates["bias"][i], -0.5 * 0.2 * params["bias"],
+                               rtol=1e-6)
+
+
+def test_proximal_l1_in_the_chain_zeroes_small_weights():
+  params = {"kernel": jnp.array([[0.04, -4.0], [0.5, -0.01]])}
+  zero = jax.tree.map(jnp.zeros_like, params)
+  config = gj.Config(optimizer="sgd", warmup_steps=0, regularizer="l1_prox")
+  tx = make_optimizer(config, _Member(jnp.float32(0.1), jnp.float32(0.0),
+                                      jnp.float32(1.0), jnp.int32(0)))
+  updates, _ = tx.update(zero, tx.init(params), params)
+  new = params["kernel"] + updates["kernel"]
+  np.testing.assert_allclose(new, [[0.0, -3.9], [0.4, 0.0]], atol=1e-6)

@@ -174,3 +174,23 @@ def test_per_member_strengths_under_vmap_inside_a_masked_chain():
 def test_a_misplaced_nuclear_norm_names_the_mask():
   with pytest.raises(ValueError, match="mask=grokjax.optim.matrices"):
     _apply(reg.nuclear_proximal(1.0, 0.1, mask=None))
+
+
+def test_a_sweep_over_reg_strength_trains_each_member_with_its_own():
+  import grokjax as gj  # pylint: disable=import-outside-toplevel
+  config = gj.Config(task="x+y", p=11, depth=1, d_model=16, num_heads=2,
+                     d_mlp=32, steps=40, eval_every=20, chunk_steps=20,
+                     optimizer="sgd", learning_rate=(0.5,), weight_decay=(0.0,),
+                     warmup_steps=0, regularizer="l1_prox",
+                     reg_strength=(0.0, 0.05))
+  result = gj.sweep(config, log=None)
+  kernel = np.asarray(result.state.params["block_0"]["mlp_in"]["kernel"])
+  # Proximal l1: lr * beta = 0.025 per step sets small weights exactly to 0.
+  assert (kernel[0] == 0).mean() == 0
+  assert (kernel[1] == 0).mean() > 0.5
+  bias = np.asarray(result.state.params["block_0"]["mlp_in"]["bias"])
+  assert (bias[1] == 0).mean() < 0.5  # biases are masked out (not_biases)
+  single = gj.sweep(config.replace(reg_strength=(0.05,)), log=None)
+  np.testing.assert_allclose(result.history["val_loss"][1],
+                             single.history["val_loss"][0], rtol=1e-5)
+  assert [m["reg_strength"] for m in result.members] == [0.0, 0.05]

@@ -41,7 +41,8 @@ def test_a_small_sweep_groks_and_writes_a_self_describing_run_directory(tmp_path
   # Columns are named exactly as the flags.
   members = gio.read_csv(os.path.join(workdir, "members.csv"))
   assert list(members[0]) == ["member", "seed", "data_seed", "train_fraction",
-                              "learning_rate", "weight_decay", "init_scale"]
+                              "learning_rate", "weight_decay", "init_scale",
+                              "reg_strength"]
   assert [m["seed"] for m in members] == ["0", "1", "2"]
   for key in members[0]:
     assert key in summary[0]

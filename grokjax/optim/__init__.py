@@ -2,8 +2,9 @@
 
 from grokjax.optim.losses import correct, cross_entropy, weighted_mean
 from grokjax.optim import regularizers
-from grokjax.optim.optimizers import make_optimizer, warmup_schedule
+from grokjax.optim.optimizers import (base_optimizer, make_optimizer,
+                                      warmup_schedule)
 from grokjax.optim.regularizers import matrices, not_biases
 
-__all__ = ["regularizers", "matrices", "not_biases", "correct", "cross_entropy", "weighted_mean", "make_optimizer",
+__all__ = ["regularizers", "matrices", "not_biases", "correct", "cross_entropy", "weighted_mean", "make_optimizer", "base_optimizer",
            "warmup_schedule"]

@@ -24,6 +24,7 @@ class Hypers(NamedTuple):
   learning_rate: jax.Array
   weight_decay: jax.Array
   init_scale: jax.Array
+  reg_strength: jax.Array
   n_train: jax.Array
 
 
@@ -48,7 +49,10 @@ def make_hypers(grid: Grid, task: Task) -> Hypers:
 
 
 def member_keys(hypers: Hypers) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """(init, batch, split) keys of one member: init and batches from `seed`, the split from `data_seed`."""
+  """(init, batch, split) keys of one member: init and batches from `seed`, the split from `data_seed`.
+
+  Optimizer noise uses ``fold_in(key(seed), 2)`` (see `optim.make_optimizer`).
+  """
   init_key, batch_key = jax.random.split(jax.random.key(hypers.seed))
   split_key = jax.random.fold_in(jax.random.key(hypers.data_seed), 1)
   return init_key, batch_key, split_key
@@ -60,7 +64,7 @@ def init_member(model, config: Config, task: Task, max_n_train: int,
   init_key, _, split_key = member_keys(hypers)
   dummy = jnp.zeros((1, task.seq_len), jnp.int32)
   params = scale_init(model.init(init_key, dummy)["params"], hypers.init_scale)
-  tx = make_optimizer(config, hypers.learning_rate, hypers.weight_decay)
+  tx = make_optimizer(config, hypers)
   state = MemberState(params, tx.init(params), jnp.array(-1, jnp.int32))
   split = make_split(split_key, hypers.n_train, task.num_examples, max_n_train)
   return state, split

@@ -105,7 +105,7 @@ def train_step(apply_fn, config: Config, state: MemberState, hypers: Hypers,
       lambda p: loss_and_metrics(apply_fn, p, data.inputs[rows],
                                  data.labels[rows], weights), has_aux=True)(
                                      state.params)
-  tx = make_optimizer(config, hypers.learning_rate, hypers.weight_decay)
+  tx = make_optimizer(config, hypers)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   healthy = state.diverged_step < 0
