@@ -34,6 +34,7 @@ REGULARIZERS = ("none", "l1", "l1_prox", "l2", "l2_init", "nuclear",
                 "nuclear_prox")
 REG_MASKS = ("not_biases", "matrices", "all")
 GRAD_FILTERS = ("none", "ema", "ma")
+LOSS_NAMES = ("cross_entropy", "stablemax", "mse")
 
 
 class ConfigError(ValueError):
@@ -77,6 +78,9 @@ class Config:
   eps: float = _field(1e-8, "Adam epsilon")
   momentum: float = _field(0.0, "SGD momentum (0 = none)")
   warmup_steps: int = _field(10, "linear learning-rate warmup from 0")
+  loss: str = _field("cross_entropy", "training loss: cross_entropy (softmax)"
+                     ", stablemax (Prieto 2025) or mse (on one-hot targets, "
+                     "Omnigrok)")
   # Regularizers and gradient tricks (grokjax.optim.regularizers), on top of
   # the optimizer's own weight decay.
   regularizer: str = _field("none", "penalty of strength --reg_strength: l1 "
@@ -187,6 +191,7 @@ class Config:
     _choice("activation", self.activation, ACTIVATIONS)
     _choice("mlp_input", self.mlp_input, MLP_INPUTS)
     _choice("eval_schedule", self.eval_schedule, EVAL_SCHEDULES)
+    _choice("loss", self.loss, tuple(LOSS_NAMES))
     _choice("regularizer", self.regularizer, REGULARIZERS)
     _choice("reg_mask", self.reg_mask, REG_MASKS)
     _choice("grad_filter", self.grad_filter, GRAD_FILTERS)

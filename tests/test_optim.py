@@ -102,3 +102,44 @@ def test_proximal_l1_in_the_chain_zeroes_small_weights():
   updates, _ = tx.update(zero, tx.init(params), params)
   new = params["kernel"] + updates["kernel"]
   np.testing.assert_allclose(new, [[0.0, -3.9], [0.4, 0.0]], atol=1e-6)
+
+
+def test_stablemax_cross_entropy_closed_form_and_no_collapse():
+  from grokjax.optim import stablemax_cross_entropy, cross_entropy  # pylint: disable=import-outside-toplevel
+  logits = jnp.array([[2.0, -1.0, 0.0], [100.0, 0.0, 0.0]])
+  labels = jnp.array([0, 0])
+  s = np.array([[3.0, 0.5, 1.0], [101.0, 1.0, 1.0]])
+  np.testing.assert_allclose(stablemax_cross_entropy(logits, labels),
+                             -np.log(s[:, 0] / s.sum(1)), rtol=1e-6)
+  # Softmax collapse: at a margin of 100 the float32 softmax loss is exactly
+  # 0 (its gradient too); StableMax's is not.
+  assert cross_entropy(logits, labels)[1] == 0.0
+  assert stablemax_cross_entropy(logits, labels)[1] > 0.01
+  grad = jax.grad(lambda x: stablemax_cross_entropy(x, labels).sum())(logits)
+  assert np.isfinite(grad).all() and np.abs(grad[1]).sum() > 0
+
+
+def test_mse_on_one_hot_targets_is_pytorch_mse_loss():
+  from grokjax.optim import mse_one_hot  # pylint: disable=import-outside-toplevel
+  logits = jnp.array([[0.5, 0.2, -0.1], [1.0, 0.0, 2.0]])
+  labels = jnp.array([1, 2])
+  onehot = np.eye(3)[np.asarray(labels)]
+  expected = ((np.asarray(logits) - onehot) ** 2).mean()  # MSELoss(mean)
+  np.testing.assert_allclose(weighted_mean(mse_one_hot(logits, labels),
+                                           jnp.ones(2)), expected, rtol=1e-6)
+
+
+def test_softmax_collapse_metric_counts_train_rows_with_exactly_zero_loss():
+  from grokjax.train import step as step_lib  # pylint: disable=import-outside-toplevel
+  from grokjax.tasks import Split  # pylint: disable=import-outside-toplevel
+  labels = jnp.array([0, 1, 2, 0])
+  margins = jnp.array([200.0, 200.0, 1.0, 200.0])  # rows 0, 1, 3 collapse
+  logits_of = lambda variables, inputs: jax.nn.one_hot(
+      labels, 3) * margins[:, None]
+  data = step_lib.Data(jnp.zeros((4, 1), jnp.int32), labels, jnp.zeros(1, bool))
+  split = Split(jnp.arange(3), jnp.ones(3), jnp.array([True, True, True, False]))
+  record = step_lib.evaluate(logits_of, {}, split, data)
+  np.testing.assert_allclose(record.train_zero_loss, 2 / 3)
+  record = step_lib.evaluate(logits_of, {}, split, data,
+                             gj.optim.stablemax_cross_entropy)
+  assert record.train_zero_loss == 0.0

@@ -23,6 +23,36 @@ def cross_entropy(logits_BxV: jax.Array, labels_B: jax.Array) -> jax.Array:
       logits_BxV.astype(jnp.float32), labels_B)
 
 
+def stablemax_cross_entropy(logits_BxV: jax.Array,
+                            labels_B: jax.Array) -> jax.Array:
+  """Per-example -log StableMax(x)[label] [B] (Prieto et al. 2025), in float32.
+
+  StableMax(x)_i = s(x_i) / sum_j s(x_j) with s(x) = x + 1 for x >= 0 and
+  1 / (1 - x) for x < 0: it grows linearly, not exponentially, so the correct
+  class's probability does not round to exactly 1 (softmax collapse).
+  """
+  x = logits_BxV.astype(jnp.float32)
+  s = jnp.where(x >= 0, x + 1.0, 1.0 / (1.0 - jnp.minimum(x, 0.0)))
+  is_label = jax.nn.one_hot(labels_B, x.shape[-1], dtype=bool)
+  s_label = jnp.sum(jnp.where(is_label, s, 0.0), axis=-1)
+  others = jnp.sum(jnp.where(is_label, 0.0, s), axis=-1)
+  return jnp.log1p(others / s_label)  # = log(sum_j s_j / s_label), accurately
+
+
+def mse_one_hot(logits_BxV: jax.Array, labels_B: jax.Array) -> jax.Array:
+  """Per-example mean over classes of (x - one_hot(label))^2 [B] (Omnigrok's MSE).
+
+  Its weighted mean over rows equals PyTorch's ``MSELoss()(x, one_hot)``.
+  """
+  x = logits_BxV.astype(jnp.float32)
+  target = jax.nn.one_hot(labels_B, x.shape[-1], dtype=x.dtype)
+  return jnp.mean(jnp.square(x - target), axis=-1)
+
+
+LOSSES = {"cross_entropy": cross_entropy, "stablemax": stablemax_cross_entropy,
+          "mse": mse_one_hot}
+
+
 def correct(logits_BxV: jax.Array, labels_B: jax.Array) -> jax.Array:
   """1.0 where the arg-max class is the label, else 0.0: [B]."""
   return (jnp.argmax(logits_BxV, axis=-1) == labels_B).astype(jnp.float32)

@@ -29,6 +29,7 @@ from grokjax import analysis
 from grokjax import io as gio
 from grokjax.config import Config, ConfigError, Grid
 from grokjax.models import make_model
+from grokjax.optim import LOSSES
 from grokjax.tasks import Task, make_task, max_num_train
 from grokjax.train import checkpoint as ckpt_lib
 from grokjax.train import memory
@@ -228,7 +229,7 @@ def sweep(config: Config, workdir: str | None = None,
       Data(task.inputs, task.labels, padded_eval_mask(eval_steps, n_chunks * K)),
       rep)
   chunk_fn, chunk_traces = compile_sweep_chunk(model.apply, config, K, mesh)
-  eval_fn = compile_sweep_eval(model.apply, mesh)
+  eval_fn = compile_sweep_eval(model.apply, mesh, LOSSES[config.loss])
 
   def group_state(g):
     hyp = jax.tree.map(lambda x: x[g * G:(g + 1) * G], hypers_pad)

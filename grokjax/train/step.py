@@ -15,11 +15,13 @@ import numpy as np
 import optax
 
 from grokjax.config import Config
-from grokjax.optim import correct, cross_entropy, make_optimizer, weighted_mean
+from grokjax.optim import (LOSSES, correct, cross_entropy, make_optimizer,
+                           weighted_mean)
 from grokjax.tasks import Split
 from grokjax.train.state import Hypers, MemberState, member_keys
 
-EVAL_FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc", "param_norm")
+EVAL_FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc", "param_norm",
+               "train_zero_loss")
 
 
 class Data(NamedTuple):
@@ -36,11 +38,14 @@ class StepRecord(NamedTuple):
 
 
 class EvalRecord(NamedTuple):
+  """Losses are the training loss (--loss); `train_zero_loss` is the fraction of
+  train rows whose loss is exactly 0 in float32 (softmax collapse, Prieto 2025)."""
   train_loss: jax.Array
   train_acc: jax.Array
   val_loss: jax.Array
   val_acc: jax.Array
   param_norm: jax.Array
+  train_zero_loss: jax.Array
 
 
 def eval_schedule(config: Config) -> np.ndarray:
@@ -72,21 +77,23 @@ def batch_rows(config: Config, split: Split, batch_key: jax.Array,
   return split.train_idx[slots], split.train_weight[slots]
 
 
-def loss_and_metrics(apply_fn, params, inputs, labels, weights):
+def loss_and_metrics(apply_fn, loss_fn, params, inputs, labels, weights):
   logits = apply_fn({"params": params}, inputs)
-  loss = weighted_mean(cross_entropy(logits, labels), weights)
+  loss = weighted_mean(loss_fn(logits, labels), weights)
   return loss, weighted_mean(correct(logits, labels), weights)
 
 
-def evaluate(apply_fn, params, split: Split, data: Data) -> EvalRecord:
-  """Loss and accuracy on every train and validation row, and the parameter l2 norm."""
+def evaluate(apply_fn, params, split: Split, data: Data,
+             loss_fn=cross_entropy) -> EvalRecord:
+  """Loss and accuracy on every train and validation row, the parameter l2 norm, softmax collapse."""
   logits = apply_fn({"params": params}, data.inputs)
-  loss, acc = cross_entropy(logits, data.labels), correct(logits, data.labels)
+  loss, acc = loss_fn(logits, data.labels), correct(logits, data.labels)
   w_train = split.is_train.astype(jnp.float32)
   w_val = 1.0 - w_train
   return EvalRecord(weighted_mean(loss, w_train), weighted_mean(acc, w_train),
                     weighted_mean(loss, w_val), weighted_mean(acc, w_val),
-                    optax.tree.norm(params))
+                    optax.tree.norm(params),
+                    weighted_mean((loss == 0).astype(jnp.float32), w_train))
 
 
 def _all_finite(tree) -> jax.Array:
@@ -102,7 +109,8 @@ def train_step(apply_fn, config: Config, state: MemberState, hypers: Hypers,
   rows, weights = batch_rows(config, split, batch_key, data.inputs.shape[0],
                              step)
   (loss, acc), grads = jax.value_and_grad(
-      lambda p: loss_and_metrics(apply_fn, p, data.inputs[rows],
+      lambda p: loss_and_metrics(apply_fn, LOSSES[config.loss], p,
+                                 data.inputs[rows],
                                  data.labels[rows], weights), has_aux=True)(
                                      state.params)
   tx = make_optimizer(config, hypers)
@@ -135,7 +143,8 @@ def make_chunk_fn(apply_fn, config: Config, chunk_steps: int):
     def body(state, step):
       active = step < config.steps
       ev = jax.lax.cond(active & data.eval_at[step],
-                        lambda p: evaluate(apply_fn, p, split, data),
+                        lambda p: evaluate(apply_fn, p, split, data,
+                                           LOSSES[config.loss]),
                         lambda p: nan_eval, state.params)
       state, rec = jax.lax.cond(
           active,
@@ -186,11 +195,11 @@ def compile_sweep_chunk(apply_fn, config: Config, chunk_steps: int, mesh=None):
                  donate_argnums=(0,)), chunk
 
 
-def compile_sweep_eval(apply_fn, mesh=None):
+def compile_sweep_eval(apply_fn, mesh=None, loss_fn=cross_entropy):
   """``jit(vmap(evaluate))``: eval records [E] of every member's current parameters."""
   return jax.jit(_over_members(
-      lambda p, split, data: evaluate(apply_fn, p, split, data), (0, 0, None),
-      mesh))
+      lambda p, split, data: evaluate(apply_fn, p, split, data, loss_fn),
+      (0, 0, None), mesh))
 
 
 def padded_eval_mask(eval_steps: np.ndarray, total: int) -> np.ndarray:
