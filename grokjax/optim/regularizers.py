@@ -166,22 +166,30 @@ def soft_threshold(x: jax.Array, threshold: jax.Array) -> jax.Array:
   return jnp.sign(x) * jnp.maximum(jnp.abs(x) - threshold, 0.0)
 
 
-def l1_proximal(strength: Scalar, learning_rate: ScalarOrSchedule,
-                mask: Mask = None) -> optax.GradientTransformation:
-  """Update side: w_next = soft_threshold(w + u, lr * beta) (ISTA's proximal step)."""
+def _proximal(name: str, prox: Callable[[jax.Array, jax.Array], jax.Array],
+              strength: Scalar, learning_rate: ScalarOrSchedule,
+              mask: Mask) -> optax.GradientTransformation:
+  """Update side: w_next = prox(w + u, lr * beta), lr read at the update count."""
   def init(params):
     del params
     return CountState(jnp.zeros([], jnp.int32))
 
   def update(updates, state, params=None):
     if params is None:
-      raise ValueError("l1_proximal needs params")
+      raise ValueError(f"{name} needs params")
     threshold = _value(learning_rate, state.count) * strength
-    updates = jax.tree.map(lambda u, w: soft_threshold(w + u, threshold) - w,
-                           updates, params)
+    updates = jax.tree.map(lambda u, w: prox(w + u, threshold) - w, updates,
+                           params)
     return updates, CountState(state.count + 1)
 
   return _masked(optax.GradientTransformation(init, update), mask)
+
+
+def l1_proximal(strength: Scalar, learning_rate: ScalarOrSchedule,
+                mask: Mask = None) -> optax.GradientTransformation:
+  """Update side: w_next = soft_threshold(w + u, lr * beta) (ISTA's proximal step)."""
+  return _proximal("l1_proximal", soft_threshold, strength, learning_rate,
+                   mask)
 
 
 # --- nuclear norm --------------------------------------------------------------
@@ -223,21 +231,10 @@ def singular_value_threshold(x: jax.Array, threshold: jax.Array) -> jax.Array:
 def nuclear_proximal(strength: Scalar, learning_rate: ScalarOrSchedule,
                      mask: Mask = matrices) -> optax.GradientTransformation:
   """Update side: w_next = SVT(w + u, lr * beta) for each 2-D leaf."""
-  def init(params):
-    del params
-    return CountState(jnp.zeros([], jnp.int32))
-
-  def update(updates, state, params=None):
-    if params is None:
-      raise ValueError("nuclear_proximal needs params")
-    threshold = _value(learning_rate, state.count) * strength
-
-    def one(u, w):
-      _check_matrix(w, "nuclear_proximal")
-      return singular_value_threshold(w + u, threshold) - w
-    return jax.tree.map(one, updates, params), CountState(state.count + 1)
-
-  return _masked(optax.GradientTransformation(init, update), mask)
+  def prox(x, threshold):
+    _check_matrix(x, "nuclear_proximal")
+    return singular_value_threshold(x, threshold)
+  return _proximal("nuclear_proximal", prox, strength, learning_rate, mask)
 
 
 # --- Grokfast (Lee et al. 2024) -----------------------------------------------
