@@ -151,6 +151,21 @@ def test_a_corrupt_checkpoint_is_reported_and_the_previous_one_used(tmp_path):
                jax.device_get(reference.state))
 
 
+def test_a_checkpoint_with_unreadable_progress_counts_as_corrupt(tmp_path):
+  workdir = str(tmp_path / "run")
+  reference = gj.sweep(SHORT, workdir=workdir, log=None)
+  progress_dir = os.path.join(workdir, "checkpoints", "201", "progress")
+  for name in os.listdir(progress_dir):
+    with open(os.path.join(progress_dir, name), "w") as f:
+      f.write("{not json")
+  lines = []
+  resumed = gj.sweep(SHORT, workdir=workdir, log=lines.append)
+  assert any("checkpoints/201 is corrupt" in l for l in lines), lines
+  assert any("resuming from the checkpoint at step 150" in l for l in lines)
+  np.testing.assert_array_equal(resumed.history["val_loss"],
+                                reference.history["val_loss"])
+
+
 def test_when_every_checkpoint_is_corrupt_the_error_says_so(tmp_path):
   workdir = str(tmp_path / "run")
   gj.sweep(SHORT.replace(checkpoint_every=0), workdir=workdir, log=None)

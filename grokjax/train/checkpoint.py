@@ -70,6 +70,15 @@ class RunCheckpoints:
     return self.manager.restore(index, args=ocp.args.Composite(
         progress=ocp.args.JsonRestore()))["progress"]
 
+  def group_size(self) -> int | None:
+    """The member group size of the newest checkpoint whose progress reads (None: none)."""
+    for index in sorted(self.manager.all_steps(), reverse=True):
+      try:
+        return int(self.progress(index)["group_size"])
+      except Exception:  # pylint: disable=broad-except
+        continue  # `restore` reports and sets it aside
+    return None
+
   def restore(self, abstract_state: Callable[[dict], Any],
               log: Callable[[str], None]) -> tuple[dict, Any] | None:
     """(progress, state) of the latest readable checkpoint, or None if there is none.
@@ -135,11 +144,10 @@ def load_final_state(workdir: str) -> tuple[Config, Any]:
   max_n = max_num_train(hypers.train_fraction.tolist(), task.num_examples)
   num_members = len(hypers.seed)
   ckpts = RunCheckpoints(workdir, config.steps, 1)
-  latest = ckpts.manager.latest_step()
-  if latest is None:
-    raise ConfigError(f"--workdir={workdir}: no checkpoint; the run has not "
-                      "saved one yet")
-  group_size = ckpts.progress(latest)["group_size"]
+  group_size = ckpts.group_size()
+  if group_size is None:
+    raise ConfigError(f"--workdir={workdir}: no readable checkpoint; the run "
+                      "has not saved one yet")
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   abstract = jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),

@@ -202,9 +202,7 @@ def sweep(config: Config, workdir: str | None = None,
   if resuming and os.path.isdir(os.path.join(workdir, "checkpoints")):
     # The group size is the checkpoint's: read it before planning.
     probe = ckpt_lib.RunCheckpoints(workdir, config.steps, 1)
-    latest = probe.manager.latest_step()
-    group_size = probe.progress(latest)["group_size"] if latest is not None \
-        else None
+    group_size = probe.group_size()
     probe.close()
   else:
     group_size = None
