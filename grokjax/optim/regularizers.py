@@ -57,6 +57,18 @@ def _masked(inner: optax.GradientTransformation,
   return inner if mask is None else optax.masked(inner, mask)
 
 
+def _per_leaf(name: str, fn: Callable[[jax.Array, jax.Array], jax.Array],
+              mask: Mask) -> optax.GradientTransformation:
+  """A stateless gradient-side transform: each leaf's g becomes fn(g, w)."""
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError(f"{name} needs params")
+    return jax.tree.map(fn, updates, params), state
+
+  return _masked(optax.GradientTransformation(
+      lambda params: optax.EmptyState(), update), mask)
+
+
 def _value(x: ScalarOrSchedule, count: jax.Array) -> jax.Array:
   return x(count) if callable(x) else jnp.asarray(x)
 
@@ -151,14 +163,8 @@ def l2_decay(strength: Scalar, learning_rate: ScalarOrSchedule,
 def l1_subgradient(strength: Scalar,
                    mask: Mask = None) -> optax.GradientTransformation:
   """Gradient side: g + beta * sign(w), a subgradient of beta ||w||_1 (sign(0) = 0)."""
-  def update(updates, state, params=None):
-    if params is None:
-      raise ValueError("l1_subgradient needs params")
-    return jax.tree.map(lambda g, w: g + strength * jnp.sign(w), updates,
-                        params), state
-
-  return _masked(optax.GradientTransformation(
-      lambda params: optax.EmptyState(), update), mask)
+  return _per_leaf("l1_subgradient", lambda g, w: g + strength * jnp.sign(w),
+                   mask)
 
 
 def soft_threshold(x: jax.Array, threshold: jax.Array) -> jax.Array:
@@ -208,18 +214,11 @@ def nuclear_subgradient(strength: Scalar,
   U V^T is the subgradient of the nuclear norm ||w||_* = sum of singular values
   (exact where w has full rank; the zero singular directions contribute 0).
   """
-  def update(updates, state, params=None):
-    if params is None:
-      raise ValueError("nuclear_subgradient needs params")
-
-    def one(g, w):
-      _check_matrix(w, "nuclear_subgradient")
-      u, s, vt = jnp.linalg.svd(w, full_matrices=False)
-      return g + strength * (u * (s > 0)[None, :]) @ vt
-    return jax.tree.map(one, updates, params), state
-
-  return _masked(optax.GradientTransformation(
-      lambda params: optax.EmptyState(), update), mask)
+  def one(g, w):
+    _check_matrix(w, "nuclear_subgradient")
+    u, s, vt = jnp.linalg.svd(w, full_matrices=False)
+    return g + strength * (u * (s > 0)[None, :]) @ vt
+  return _per_leaf("nuclear_subgradient", one, mask)
 
 
 def singular_value_threshold(x: jax.Array, threshold: jax.Array) -> jax.Array:
@@ -303,22 +302,15 @@ def perp_grad(mask: Mask = None) -> optax.GradientTransformation:
   or a g parallel to w (g_perp = 0) leaves g unchanged or zero respectively.
   Then any optimizer (⊥AdamW = chain(perp_grad(), adamw)).
   """
-  def update(updates, state, params=None):
-    if params is None:
-      raise ValueError("perp_grad needs params")
-
-    def one(g, w):
-      ww = jnp.vdot(w, w)
-      safe_ww = jnp.where(ww > 0, ww, 1.0)
-      perp = jnp.where(ww > 0, g - (jnp.vdot(g, w) / safe_ww) * w, g)
-      norm_perp = jnp.linalg.norm(perp)
-      scale = jnp.where(norm_perp > 0, jnp.linalg.norm(g) /
-                        jnp.where(norm_perp > 0, norm_perp, 1.0), 0.0)
-      return perp * scale
-    return jax.tree.map(one, updates, params), state
-
-  return _masked(optax.GradientTransformation(
-      lambda params: optax.EmptyState(), update), mask)
+  def one(g, w):
+    ww = jnp.vdot(w, w)
+    safe_ww = jnp.where(ww > 0, ww, 1.0)
+    perp = jnp.where(ww > 0, g - (jnp.vdot(g, w) / safe_ww) * w, g)
+    norm_perp = jnp.linalg.norm(perp)
+    scale = jnp.where(norm_perp > 0, jnp.linalg.norm(g) /
+                      jnp.where(norm_perp > 0, norm_perp, 1.0), 0.0)
+    return perp * scale
+  return _per_leaf("perp_grad", one, mask)
 
 
 # --- noise and norm constraints ----------------------------------------------

@@ -45,10 +45,12 @@ def index_of(group: int, step: int, steps: int, finished: bool) -> int:
 class RunCheckpoints:
   """The resume checkpoints of one run directory."""
 
-  def __init__(self, workdir: str, steps: int, num_groups: int):
+  def __init__(self, workdir: str, steps: int, max_groups: int):
+    """`max_groups` bounds the group count (the member count will do), so the
+    manager can be opened before the groups are planned."""
     self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
     self.steps = steps
-    finals = [index_of(g, 0, steps, True) for g in range(num_groups)]
+    finals = [index_of(g, 0, steps, True) for g in range(max_groups)]
     policy = checkpoint_managers.AnyPreservationPolicy([
         checkpoint_managers.LatestN(2), checkpoint_managers.CustomSteps(finals)])
     self.manager = ocp.CheckpointManager(
@@ -79,22 +81,22 @@ class RunCheckpoints:
         continue  # `restore` reports and sets it aside
     return None
 
-  def restore(self, abstract_state: Callable[[dict], Any],
+  def _restore_state(self, index: int, abstract_state: Any) -> Any:
+    return self.manager.restore(index, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state)))["state"]
+
+  def restore(self, abstract_state: Any,
               log: Callable[[str], None]) -> tuple[dict, Any] | None:
     """(progress, state) of the latest readable checkpoint, or None if there is none.
 
+    `abstract_state`: ShapeDtypeStructs (with shardings) of a group's state.
     A checkpoint that cannot be read is reported and the previous one is used;
     when none can be read, ConfigError says so (`--overwrite` starts fresh).
     """
     indices = sorted(self.manager.all_steps(), reverse=True)
     for index in indices:
       try:
-        progress = self.progress(index)
-        state = self.manager.restore(index, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state(progress))))["state"]
-        return progress, state
-      except ConfigError:
-        raise
+        return self.progress(index), self._restore_state(index, abstract_state)
       except Exception as e:  # pylint: disable=broad-except
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         aside = os.path.join(os.path.dirname(self.directory),
@@ -121,9 +123,8 @@ class RunCheckpoints:
 
   def restore_final(self, group: int, abstract_state: Any) -> Any:
     """The state of a finished group (its final checkpoint is always kept)."""
-    index = index_of(group, 0, self.steps, True)
-    return self.manager.restore(index, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state)))["state"]
+    return self._restore_state(index_of(group, 0, self.steps, True),
+                               abstract_state)
 
   def close(self) -> None:
     self.manager.close()

@@ -19,7 +19,7 @@ import dataclasses
 import os
 import signal
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import numpy as np
@@ -148,11 +148,11 @@ def _merge_groups(parts: list[dict[str, np.ndarray]], num_members: int
 
 
 def _group_history(chunks: list[dict], final: dict) -> dict[str, np.ndarray]:
-  cat = lambda key, axis: np.concatenate([c[key] for c in chunks], axis=axis)
-  out = {"eval_step": np.concatenate(
-      [c["eval_step"] for c in chunks] + [final["eval_step"]])}
-  for key in ("step_train_loss", "step_train_acc"):
-    out[key] = cat(key, 1) if chunks else final[key][:, :0]
+  """One group's history: its chunks' records, then the eval after the last update."""
+  out = {key: np.concatenate([c[key] for c in chunks], axis=1)
+         for key in ("step_train_loss", "step_train_acc")}
+  out["eval_step"] = np.concatenate([c["eval_step"] for c in chunks] +
+                                    [final["eval_step"]])
   for key in EVAL_FIELDS:
     out[key] = np.concatenate([c[key] for c in chunks] + [final[key]], axis=1)
   return out
@@ -198,14 +198,12 @@ def sweep(config: Config, workdir: str | None = None,
   n_params = count_params(jax.eval_shape(
       lambda: model.init(jax.random.key(0), task.inputs[:1]))["params"])
 
-  ckpts = restored = None
-  if resuming and os.path.isdir(os.path.join(workdir, "checkpoints")):
-    # The group size is the checkpoint's: read it before planning.
-    probe = ckpt_lib.RunCheckpoints(workdir, config.steps, 1)
-    group_size = probe.group_size()
-    probe.close()
-  else:
-    group_size = None
+  ckpts = restored = group_size = None
+  if resuming:
+    # The group size is the checkpoint's: read it before planning. (There are
+    # at most E groups, so the manager needs no plan.)
+    ckpts = ckpt_lib.RunCheckpoints(workdir, config.steps, E)
+    group_size = ckpts.group_size()
   if group_size is not None:
     if group_size % D:
       raise ConfigError(f"--workdir={workdir}: its checkpoint trains groups of "
@@ -245,9 +243,10 @@ def sweep(config: Config, workdir: str | None = None,
     if overwrite and jax.process_count() > 1:
       multihost_utils.sync_global_devices("grokjax: run directory cleared")
     os.makedirs(workdir, exist_ok=True)
-    ckpts = ckpt_lib.RunCheckpoints(workdir, config.steps, n_groups)
     if resuming:
-      restored = ckpts.restore(lambda progress: abstract, log)
+      restored = ckpts.restore(abstract, log)
+    else:
+      ckpts = ckpt_lib.RunCheckpoints(workdir, config.steps, E)
   if workdir and primary:
     if not resuming:
       gio.write_config(workdir, config.to_dict(), grid.axes, {
@@ -367,7 +366,6 @@ def sweep(config: Config, workdir: str | None = None,
       # The parameters after the last update (step `done`) are evaluated once more.
       ev = shard_lib.to_host(eval_fn(state.params, split, data))
       final = {"eval_step": np.array([done]),
-               "step_train_loss": np.zeros((G, 0), np.float32),
                "diverged_step": shard_lib.to_host(state.diverged_step),
                **{k: np.asarray(getattr(ev, k))[:, None] for k in EVAL_FIELDS}}
       if primary and workdir:
@@ -378,7 +376,8 @@ def sweep(config: Config, workdir: str | None = None,
         ckpts.save(state, {"group": g, "step": done, "finished": True,
                            "group_size": G, "memorized": mem.tolist(),
                            "generalized": gen.tolist()})
-      parts.append(_group_history(chunks, final))
+      if primary:
+        parts.append(_group_history(chunks, final))
       div[g] = final["diverged_step"]
       finals[g] = state if n_groups == 1 else shard_lib.to_host(state)
     if ckpts:

@@ -124,8 +124,9 @@ def init_ensemble(config: Config, task: Task) -> Ensemble:
   hypers = make_hypers(grid, task)
   max_n = max_num_train(hypers.train_fraction.tolist(), task.num_examples)
   model = make_model(config, task)
+  hypers = jax.device_put(hypers)
   state, split = init_group(model, config, task, max_n, hypers)
-  return Ensemble(model, grid, jax.device_put(hypers), max_n, state, split)
+  return Ensemble(model, grid, hypers, max_n, state, split)
 
 
 def take_member(tree: Any, i: int) -> Any:
