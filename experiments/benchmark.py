@@ -55,7 +55,7 @@ FLAGS = flags.FLAGS
 
 def _setup(config: gj.Config, num_members: int):
   config = config.replace(seed=tuple(range(num_members)), steps=10**9)
-  task = gj.make_task(config.task, config.p, op_token=config.op_token)
+  task = config.build_task()
   ens = state_lib.init_ensemble(config, task)
   inputs, labels = task.device_arrays()
   data = step_lib.Data(inputs, labels, jnp.zeros(FLAGS.steps, bool))

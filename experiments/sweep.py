@@ -32,6 +32,8 @@ def main(argv):
     raise gj.ConfigError(f"unexpected arguments {argv[1:]}; flags look like "
                          "--name=value")
   config = flags_lib.config_from_flags()
+  if config.precision == "float64":
+    jax.config.update("jax_enable_x64", True)
   flags_lib.init_multihost()
   workdir = FLAGS.workdir or flags_lib.default_workdir(config)
   try:

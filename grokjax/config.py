@@ -25,7 +25,8 @@ SWEPT = ("seed", "data_seed", "train_fraction", "learning_rate",
          "weight_decay", "init_scale", "reg_strength")
 _INT_AXES = ("seed", "data_seed")
 
-MODELS = ("transformer", "mlp")
+MODELS = ("transformer", "mlp", "linear")
+PRECISIONS = ("float32", "bfloat16", "float64")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 ACTIVATIONS = ("relu", "gelu", "quadratic")
 MLP_INPUTS = ("concat", "sum", "onehot")
@@ -53,12 +54,23 @@ class Config:
   """Everything that defines a sweep. Every field is also a flag of `experiments/sweep.py`."""
   # Task.
   task: str = _field("x+y", "operator mod p (x+y, x-y, x*y, x/y, x^2+y^2, ...) "
-                     "or s<n>:<product> (s5:x*y, s5:x*y*x^-1, s5:x*y*x)")
+                     ", s<n>:<product> (s5:x*y, s5:x*y*x^-1, s5:x*y*x), or "
+                     "a linear task: sparse_recovery, matrix_completion "
+                     "(with --model=linear)")
   p: int = _field(97, "modulus for the modular operators")
+  linear_dim: int = _field(100, "linear tasks: dimension n of a* "
+                           "(sparse_recovery) or side of the n x n matrix "
+                           "(matrix_completion)")
+  linear_k: int = _field(5, "linear tasks: non-zeros s of a* "
+                         "(sparse_recovery) or rank r (matrix_completion)")
+  linear_depth: int = _field(1, "matrix_completion: the model is a product "
+                             "of this many n x n factors (1 = the matrix "
+                             "itself)")
   symmetric: bool = _field(False, "keep a∘b and drop b∘a (commutative tasks only)")
   op_token: bool = _field(True, "sequences are `x op y =` (else `x y =`)")
   # Model.
-  model: str = _field("transformer", "transformer or mlp")
+  model: str = _field("transformer", "transformer, mlp, or linear (the "
+                      "parameter vector/matrix of a linear task)")
   depth: int = _field(2, "transformer blocks")
   d_model: int = _field(128, "transformer width / MLP embedding width")
   num_heads: int = _field(4, "attention heads")
@@ -80,7 +92,10 @@ class Config:
   warmup_steps: int = _field(10, "linear learning-rate warmup from 0")
   loss: str = _field("cross_entropy", "training loss: cross_entropy (softmax)"
                      ", stablemax (Prieto 2025) or mse (on one-hot targets, "
-                     "Omnigrok)")
+                     "Omnigrok); linear tasks always use 1/2 ||X a - y||^2")
+  precision: str = _field("float32", "dtype of parameters, optimizer state "
+                          "and activations: float32, bfloat16 or float64 "
+                          "(needs 64-bit JAX: the CLI turns it on)")
   # Regularizers and gradient tricks (grokjax.optim.regularizers), on top of
   # the optimizer's own weight decay.
   regularizer: str = _field("none", "penalty of strength --reg_strength: l1 "
@@ -114,6 +129,8 @@ class Config:
                            "or the number of points (log schedule)")
   eval_schedule: str = _field("linear", "linear or log")
   chunk_steps: int = _field(500, "steps per compiled chunk between host syncs")
+  record_every: int = _field(1, "keep the per-step train loss of every k-th "
+                             "step in history.npz (0 = none; long runs)")
   stop_when_generalized: bool = _field(False, "stop once every member has "
                                        "generalized")
   # Running: none of these changes a result, so a resumed run may change them.
@@ -133,6 +150,14 @@ class Config:
   phase_threshold: float = _field(0.9, "accuracy for the phases of Liu et al.")
   phase_gap: int = _field(1000, "steps between train and val reaching "
                           "phase_threshold beyond which a run is 'grokking'")
+  mem_error: float = _field(1e-3, "linear tasks: train error that defines "
+                            "t_mem")
+  gen_error: float = _field(1e-3, "linear tasks: test error that defines "
+                            "t_gen")
+  regression_error: str = _field("relative", "linear tasks' errors: relative "
+                                 "(||Xa - y|| / ||y||, ||a - a*|| / ||a*||), "
+                                 "absolute (the norms) or max (largest "
+                                 "entry of |Xa - y|, |a - a*|)")
   # Swept: lists and ranges on the command line; the grid is their product.
   seed: tuple = _field((0,), "model-init and batch seeds, e.g. 0:8", swept=True)
   data_seed: tuple = _field((), "split seeds (empty: follow --seed)", swept=True)
@@ -176,6 +201,23 @@ class Config:
         out.append(f"--{f.name}: {_show(a)} vs {_show(b)}")
     return out
 
+  @property
+  def regression(self) -> bool:
+    """A linear task: errors (lower is better) replace accuracies."""
+    return tasks.is_regression(self.task)
+
+  def thresholds(self) -> tuple[float, float]:
+    """(mem, gen) thresholds: accuracies to reach, or errors to get below (linear tasks)."""
+    if self.regression:
+      return self.mem_error, self.gen_error
+    return self.mem_threshold, self.gen_threshold
+
+  def build_task(self):
+    """The task these settings name (a `Task`, or a `LinearTask`)."""
+    return tasks.make_task(self.task, self.p, op_token=self.op_token,
+                           symmetric=self.symmetric, linear_dim=self.linear_dim,
+                           linear_k=self.linear_k)
+
   def swept_values(self) -> dict[str, tuple]:
     """Each swept axis with its values (an empty data_seed follows seed)."""
     return {name: getattr(self, name) for name in SWEPT}
@@ -192,6 +234,9 @@ class Config:
     _choice("mlp_input", self.mlp_input, MLP_INPUTS)
     _choice("eval_schedule", self.eval_schedule, EVAL_SCHEDULES)
     _choice("loss", self.loss, tuple(LOSS_NAMES))
+    _choice("precision", self.precision, PRECISIONS)
+    _choice("regression_error", self.regression_error, tasks.ERROR_NORMS)
+    self._validate_linear()
     _choice("regularizer", self.regularizer, REGULARIZERS)
     _choice("reg_mask", self.reg_mask, REG_MASKS)
     _choice("grad_filter", self.grad_filter, GRAD_FILTERS)
@@ -213,7 +258,7 @@ class Config:
       if getattr(self, name) < 1:
         raise ConfigError(f"--{name}={getattr(self, name)}: must be >= 1")
     for name in ("batch_size", "warmup_steps", "phase_gap", "checkpoint_every",
-                 "members_per_group"):
+                 "members_per_group", "record_every"):
       if getattr(self, name) < 0:
         raise ConfigError(f"--{name}={getattr(self, name)}: must be >= 0")
     if not math.isfinite(self.memory_limit_gb) or self.memory_limit_gb < 0:
@@ -252,11 +297,49 @@ class Config:
       for v in getattr(self, name):
         if int(v) != v or not 0 <= v < 2**31:
           raise ConfigError(f"--{name}={v}: seeds are integers in [0, 2^31)")
+    for name in ("mem_error", "gen_error"):
+      if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+        raise ConfigError(f"--{name}={getattr(self, name)}: must be > 0")
     if self.symmetric:
       task = tasks.make_task(self.task, self.p, op_token=self.op_token)
       if not task.commutative:
         raise ConfigError(f"--symmetric: --task={self.task} is not commutative;"
                           " drop --symmetric")
+
+
+  def _validate_linear(self) -> None:
+    linear_task, linear_model = self.regression, self.model == "linear"
+    if linear_task and not linear_model:
+      raise ConfigError(f"--model={self.model}: --task={self.task} trains the "
+                        "parameter vector/matrix itself; use --model=linear")
+    if linear_model and not linear_task:
+      raise ConfigError(f"--model=linear: needs a linear task; use --task="
+                        f"{' or --task='.join(tasks.LINEAR_TASKS)}")
+    if not linear_task:
+      return
+    try:
+      tasks.check_linear_task(self.task, self.linear_dim, self.linear_k)
+    except ValueError as e:
+      raise ConfigError(str(e)) from None
+    if self.linear_depth < 1:
+      raise ConfigError(f"--linear_depth={self.linear_depth}: must be >= 1")
+    if self.batch_size:
+      raise ConfigError(f"--batch_size={self.batch_size}: linear tasks train "
+                        "by full-batch (sub)gradient descent; use "
+                        "--batch_size=0")
+    if self.symmetric:
+      raise ConfigError(f"--symmetric: --task={self.task} is not a table; "
+                        "drop --symmetric")
+    if self.task == "sparse_recovery" and self.regularizer.startswith(
+        "nuclear"):
+      raise ConfigError(f"--regularizer={self.regularizer}: sparse_recovery "
+                        "learns a vector; use l1/l1_prox, or --task="
+                        "matrix_completion")
+    if (self.task == "sparse_recovery" and self.regularizer != "none"
+        and self.reg_mask != "all"):
+      raise ConfigError(f"--reg_mask={self.reg_mask}: the sparse_recovery "
+                        "parameter is a vector (1-D), which this mask "
+                        "excludes; use --reg_mask=all")
 
 
 def _show(value: Any) -> str:

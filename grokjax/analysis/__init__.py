@@ -1,9 +1,15 @@
-"""Analysis of histories: grokking times and learning phases."""
+"""Analysis of histories: grokking times, learning phases and scaling fits."""
 
-from grokjax.analysis.grokking import (PHASES, first_step_reaching,
-                                       grokking_times, group_medians,
+from grokjax.analysis.grokking import (PHASES, first_step_below,
+                                       first_step_reaching, grokking_times,
+                                       group_medians, is_regression,
                                        median_time, notsawo_times, phases,
-                                       summarize)
+                                       reached, summarize, summarize_config)
+from grokjax.analysis.scaling import (bootstrap_loglog, column_product,
+                                      loglog_fit)
 
-__all__ = ["PHASES", "first_step_reaching", "grokking_times", "group_medians",
-           "median_time", "notsawo_times", "phases", "summarize"]
+__all__ = ["PHASES", "bootstrap_loglog", "column_product", "loglog_fit",
+           "first_step_below", "first_step_reaching",
+           "grokking_times", "group_medians", "is_regression", "median_time",
+           "notsawo_times", "phases", "reached", "summarize",
+           "summarize_config"]

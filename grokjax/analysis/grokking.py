@@ -23,16 +23,45 @@ def first_step_reaching(steps_T: np.ndarray, values_ExT: np.ndarray,
                   np.nan)
 
 
+def first_step_below(steps_T: np.ndarray, values_ExT: np.ndarray,
+                     threshold: float) -> np.ndarray:
+  """First step at which `values <= threshold`, per member; NaN if never (NaNs never count)."""
+  return first_step_reaching(steps_T, -np.asarray(values_ExT, np.float64),
+                             -threshold)
+
+
+def is_regression(history: Mapping[str, np.ndarray]) -> bool:
+  """A linear task's history: errors (lower is better) instead of accuracies."""
+  return "train_error" in history
+
+
+def reached(history: Mapping[str, np.ndarray], thresholds: tuple[float, float]
+            ) -> tuple[np.ndarray, np.ndarray]:
+  """bool [E, Te]: where train (val) accuracy is >= (a linear task's error <=) its threshold."""
+  mem, gen = thresholds
+  with np.errstate(invalid="ignore"):
+    if is_regression(history):
+      return history["train_error"] <= mem, history["val_error"] <= gen
+    return history["train_acc"] >= mem, history["val_acc"] >= gen
+
+
 def grokking_times(history: Mapping[str, np.ndarray], mem_threshold: float = 0.99,
                    gen_threshold: float = 0.99) -> dict[str, np.ndarray]:
   """t_mem (train acc >= mem_threshold), t_gen (val acc >= gen_threshold), delay = t_gen - t_mem.
 
   Power et al. 2022 report the median over seeds of t_gen at 0.99; Grokfast
-  (Lee et al. 2024) uses gen_threshold = 0.95.
+  (Lee et al. 2024) uses gen_threshold = 0.95. For a linear task (a history
+  with ``train_error``/``val_error``) the thresholds are errors to get below:
+  t_mem when the measurements are fit, t_gen when a* is recovered (Notsawo et
+  al. 2025 use 1e-3 for both).
   """
   steps = history["eval_step"]
-  t_mem = first_step_reaching(steps, history["train_acc"], mem_threshold)
-  t_gen = first_step_reaching(steps, history["val_acc"], gen_threshold)
+  if is_regression(history):
+    t_mem = first_step_below(steps, history["train_error"], mem_threshold)
+    t_gen = first_step_below(steps, history["val_error"], gen_threshold)
+  else:
+    t_mem = first_step_reaching(steps, history["train_acc"], mem_threshold)
+    t_gen = first_step_reaching(steps, history["val_acc"], gen_threshold)
   return {"t_mem": t_mem, "t_gen": t_gen, "delay": t_gen - t_mem}
 
 
@@ -79,14 +108,16 @@ def group_medians(summary: list[dict], axes: list[str],
 
 
 def phases(history: Mapping[str, np.ndarray], threshold: float = 0.9,
-           gap: float = 1000) -> np.ndarray:
+           gap: float = 1000, gen_threshold: float | None = None) -> np.ndarray:
   """Learning phase per member (Liu et al. 2022, "Towards understanding grokking").
 
-  With t_tr, t_val the first steps where train / val accuracy reach `threshold`:
+  With t_tr, t_val the first steps where train / val accuracy reach `threshold`
+  (val: `gen_threshold` when given; a linear task's errors get below them):
   comprehension if t_val - t_tr <= gap; grokking if t_val - t_tr > gap;
   memorization if only train reaches it; confusion otherwise.
   """
-  t = grokking_times(history, threshold, threshold)
+  t = grokking_times(history, threshold,
+                     threshold if gen_threshold is None else gen_threshold)
   t_tr, t_val = t["t_mem"], t["t_gen"]
   out = np.full(t_tr.shape, "confusion", dtype=object)
   out[np.isfinite(t_tr) & ~np.isfinite(t_val)] = "memorization"
@@ -100,22 +131,40 @@ def summarize(history: Mapping[str, np.ndarray], members: list[dict],
               diverged_step: np.ndarray, *, mem_threshold: float = 0.99,
               gen_threshold: float = 0.99, phase_threshold: float = 0.9,
               phase_gap: float = 1000) -> list[dict]:
-  """One row per member: its swept values, t_mem, t_gen, delay, final accuracies, phase, diverged."""
+  """One row per member: its swept values, t_mem, t_gen, delay, final accuracies (errors), phase, diverged.
+
+  A linear task's phases use its mem/gen error thresholds (Liu's 0.9 accuracy
+  has no counterpart there); `phase_threshold` is then ignored.
+  """
   t = grokking_times(history, mem_threshold, gen_threshold)
-  phase = phases(history, phase_threshold, phase_gap)
-  final_train = _last_finite(history["train_acc"])
-  final_val = _last_finite(history["val_acc"])
+  metric = "error" if is_regression(history) else "acc"
+  if metric == "error":
+    phase = phases(history, mem_threshold, phase_gap, gen_threshold)
+  else:
+    phase = phases(history, phase_threshold, phase_gap)
+  final_train = _last_finite(history[f"train_{metric}"])
+  final_val = _last_finite(history[f"val_{metric}"])
   rows = []
   for i, member in enumerate(members):
     rows.append({"member": i, **member,
                  "t_mem": float(t["t_mem"][i]), "t_gen": float(t["t_gen"][i]),
                  "delay": float(t["delay"][i]),
-                 "final_train_acc": float(final_train[i]),
-                 "final_val_acc": float(final_val[i]), "phase": str(phase[i]),
+                 f"final_train_{metric}": float(final_train[i]),
+                 f"final_val_{metric}": float(final_val[i]),
+                 "phase": str(phase[i]),
                  "diverged": bool(diverged_step[i] >= 0),
                  "diverged_step": int(diverged_step[i]) if diverged_step[i] >= 0
                                   else float("nan")})
   return rows
+
+
+def summarize_config(history: Mapping[str, np.ndarray], members: list[dict],
+                     diverged_step: np.ndarray, config) -> list[dict]:
+  """`summarize` with a Config's thresholds (errors for a linear task)."""
+  mem, gen = config.thresholds()
+  return summarize(history, members, diverged_step, mem_threshold=mem,
+                   gen_threshold=gen, phase_threshold=config.phase_threshold,
+                   phase_gap=config.phase_gap)
 
 
 def _last_finite(values_ExT: np.ndarray) -> np.ndarray:

@@ -29,27 +29,36 @@ def plot_curves(path: str, history: Mapping[str, np.ndarray],
   """
   plt = _pyplot()
   steps = np.maximum(history["eval_step"], 1)
+  regression = "train_error" in history  # a linear task: errors, log scale
+  metric = "error" if regression else "acc"
   fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(13, 4.8))
   cmap = plt.get_cmap("viridis")
   n = min(len(summary), MAX_CURVES)
   for i in range(n):
     color = cmap(i / max(n - 1, 1))
     row = summary[i]
-    ax_acc.plot(steps, history["train_acc"][i], "--", color=color, lw=1)
-    ax_acc.plot(steps, history["val_acc"][i], "-", color=color, lw=1.4,
+    ax_acc.plot(steps, history[f"train_{metric}"][i], "--", color=color, lw=1)
+    ax_acc.plot(steps, history[f"val_{metric}"][i], "-", color=color, lw=1.4,
                 label=_label(row, varied))
     ax_loss.plot(steps, history["train_loss"][i], "--", color=color, lw=1)
     ax_loss.plot(steps, history["val_loss"][i], "-", color=color, lw=1.4)
+    mark = (lambda t: np.interp(t, steps, history[f"val_{metric}"][i])
+            ) if regression else (lambda t: 1.0)
     if np.isfinite(row["t_mem"]):
-      ax_acc.plot(max(row["t_mem"], 1), 1.0, "o", color=color, ms=5)
+      ax_acc.plot(max(row["t_mem"], 1), mark(row["t_mem"]), "o", color=color,
+                  ms=5)
     if np.isfinite(row["t_gen"]):
-      ax_acc.plot(max(row["t_gen"], 1), 1.0, "*", color=color, ms=9)
+      ax_acc.plot(max(row["t_gen"], 1), mark(row["t_gen"]), "*", color=color,
+                  ms=9)
   for ax in (ax_acc, ax_loss):
     ax.set_xscale("log")
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
-  ax_acc.set_ylabel("accuracy (dashed train, solid val; o t_mem, * t_gen)")
-  ax_loss.set_ylabel("cross-entropy")
+  what = "error" if regression else "accuracy"
+  ax_acc.set_ylabel(f"{what} (dashed train, solid val; o t_mem, * t_gen)")
+  ax_loss.set_ylabel("1/2 squared error" if regression else "loss")
+  if regression:
+    ax_acc.set_yscale("log")
   ax_loss.set_yscale("log")
   if n <= 12:
     ax_acc.legend(fontsize=7, loc="center left")
@@ -73,8 +82,10 @@ def plot_grid(path: str, summary: Sequence[Mapping], axes: Sequence[str]) -> Non
   ys = sorted({r[ya] for r in summary})
   xs = sorted({r[xa] for r in summary})
   fig, axs = plt.subplots(1, 2, figsize=(12, 4.8))
-  for ax, key, cmap in ((axs[0], "t_gen", "magma_r"),
-                        (axs[1], "final_val_acc", "viridis")):
+  final = "final_val_error" if "final_val_error" in summary[0] else \
+      "final_val_acc"
+  for ax, key, cmap in ((axs[0], "t_gen", "magma_r"), (axs[1], final,
+                                                       "viridis")):
     grid = np.full((len(ys), len(xs)), np.nan)
     for i, y in enumerate(ys):
       for j, x in enumerate(xs):
@@ -86,7 +97,7 @@ def plot_grid(path: str, summary: Sequence[Mapping], axes: Sequence[str]) -> Non
       for j in range(len(xs)):
         text = "never" if np.isnan(grid[i, j]) else f"{grid[i, j]:.3g}"
         ax.text(j, i, text, ha="center", va="center", fontsize=8, color="w"
-                if key == "final_val_acc" else "k")
+                if key == final else "k")
     ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs], rotation=45)
     ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys])
     ax.set_xlabel(xa)

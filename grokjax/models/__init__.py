@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from grokjax.config import Config
+from grokjax.models.linear import LinearModel
 from grokjax.models.mlp import MLP
 from grokjax.models.transformer import Transformer
-from grokjax.tasks import Task
+from grokjax.tasks import LinearTask, Task
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16,
+          "float64": jnp.float64}
 
 
-def make_model(config: Config, task: Task) -> nn.Module:
+def make_model(config: Config, task: Task | LinearTask) -> nn.Module:
   """The model named by `config.model`, sized for `task`."""
+  if config.model == "linear":
+    return LinearModel(shape=task.target_shape, depth=config.linear_depth)
   if config.model == "transformer":
     return Transformer(vocab_size=task.vocab_size,
                        num_classes=task.num_classes, seq_len=task.seq_len,
@@ -25,7 +32,7 @@ def make_model(config: Config, task: Task) -> nn.Module:
              operand_positions=task.operand_positions,
              hidden=tuple(config.mlp_hidden), embed_dim=config.d_model,
              input=config.mlp_input, activation=config.activation,
-             use_bias=config.mlp_bias)
+             use_bias=config.mlp_bias, dtype=DTYPES[config.precision])
 
 
 def scale_init(params, alpha: jax.Array):
@@ -33,4 +40,16 @@ def scale_init(params, alpha: jax.Array):
   return jax.tree.map(lambda w: w * alpha, params)
 
 
-__all__ = ["MLP", "Transformer", "make_model", "scale_init"]
+def cast_params(params, precision: str):
+  """Parameters in the training dtype (`--precision`): every floating leaf.
+
+  The models leave their computation dtype to the parameters' (flax's
+  ``dtype=None``), so the forward pass, the loss and the optimizer state follow.
+  """
+  dtype = DTYPES[precision]
+  return jax.tree.map(lambda w: w.astype(dtype)
+                      if jnp.issubdtype(w.dtype, jnp.floating) else w, params)
+
+
+__all__ = ["MLP", "Transformer", "LinearModel", "make_model", "scale_init",
+           "cast_params", "DTYPES"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -24,13 +26,16 @@ class MLP(nn.Module):
   input: str = "concat"
   activation: str = "relu"
   use_bias: bool = True
+  dtype: Any = None  # of the one-hot input (--precision); layers follow params
 
   @nn.compact
   def __call__(self, tokens_BxL: jax.Array) -> jax.Array:
     x_B, y_B = (tokens_BxL[:, i] for i in self.operand_positions)
     if self.input == "onehot":
-      h = jnp.concatenate([jax.nn.one_hot(x_B, self.num_tokens),
-                           jax.nn.one_hot(y_B, self.num_tokens)], axis=-1)
+      dtype = self.dtype or jnp.float32
+      h = jnp.concatenate([jax.nn.one_hot(x_B, self.num_tokens, dtype=dtype),
+                           jax.nn.one_hot(y_B, self.num_tokens, dtype=dtype)],
+                          axis=-1)
     else:
       embed = nn.Embed(self.num_tokens, self.embed_dim, name="embed")
       if self.input == "sum":

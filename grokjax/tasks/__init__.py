@@ -7,13 +7,20 @@
 from __future__ import annotations
 
 from grokjax.tasks.base import Task
+from grokjax.tasks.linear import (ERROR_NORMS, LINEAR_TASKS, LinearTask,
+                                  Problem, check_linear_task)
 from grokjax.tasks.modular import OPERATORS, is_prime, modular_task, needs_prime
 from grokjax.tasks.permutation import PRODUCTS, permutation_task
 from grokjax.tasks.splits import Split, make_split, max_num_train, num_train
 
 
 def task_names() -> list[str]:
-  return list(OPERATORS) + [f"s5:{p}" for p in PRODUCTS]
+  return list(OPERATORS) + [f"s5:{p}" for p in PRODUCTS] + list(LINEAR_TASKS)
+
+
+def is_regression(name: str) -> bool:
+  """Linear tasks (sparse recovery, matrix completion) train on squared error."""
+  return name in LINEAR_TASKS
 
 
 def parse_permutation_task(name: str) -> tuple[int, str] | None:
@@ -33,6 +40,8 @@ def check_task(name: str, p: int) -> None:
       raise ValueError(f"--task={name}: use s<n>:<product> with n in 2..6 and "
                        f"product one of {', '.join(PRODUCTS)}")
     return
+  if name in LINEAR_TASKS:
+    return
   if name not in OPERATORS:
     raise ValueError(f"--task={name}: unknown task; choose one of "
                      f"{', '.join(task_names())} (or s<n>:<product>)")
@@ -44,15 +53,20 @@ def check_task(name: str, p: int) -> None:
 
 
 def make_task(name: str, p: int = 97, *, op_token: bool = True,
-              symmetric: bool = False) -> Task:
-  """Builds a task by name: a modular operator (with `p`) or `s<n>:<product>`."""
+              symmetric: bool = False, linear_dim: int = 100,
+              linear_k: int = 5) -> Task | LinearTask:
+  """Builds a task by name: a modular operator (with `p`), `s<n>:<product>`, or a linear task."""
   check_task(name, p)
+  if name in LINEAR_TASKS:
+    check_linear_task(name, linear_dim, linear_k)
+    return LinearTask(name, linear_dim, linear_k)
   perm = parse_permutation_task(name)
   if perm is not None:
     return permutation_task(*perm, op_token=op_token, symmetric=symmetric)
   return modular_task(name, p, op_token=op_token, symmetric=symmetric)
 
 
-__all__ = ["Task", "Split", "make_task", "check_task", "task_names",
+__all__ = ["Task", "LinearTask", "Problem", "LINEAR_TASKS", "ERROR_NORMS",
+           "is_regression", "Split", "make_task", "check_task", "task_names",
            "make_split", "num_train", "max_num_train", "OPERATORS", "PRODUCTS",
            "is_prime"]

@@ -34,7 +34,7 @@ from orbax.checkpoint import checkpoint_managers
 
 from grokjax.config import Config, ConfigError, Grid
 from grokjax.io.rundir import _atomic_write, read_config
-from grokjax.tasks import make_task, max_num_train
+from grokjax.tasks import max_num_train
 from grokjax.train import state as state_lib
 
 
@@ -139,8 +139,7 @@ def load_final_state(workdir: str) -> tuple[Config, Any]:
     raise ConfigError(f"--workdir={workdir}: no run there (config.json is "
                       "missing)")
   config = Config.from_dict(read_config(workdir)["config"])
-  task = make_task(config.task, config.p, op_token=config.op_token,
-                   symmetric=config.symmetric)
+  task = config.build_task()
   hypers = state_lib.make_hypers(Grid.from_config(config), task)
   max_n = max_num_train(hypers.train_fraction.tolist(), task.num_examples)
   num_members = len(hypers.seed)

@@ -29,16 +29,14 @@ from grokjax import analysis
 from grokjax import io as gio
 from grokjax.config import Config, ConfigError, Grid
 from grokjax.models import make_model
-from grokjax.optim import LOSSES
-from grokjax.tasks import Task, make_task, max_num_train
+from grokjax.tasks import LinearTask, Task, max_num_train
 from grokjax.train import checkpoint as ckpt_lib
 from grokjax.train import memory
 from grokjax.train import sharding as shard_lib
 from grokjax.train.state import (Hypers, MemberState, abstract_ensemble,
                                  count_params, init_group, make_hypers)
-from grokjax.train.step import (EVAL_FIELDS, Data, compile_sweep_chunk,
-                                compile_sweep_eval, eval_schedule,
-                                padded_eval_mask)
+from grokjax.train.step import (Data, compile_sweep_chunk, compile_sweep_eval,
+                                eval_fields, eval_schedule, padded_eval_mask)
 
 
 class Preempted(Exception):
@@ -55,9 +53,11 @@ class Preempted(Exception):
 class SweepResult:
   """What a sweep returns.
 
-  history: ``step_train_loss``/``step_train_acc`` [E, T] (the batch trained on at
-    each step), ``eval_step`` [Te], and ``train_loss``, ``train_acc``,
-    ``val_loss``, ``val_acc``, ``param_norm`` [E, Te].
+  history: ``record_step`` [T] (every --record_every-th step) with
+    ``step_train_loss``/``step_train_acc`` [E, T] (the batch trained on at
+    that step), ``eval_step`` [Te], and ``train_loss``, ``train_acc``,
+    ``val_loss``, ``val_acc``, ``param_norm``, ``train_zero_loss`` [E, Te].
+    Linear tasks have ``*_error`` instead of ``*_acc`` (no train_zero_loss).
   summary: one dict per member (see `analysis.summarize`).
   members: one dict per member with its swept values.
   state: the final MemberState with a leading [E] axis: global device arrays
@@ -67,7 +67,7 @@ class SweepResult:
   process 0 gathers and writes them.
   """
   config: Config
-  task: Task
+  task: Task | LinearTask
   history: dict[str, np.ndarray]
   summary: list[dict]
   members: list[dict]
@@ -127,35 +127,56 @@ def check_resumable(workdir: str, config: Config) -> bool:
   return True
 
 
+def _aligned(parts: list[dict[str, np.ndarray]], keys: list[str],
+             step_key: str) -> dict[str, np.ndarray]:
+  """Members of every part on the union of their `step_key` steps; NaN where a part has none."""
+  steps = np.unique(np.concatenate([p[step_key] for p in parts]))
+  out = {step_key: steps.astype(np.int64)}
+  for key in keys:
+    blocks = []
+    for p in parts:
+      block = np.full((p[key].shape[0], len(steps)), np.nan, np.float32)
+      block[:, np.searchsorted(steps, p[step_key])] = p[key]
+      blocks.append(block)
+    out[key] = np.concatenate(blocks)
+  return out
+
+
 def _merge_groups(parts: list[dict[str, np.ndarray]], num_members: int
                   ) -> dict[str, np.ndarray]:
   """Concatenates the groups' histories along members; NaN where a group stopped early."""
-  steps = max(p["step_train_loss"].shape[1] for p in parts)
-  eval_step = np.unique(np.concatenate([p["eval_step"] for p in parts]))
-  out = {"eval_step": eval_step.astype(np.int64)}
-  for key in ("step_train_loss", "step_train_acc"):
-    out[key] = np.concatenate([
-        np.pad(p[key], ((0, 0), (0, steps - p[key].shape[1])),
-               constant_values=np.nan) for p in parts])[:num_members]
-  for key in EVAL_FIELDS:
-    blocks = []
-    for p in parts:
-      block = np.full((p[key].shape[0], len(eval_step)), np.nan, np.float32)
-      block[:, np.searchsorted(eval_step, p["eval_step"])] = p[key]
-      blocks.append(block)
-    out[key] = np.concatenate(blocks)[:num_members]
-  return out
+  step_keys = [k for k in parts[0] if k.startswith("step_")]
+  eval_keys = [k for k in parts[0] if k not in step_keys + ["eval_step",
+                                                           "record_step"]]
+  out = {**_aligned(parts, step_keys, "record_step"),
+         **_aligned(parts, eval_keys, "eval_step")}
+  return {k: v if k.endswith("_step") and not k.startswith("step_")
+          else v[:num_members] for k, v in out.items()}
 
 
 def _group_history(chunks: list[dict], final: dict) -> dict[str, np.ndarray]:
   """One group's history: its chunks' records, then the eval after the last update."""
-  out = {key: np.concatenate([c[key] for c in chunks], axis=1)
-         for key in ("step_train_loss", "step_train_acc")}
-  out["eval_step"] = np.concatenate([c["eval_step"] for c in chunks] +
-                                    [final["eval_step"]])
-  for key in EVAL_FIELDS:
-    out[key] = np.concatenate([c[key] for c in chunks] + [final[key]], axis=1)
+  out = {}
+  keys = chunks[0] if chunks else [k for k in final if k != "diverged_step"]
+  for key in keys:
+    parts = [c[key] for c in chunks]
+    if key in final:
+      parts.append(final[key])
+    out[key] = np.concatenate(parts, axis=-1)
   return out
+
+
+def _chunk_records(config: Config, rec, ev, start: int, end: int,
+                   eval_steps: np.ndarray) -> dict[str, np.ndarray]:
+  """Host records of steps [start, end): every `record_every`-th step record, the evals due."""
+  every = config.record_every
+  kept = (np.arange(-(-start // every) * every, end, every, dtype=np.int64)
+          if every else np.zeros(0, np.int64))
+  here = eval_steps[(eval_steps >= start) & (eval_steps < end)]
+  return {"record_step": kept,
+          **{f"step_{k}": getattr(rec, k)[:, kept - start] for k in rec._fields},
+          "eval_step": here,
+          **{k: getattr(ev, k)[:, here - start] for k in ev._fields}}
 
 
 def sweep(config: Config, workdir: str | None = None,
@@ -182,8 +203,12 @@ def sweep(config: Config, workdir: str | None = None,
   primary = shard_lib.is_primary()
   log = log if (log and primary) else (lambda _: None)
   config.validate()
-  task = make_task(config.task, config.p, op_token=config.op_token,
-                   symmetric=config.symmetric)
+  if config.precision == "float64" and not jax.config.jax_enable_x64:
+    raise ConfigError("--precision=float64: 64-bit JAX is off; set "
+                      "JAX_ENABLE_X64=1 or call jax.config.update("
+                      "'jax_enable_x64', True) before the sweep "
+                      "(experiments/sweep.py does)")
+  task = config.build_task()
   grid = Grid.from_config(config)
   members = grid.rows()
   E = len(members)
@@ -225,7 +250,8 @@ def sweep(config: Config, workdir: str | None = None,
       Data(task.inputs, task.labels, padded_eval_mask(eval_steps, n_chunks * K)),
       rep)
   chunk_fn, chunk_traces = compile_sweep_chunk(model.apply, config, K, mesh)
-  eval_fn = compile_sweep_eval(model.apply, mesh, LOSSES[config.loss])
+  eval_fn = compile_sweep_eval(model.apply, config, mesh)
+  fields = eval_fields(config)
 
   def group_state(g):
     hyp = jax.tree.map(lambda x: x[g * G:(g + 1) * G], hypers_pad)
@@ -315,19 +341,15 @@ def sweep(config: Config, workdir: str | None = None,
           state, (rec, ev) = chunk_fn(state, hyp_dev, split, data, start_dev)
         rec, ev = shard_lib.to_host((rec, ev))
         end = min(start + K, config.steps)
-        here = eval_steps[(eval_steps >= start) & (eval_steps < end)]
-        chunk = {"step_train_loss": rec.train_loss[:, : end - start],
-                 "step_train_acc": rec.train_acc[:, : end - start],
-                 "eval_step": here,
-                 **{k: getattr(ev, k)[:, here - start] for k in EVAL_FIELDS}}
+        chunk = _chunk_records(config, rec, ev, start, end, eval_steps)
         chunks.append(chunk)
         if primary and workdir:
           ckpt_lib.write_records(workdir, g, start, chunk)
-          for j, s in enumerate(here):
+          for j, s in enumerate(chunk["eval_step"]):
             writer.write({"group": g, "step": s, **{
-                k: chunk[k][: hi - lo, j] for k in EVAL_FIELDS}})
-        mem |= (chunk["train_acc"] >= config.mem_threshold).any(axis=1)
-        gen |= (chunk["val_acc"] >= config.gen_threshold).any(axis=1)
+                k: chunk[k][: hi - lo, j] for k in fields}})
+        mem |= analysis.reached(chunk, config.thresholds())[0].any(axis=1)
+        gen |= analysis.reached(chunk, config.thresholds())[1].any(axis=1)
         done, steps_run = end, steps_run + end - start
         n_mem, n_gen = int(mem[: hi - lo].sum()), int(gen[: hi - lo].sum())
         elapsed = time.time() - t0
@@ -367,11 +389,11 @@ def sweep(config: Config, workdir: str | None = None,
       ev = shard_lib.to_host(eval_fn(state.params, split, data))
       final = {"eval_step": np.array([done]),
                "diverged_step": shard_lib.to_host(state.diverged_step),
-               **{k: np.asarray(getattr(ev, k))[:, None] for k in EVAL_FIELDS}}
+               **{k: np.asarray(getattr(ev, k))[:, None] for k in fields}}
       if primary and workdir:
         ckpt_lib.write_records(workdir, g, "final", final)
         writer.write({"group": g, "step": done, **{
-            k: final[k][: hi - lo, 0] for k in EVAL_FIELDS}})
+            k: final[k][: hi - lo, 0] for k in fields}})
       if ckpts:
         ckpts.save(state, {"group": g, "step": done, "finished": True,
                            "group_size": G, "memorized": mem.tolist(),
@@ -407,10 +429,7 @@ def sweep(config: Config, workdir: str | None = None,
   if primary:
     history = _merge_groups(parts, E)
     diverged = np.concatenate([div[g] for g in range(n_groups)])[:E]
-    summary = analysis.summarize(
-        history, members, diverged, mem_threshold=config.mem_threshold,
-        gen_threshold=config.gen_threshold,
-        phase_threshold=config.phase_threshold, phase_gap=config.phase_gap)
+    summary = analysis.summarize_config(history, members, diverged, config)
     if workdir:
       gio.write_history(workdir, history)
       gio.write_csv(os.path.join(workdir, "summary.csv"), summary)

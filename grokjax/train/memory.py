@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from grokjax.config import Config, ConfigError
-from grokjax.tasks import Task
+from grokjax.tasks import LinearTask, Task
 from grokjax.train import sharding as shard_lib
 from grokjax.train.state import abstract_ensemble
 from grokjax.train.step import EVAL_FIELDS, Data, compile_sweep_chunk
@@ -78,7 +78,8 @@ def estimate(config: Config, task: Task, max_n_train: int) -> MemoryEstimate:
   return MemoryEstimate(per_member, shared, records)
 
 
-def rough_bytes_per_member(config: Config, task: Task, max_n_train: int,
+def rough_bytes_per_member(config: Config, task: Task | LinearTask,
+                           max_n_train: int,
                            num_params: int) -> float:
   """A deliberately generous analytic figure (no compilation) to skip the probes.
 
@@ -89,6 +90,8 @@ def rough_bytes_per_member(config: Config, task: Task, max_n_train: int,
   floats per hidden unit for the MLP, and 4 per class.
   """
   length = task.seq_len
+  if config.model == "linear":  # the member's problem: X rows, y, weights
+    return 4.0 * (8 * num_params + 4 * max_n_train * (task.n + 3))
   if config.model == "transformer":
     per_row = (length * config.depth * (16 * config.d_model + 4 * config.d_mlp
                                         + 4 * config.num_heads * length))

@@ -10,9 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from grokjax.config import SWEPT, Config, ConfigError, Grid
-from grokjax.models import make_model, scale_init
+from grokjax.models import DTYPES, cast_params, make_model, scale_init
 from grokjax.optim import make_optimizer
-from grokjax.tasks import Split, Task, make_split, max_num_train, num_train
+from grokjax.tasks import (LinearTask, Problem, Split, Task, make_split,
+                           max_num_train, num_train)
 from grokjax.train import sharding as shard_lib
 
 
@@ -58,14 +59,23 @@ def member_keys(hypers: Hypers) -> tuple[jax.Array, jax.Array, jax.Array]:
   return init_key, batch_key, split_key
 
 
-def init_member(model, config: Config, task: Task, max_n_train: int,
-                hypers: Hypers) -> tuple[MemberState, Split]:
-  """State and split of one member (vmap it over a sweep's Hypers)."""
+def init_member(model, config: Config, task: Task | LinearTask,
+                max_n_train: int,
+                hypers: Hypers) -> tuple[MemberState, Split | Problem]:
+  """State and data of one member (vmap it over a sweep's Hypers).
+
+  The data is the member's train/val split, or for a linear task its own
+  problem (drawn from the same data-seed key).
+  """
   init_key, _, split_key = member_keys(hypers)
   dummy = jnp.zeros((1, task.seq_len), jnp.int32)
-  params = scale_init(model.init(init_key, dummy)["params"], hypers.init_scale)
+  params = cast_params(scale_init(model.init(init_key, dummy)["params"],
+                                  hypers.init_scale), config.precision)
   tx = make_optimizer(config, hypers)
   state = MemberState(params, tx.init(params), jnp.array(-1, jnp.int32))
+  if isinstance(task, LinearTask):
+    return state, task.sample(split_key, hypers.n_train, max_n_train,
+                              DTYPES[config.precision])
   split = make_split(split_key, hypers.n_train, task.num_examples, max_n_train)
   return state, split
 
@@ -111,9 +121,8 @@ def abstract_ensemble(config: Config, task: Task, max_n_train: int,
   init = jax.vmap(functools.partial(init_member, model, config, task,
                                     max_n_train))
   state, split = jax.eval_shape(init, hypers)
-  n, length = task.num_examples, task.seq_len
-  data = Data(jax.ShapeDtypeStruct((n, length), np.int32),
-              jax.ShapeDtypeStruct((n,), np.int32),
+  data = Data(jax.ShapeDtypeStruct(task.inputs.shape, np.int32),
+              jax.ShapeDtypeStruct(task.labels.shape, np.int32),
               jax.ShapeDtypeStruct((steps_in_mask,), np.bool_))
   return model, state, hypers, split, data
 

@@ -17,11 +17,14 @@ import optax
 from grokjax.config import Config
 from grokjax.optim import (LOSSES, correct, cross_entropy, make_optimizer,
                            weighted_mean)
-from grokjax.tasks import Split
+from grokjax.tasks import Problem, Split
+from grokjax.tasks.linear import error
 from grokjax.train.state import Hypers, MemberState, member_keys
 
 EVAL_FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc", "param_norm",
                "train_zero_loss")
+REGRESSION_EVAL_FIELDS = ("train_loss", "train_error", "val_loss", "val_error",
+                          "param_norm")
 
 
 class Data(NamedTuple):
@@ -39,13 +42,47 @@ class StepRecord(NamedTuple):
 
 class EvalRecord(NamedTuple):
   """Losses are the training loss (--loss); `train_zero_loss` is the fraction of
-  train rows whose loss is exactly 0 in float32 (softmax collapse, Prieto 2025)."""
+  train rows whose loss is exactly 0 in the training dtype (softmax collapse,
+  Prieto 2025)."""
   train_loss: jax.Array
   train_acc: jax.Array
   val_loss: jax.Array
   val_acc: jax.Array
   param_norm: jax.Array
   train_zero_loss: jax.Array
+
+
+class RegressionStepRecord(NamedTuple):
+  """Per-step scalars of one member of a linear task."""
+  train_loss: jax.Array
+  train_error: jax.Array
+
+
+class RegressionEvalRecord(NamedTuple):
+  """A linear task's eval: train_loss = 1/2 ||X a - y||^2 over the member's
+  measurements, val_loss = 1/2 ||a - a*||^2, and the errors of
+  --regression_error (train: of the measurements; val: of a against a*)."""
+  train_loss: jax.Array
+  train_error: jax.Array
+  val_loss: jax.Array
+  val_error: jax.Array
+  param_norm: jax.Array
+
+
+def record_types(config: Config) -> tuple[type, type]:
+  """(step record, eval record) NamedTuples of this config's task kind."""
+  if config.regression:
+    return RegressionStepRecord, RegressionEvalRecord
+  return StepRecord, EvalRecord
+
+
+def eval_fields(config: Config) -> tuple[str, ...]:
+  return record_types(config)[1]._fields
+
+
+def step_fields(config: Config) -> tuple[str, ...]:
+  """history.npz names of the per-step records: step_train_loss, step_train_acc|error."""
+  return tuple(f"step_{k}" for k in record_types(config)[0]._fields)
 
 
 def eval_schedule(config: Config) -> np.ndarray:
@@ -71,7 +108,7 @@ def batch_rows(config: Config, split: Split, batch_key: jax.Array,
   if config.batch_size == 0 or config.batch_size >= max_n:
     return split.train_idx, split.train_weight
   u = jax.random.uniform(jax.random.fold_in(batch_key, step),
-                         (num_examples,))[:max_n]
+                         (num_examples,), jnp.float32)[:max_n]
   u = jnp.where(split.train_weight > 0, u, 2.0)
   _, slots = jax.lax.top_k(-u, config.batch_size)
   return split.train_idx[slots], split.train_weight[slots]
@@ -83,6 +120,30 @@ def loss_and_metrics(apply_fn, loss_fn, params, inputs, labels, weights):
   return loss, weighted_mean(correct(logits, labels), weights)
 
 
+def _fit(problem: Problem, a: jax.Array, norm: str):
+  residual = (problem.measure(a) - problem.y) * problem.weight
+  return (0.5 * jnp.sum(jnp.square(residual)),
+          error(residual, problem.y * problem.weight, norm))
+
+
+def squared_error(apply_fn, params, problem: Problem, inputs,
+                  norm: str) -> tuple[jax.Array, jax.Array]:
+  """(1/2 ||X a - y||^2 summed over the member's measurements, its error)."""
+  return _fit(problem, apply_fn({"params": params}, inputs), norm)
+
+
+def evaluate_regression(apply_fn, params, problem: Problem, data: Data,
+                        norm: str) -> RegressionEvalRecord:
+  """Fit of the measurements and distance to the ground truth (float32 records)."""
+  a = apply_fn({"params": params}, data.inputs)
+  loss, err = _fit(problem, a, norm)
+  diff = a - problem.target
+  record = RegressionEvalRecord(loss, err, 0.5 * jnp.sum(jnp.square(diff)),
+                                error(diff, problem.target, norm),
+                                optax.tree.norm(params))
+  return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), record)
+
+
 def evaluate(apply_fn, params, split: Split, data: Data,
              loss_fn=cross_entropy) -> EvalRecord:
   """Loss and accuracy on every train and validation row, the parameter l2 norm, softmax collapse."""
@@ -90,10 +151,19 @@ def evaluate(apply_fn, params, split: Split, data: Data,
   loss, acc = loss_fn(logits, data.labels), correct(logits, data.labels)
   w_train = split.is_train.astype(jnp.float32)
   w_val = 1.0 - w_train
-  return EvalRecord(weighted_mean(loss, w_train), weighted_mean(acc, w_train),
-                    weighted_mean(loss, w_val), weighted_mean(acc, w_val),
-                    optax.tree.norm(params),
-                    weighted_mean((loss == 0).astype(jnp.float32), w_train))
+  record = EvalRecord(weighted_mean(loss, w_train), weighted_mean(acc, w_train),
+                      weighted_mean(loss, w_val), weighted_mean(acc, w_val),
+                      optax.tree.norm(params),
+                      weighted_mean((loss == 0).astype(jnp.float32), w_train))
+  return jax.tree.map(lambda x: x.astype(jnp.float32), record)
+
+
+def evaluate_member(apply_fn, config: Config, params, split, data: Data):
+  """The eval record of one member, for the config's task kind."""
+  if config.regression:
+    return evaluate_regression(apply_fn, params, split, data,
+                               config.regression_error)
+  return evaluate(apply_fn, params, split, data, LOSSES[config.loss])
 
 
 def _all_finite(tree) -> jax.Array:
@@ -105,14 +175,18 @@ def train_step(apply_fn, config: Config, state: MemberState, hypers: Hypers,
                split: Split, data: Data,
                step: jax.Array) -> tuple[MemberState, StepRecord]:
   """One optimizer update of one member; a non-finite loss or update freezes it."""
-  _, batch_key, _ = member_keys(hypers)
-  rows, weights = batch_rows(config, split, batch_key, data.inputs.shape[0],
-                             step)
-  (loss, acc), grads = jax.value_and_grad(
-      lambda p: loss_and_metrics(apply_fn, LOSSES[config.loss], p,
-                                 data.inputs[rows],
-                                 data.labels[rows], weights), has_aux=True)(
-                                     state.params)
+  if config.regression:  # full batch: `split` is the member's Problem
+    objective = lambda p: squared_error(apply_fn, p, split, data.inputs,
+                                        config.regression_error)
+  else:
+    _, batch_key, _ = member_keys(hypers)
+    rows, weights = batch_rows(config, split, batch_key, data.inputs.shape[0],
+                               step)
+    objective = lambda p: loss_and_metrics(apply_fn, LOSSES[config.loss], p,
+                                           data.inputs[rows],
+                                           data.labels[rows], weights)
+  (loss, acc), grads = jax.value_and_grad(objective, has_aux=True)(
+      state.params)
   tx = make_optimizer(config, hypers)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
@@ -124,7 +198,9 @@ def train_step(apply_fn, config: Config, state: MemberState, hypers: Hypers,
       keep(params, state.params), keep(opt_state, state.opt_state),
       jnp.where(healthy & ~ok, step, state.diverged_step).astype(jnp.int32))
   nan = jnp.float32(jnp.nan)
-  record = StepRecord(jnp.where(healthy, loss, nan), jnp.where(healthy, acc, nan))
+  record = record_types(config)[0](
+      jnp.where(healthy, loss.astype(jnp.float32), nan),
+      jnp.where(healthy, acc.astype(jnp.float32), nan))
   return new_state, record
 
 
@@ -135,16 +211,17 @@ def make_chunk_fn(apply_fn, config: Config, chunk_steps: int):
   eval is scheduled). Steps >= `config.steps` do nothing, so every chunk has the
   same shape and the last one does not retrace.
   """
-  nan_eval = EvalRecord(*([jnp.float32(jnp.nan)] * len(EVAL_FIELDS)))
-  nan_step = StepRecord(jnp.float32(jnp.nan), jnp.float32(jnp.nan))
+  step_type, eval_type = record_types(config)
+  nan_eval = eval_type(*([jnp.float32(jnp.nan)] * len(eval_type._fields)))
+  nan_step = step_type(jnp.float32(jnp.nan), jnp.float32(jnp.nan))
 
   def chunk(state: MemberState, hypers: Hypers, split: Split, data: Data,
             start: jax.Array):
     def body(state, step):
       active = step < config.steps
       ev = jax.lax.cond(active & data.eval_at[step],
-                        lambda p: evaluate(apply_fn, p, split, data,
-                                           LOSSES[config.loss]),
+                        lambda p: evaluate_member(apply_fn, config, p, split,
+                                                  data),
                         lambda p: nan_eval, state.params)
       state, rec = jax.lax.cond(
           active,
@@ -195,10 +272,10 @@ def compile_sweep_chunk(apply_fn, config: Config, chunk_steps: int, mesh=None):
                  donate_argnums=(0,)), chunk
 
 
-def compile_sweep_eval(apply_fn, mesh=None, loss_fn=cross_entropy):
+def compile_sweep_eval(apply_fn, config: Config, mesh=None):
   """``jit(vmap(evaluate))``: eval records [E] of every member's current parameters."""
   return jax.jit(_over_members(
-      lambda p, split, data: evaluate(apply_fn, p, split, data, loss_fn),
+      lambda p, split, data: evaluate_member(apply_fn, config, p, split, data),
       (0, 0, None), mesh))
 
 
@@ -209,6 +286,9 @@ def padded_eval_mask(eval_steps: np.ndarray, total: int) -> np.ndarray:
   return mask
 
 
-__all__ = ["Data", "StepRecord", "EvalRecord", "EVAL_FIELDS", "eval_schedule",
+__all__ = ["Data", "StepRecord", "EvalRecord", "RegressionStepRecord",
+           "RegressionEvalRecord", "EVAL_FIELDS", "REGRESSION_EVAL_FIELDS",
+           "record_types", "eval_fields", "step_fields", "eval_schedule",
+           "evaluate_member", "evaluate_regression", "squared_error",
            "train_step", "evaluate", "make_chunk_fn", "compile_sweep_chunk",
            "compile_sweep_eval", "padded_eval_mask", "TraceCounter"]
