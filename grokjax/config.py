@@ -29,7 +29,7 @@ MODELS = ("transformer", "mlp", "linear")
 PRECISIONS = ("float32", "bfloat16", "float64")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 ACTIVATIONS = ("relu", "gelu", "quadratic")
-MLP_INPUTS = ("concat", "sum", "onehot")
+MLP_INPUTS = ("concat", "sum", "product", "onehot")
 EVAL_SCHEDULES = ("linear", "log")
 REGULARIZERS = ("none", "l1", "l1_prox", "l2", "l2_init", "nuclear",
                 "nuclear_prox")
@@ -78,8 +78,8 @@ class Config:
   activation: str = _field("relu", "relu, gelu or quadratic")
   layer_norm: bool = _field(True, "pre-LayerNorm in the transformer")
   tie_embeddings: bool = _field(False, "unembed with the embedding matrix")
-  mlp_input: str = _field("concat", "MLP input: concat or sum of the operand "
-                          "embeddings, or onehot")
+  mlp_input: str = _field("concat", "MLP input: concat, sum or (elementwise)"
+                          " product of the operand embeddings, or onehot")
   mlp_hidden: tuple = _field((256, 256), "MLP hidden widths", kind="int_list")
   mlp_bias: bool = _field(True, "biases in the MLP model")
   # Optimizer.

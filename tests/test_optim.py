@@ -5,6 +5,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import grokjax as gj
 from grokjax.optim import (base_optimizer, make_optimizer, warmup_schedule,
@@ -143,3 +144,37 @@ def test_softmax_collapse_metric_counts_train_rows_with_exactly_zero_loss():
   record = step_lib.evaluate(logits_of, {}, split, data,
                              gj.optim.stablemax_cross_entropy)
   assert record.train_zero_loss == 0.0
+
+
+def test_softmax_collapse_is_counted_in_the_training_dtype():
+  """Margin 12 over 96 other classes: the softmax sum is 1 + 5.9e-4, which is
+  1 exactly in bfloat16 (spacing 2^-7 near 1) but not in float32, so the
+  cross-entropy of that row is exactly 0 only in bfloat16 (Prieto et al. 2025)."""
+  from grokjax.train import step as step_lib  # pylint: disable=import-outside-toplevel
+  from grokjax.tasks import Split  # pylint: disable=import-outside-toplevel
+  labels = jnp.array([0])
+  data = step_lib.Data(jnp.zeros((1, 1), jnp.int32), labels, jnp.zeros(1, bool))
+  split = Split(jnp.arange(1), jnp.ones(1), jnp.array([True]))
+  zero_loss = {}
+  for dtype in (jnp.float32, jnp.bfloat16):
+    logits_of = lambda variables, inputs, dtype=dtype: (
+        12.0 * jax.nn.one_hot(labels, 97)).astype(dtype)
+    zero_loss[dtype] = float(step_lib.evaluate(logits_of, {}, split,
+                                               data).train_zero_loss)
+  assert zero_loss == {jnp.float32: 0.0, jnp.bfloat16: 1.0}
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float32"])
+def test_precision_sets_the_dtype_of_parameters_and_optimizer_state(precision):
+  config = gj.Config(task="x+y", p=11, model="mlp", d_model=8, mlp_hidden=(16,),
+                     mlp_input="onehot", steps=20, eval_every=10,
+                     precision=precision, optimizer="adamw")
+  result = gj.sweep(config, log=None)
+  dtype = jnp.dtype(precision)
+  for leaf in jax.tree.leaves((result.state.params, result.state.opt_state)):
+    if jnp.issubdtype(leaf.dtype, jnp.floating) and leaf.ndim > 1:
+      assert leaf.dtype == dtype
+  assert np.isfinite(result.history["step_train_loss"]).all()
+  # bf16 trains too: the loss falls from its start.
+  loss = result.history["train_loss"][0]
+  assert loss[-1] < loss[0]

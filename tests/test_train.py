@@ -108,3 +108,17 @@ def test_stop_when_generalized_stops_at_a_chunk_boundary():
   result = _run(config)
   assert result.history["step_train_loss"].shape[1] == 50
   assert result.history["eval_step"][-1] == 50
+
+
+def test_record_every_keeps_every_kth_step_record():
+  full = _run(TINY.replace(seed=(0, 1)))
+  thin = _run(TINY.replace(seed=(0, 1), record_every=7))
+  np.testing.assert_array_equal(thin.history["record_step"],
+                                np.arange(0, 60, 7))
+  np.testing.assert_array_equal(full.history["record_step"], np.arange(60))
+  np.testing.assert_allclose(thin.history["step_train_loss"],
+                             full.history["step_train_loss"][:, ::7], rtol=1e-6)
+  none = _run(TINY.replace(seed=(0,), record_every=0))
+  assert none.history["step_train_loss"].shape == (1, 0)
+  np.testing.assert_array_equal(none.history["val_acc"],
+                                full.history["val_acc"][:1])

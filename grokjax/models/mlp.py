@@ -15,7 +15,8 @@ class MLP(nn.Module):
   """Tokens [B, L] -> logits [B, V] from the operands at `operand_positions`.
 
   `input`: ``concat`` = [E(x), E(y)] (Gromov 2023, Notsawo 2026), ``sum`` =
-  E(x) + E(y) (Liu et al. 2022), ``onehot`` = [onehot(x), onehot(y)] with no
+  E(x) + E(y) (Liu et al. 2022), ``product`` = E(x) * E(y) elementwise
+  (Notsawo et al. 2025's MLP), ``onehot`` = [onehot(x), onehot(y)] with no
   embedding (Prieto et al. 2025's 226-200-200-113 MLP for p=113).
   """
   num_tokens: int
@@ -40,6 +41,8 @@ class MLP(nn.Module):
       embed = nn.Embed(self.num_tokens, self.embed_dim, name="embed")
       if self.input == "sum":
         h = embed(x_B) + embed(y_B)
+      elif self.input == "product":
+        h = embed(x_B) * embed(y_B)
       else:
         h = jnp.concatenate([embed(x_B), embed(y_B)], axis=-1)
     act = activation_fn(self.activation)
