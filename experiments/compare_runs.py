@@ -14,9 +14,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # pylint: disable=wrong-import-position
+from absl import flags  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
+import flags_lib  # pylint: disable=wrong-import-position
 import grokjax as gj  # pylint: disable=wrong-import-position
 
 flags.DEFINE_list("workdirs", None, "run directories to compare")
@@ -52,7 +53,7 @@ def main(argv):
   for workdir, label in zip(FLAGS.workdirs, labels):
     history = gj.io.read_history(workdir)
     rows = gj.io.read_csv(os.path.join(workdir, "summary.csv"))
-    t_gen = gj.analysis.median_time(np.array([float(r["t_gen"]) for r in rows]))
+    t_gen = gj.analysis.median_time(np.array([gj.io.csv_float(r["t_gen"]) for r in rows]))
     steps = np.maximum(history["eval_step"], 1)
     for ax, metric in zip(axs[0], FLAGS.metrics):
       if metric not in history:
@@ -78,8 +79,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  try:
-    app.run(main)
-  except gj.ConfigError as e:
-    print(f"compare_runs.py: {e}", file=sys.stderr)
-    sys.exit(2)
+  flags_lib.run_main(main)

@@ -17,9 +17,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # pylint: disable=wrong-import-position
+from absl import flags  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
+import flags_lib  # pylint: disable=wrong-import-position
 import grokjax as gj  # pylint: disable=wrong-import-position
 
 flags.DEFINE_string("workdir", None, "a run directory with summary.csv")
@@ -46,8 +47,8 @@ def fit_run(workdir: str, x: list[str], y: str, group: str = "seed",
     if name not in rows[0]:
       raise gj.ConfigError(f"--x/--y/--group: no column {name!r} in {path}; "
                            f"columns: {', '.join(rows[0])}")
-  xs = gj.analysis.column_product(rows, x)
-  ys = np.array([float(r[y]) for r in rows])
+  xs = gj.analysis.column_product(rows, x)  # swept columns: never empty
+  ys = np.array([gj.io.csv_float(r[y]) for r in rows])
   fit = gj.analysis.bootstrap_loglog(xs, ys, [r[group] for r in rows],
                                      num_samples=bootstrap)
   return {"x": "*".join(x), "y": y, **fit,
@@ -104,8 +105,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  try:
-    app.run(main)
-  except gj.ConfigError as e:
-    print(f"fit_scaling.py: {e}", file=sys.stderr)
-    sys.exit(2)
+  flags_lib.run_main(main)

@@ -103,6 +103,11 @@ def _csv_cell(v: Any) -> Any:
   return v
 
 
+def csv_float(cell: str) -> float:
+  """A number written by `write_csv`; the empty cell (NaN, "never") is NaN."""
+  return float(cell) if cell != "" else math.nan
+
+
 def write_csv(path: str, rows: Iterable[Mapping[str, Any]]) -> None:
   rows = list(rows)
   buf = io.StringIO()
