@@ -323,6 +323,13 @@ class Config:
       raise ConfigError(str(e)) from None
     if self.linear_depth < 1:
       raise ConfigError(f"--linear_depth={self.linear_depth}: must be >= 1")
+    if self.task == "sparse_recovery" and self.linear_depth != 1:
+      raise ConfigError(f"--linear_depth={self.linear_depth}: sparse_recovery "
+                        "learns the vector itself; use --linear_depth=1 (or "
+                        "--task=matrix_completion)")
+    if self.loss != "cross_entropy":
+      raise ConfigError(f"--loss={self.loss}: linear tasks train on 1/2 "
+                        "||X a - y||^2; drop --loss")
     if self.batch_size:
       raise ConfigError(f"--batch_size={self.batch_size}: linear tasks train "
                         "by full-batch (sub)gradient descent; use "

@@ -60,6 +60,8 @@ def test_factorized_model_is_the_product_of_its_factors():
     (dict(regularizer="nuclear"), "--regularizer=nuclear"),
     (dict(batch_size=8), "--batch_size=8"),
     (dict(linear_k=101), "--linear_k=101"),
+    (dict(linear_depth=2), "--linear_depth=2"),
+    (dict(loss="mse"), "--loss=mse"),
     (dict(regression_error="l7"), "--regression_error=l7"),
     (dict(gen_error=0.0), "--gen_error=0.0"),
 ])

@@ -7,6 +7,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from grokjax.analysis.grokking import is_regression
+
 MAX_CURVES = 24
 
 
@@ -29,7 +31,7 @@ def plot_curves(path: str, history: Mapping[str, np.ndarray],
   """
   plt = _pyplot()
   steps = np.maximum(history["eval_step"], 1)
-  regression = "train_error" in history  # a linear task: errors, log scale
+  regression = is_regression(history)  # a linear task: errors, log scale
   metric = "error" if regression else "acc"
   fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(13, 4.8))
   cmap = plt.get_cmap("viridis")

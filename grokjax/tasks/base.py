@@ -29,8 +29,6 @@ class Task:
   operand_positions: tuple[int, int]
   commutative: bool
 
-  kind = "classification"  # linear tasks (tasks.linear) are "regression"
-
   @property
   def num_examples(self) -> int:
     return int(self.inputs.shape[0])

@@ -77,13 +77,10 @@ class LinearTask:
   n: int
   k: int
 
-  kind = "regression"
   # The model of a linear task takes no input: one dummy token row keeps the
   # models' (params, tokens) signature.
   inputs = np.zeros((1, 1), np.int32)
   labels = np.zeros((1,), np.int32)
-  num_classes = 1
-  commutative = True
 
   @property
   def num_examples(self) -> int:

@@ -128,8 +128,8 @@ def check_resumable(workdir: str, config: Config) -> bool:
 
 
 def _aligned(parts: list[dict[str, np.ndarray]], keys: list[str],
-             step_key: str) -> dict[str, np.ndarray]:
-  """Members of every part on the union of their `step_key` steps; NaN where a part has none."""
+             step_key: str, num_members: int) -> dict[str, np.ndarray]:
+  """The first `num_members` of all parts on the union of their `step_key` steps; NaN where a part has none."""
   steps = np.unique(np.concatenate([p[step_key] for p in parts]))
   out = {step_key: steps.astype(np.int64)}
   for key in keys:
@@ -138,7 +138,7 @@ def _aligned(parts: list[dict[str, np.ndarray]], keys: list[str],
       block = np.full((p[key].shape[0], len(steps)), np.nan, np.float32)
       block[:, np.searchsorted(steps, p[step_key])] = p[key]
       blocks.append(block)
-    out[key] = np.concatenate(blocks)
+    out[key] = np.concatenate(blocks)[:num_members]
   return out
 
 
@@ -148,10 +148,8 @@ def _merge_groups(parts: list[dict[str, np.ndarray]], num_members: int
   step_keys = [k for k in parts[0] if k.startswith("step_")]
   eval_keys = [k for k in parts[0] if k not in step_keys + ["eval_step",
                                                            "record_step"]]
-  out = {**_aligned(parts, step_keys, "record_step"),
-         **_aligned(parts, eval_keys, "eval_step")}
-  return {k: v if k.endswith("_step") and not k.startswith("step_")
-          else v[:num_members] for k, v in out.items()}
+  return {**_aligned(parts, step_keys, "record_step", num_members),
+          **_aligned(parts, eval_keys, "eval_step", num_members)}
 
 
 def _group_history(chunks: list[dict], final: dict) -> dict[str, np.ndarray]:
@@ -348,8 +346,9 @@ def sweep(config: Config, workdir: str | None = None,
           for j, s in enumerate(chunk["eval_step"]):
             writer.write({"group": g, "step": s, **{
                 k: chunk[k][: hi - lo, j] for k in fields}})
-        mem |= analysis.reached(chunk, config.thresholds())[0].any(axis=1)
-        gen |= analysis.reached(chunk, config.thresholds())[1].any(axis=1)
+        reached_mem, reached_gen = analysis.reached(chunk, config.thresholds())
+        mem |= reached_mem.any(axis=1)
+        gen |= reached_gen.any(axis=1)
         done, steps_run = end, steps_run + end - start
         n_mem, n_gen = int(mem[: hi - lo].sum()), int(gen[: hi - lo].sum())
         elapsed = time.time() - t0

@@ -21,10 +21,6 @@ from grokjax.tasks import Problem, Split
 from grokjax.tasks.linear import error
 from grokjax.train.state import Hypers, MemberState, member_keys
 
-EVAL_FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc", "param_norm",
-               "train_zero_loss")
-REGRESSION_EVAL_FIELDS = ("train_loss", "train_error", "val_loss", "val_error",
-                          "param_norm")
 
 
 class Data(NamedTuple):
@@ -50,6 +46,9 @@ class EvalRecord(NamedTuple):
   val_acc: jax.Array
   param_norm: jax.Array
   train_zero_loss: jax.Array
+
+
+EVAL_FIELDS = EvalRecord._fields
 
 
 class RegressionStepRecord(NamedTuple):
@@ -78,11 +77,6 @@ def record_types(config: Config) -> tuple[type, type]:
 
 def eval_fields(config: Config) -> tuple[str, ...]:
   return record_types(config)[1]._fields
-
-
-def step_fields(config: Config) -> tuple[str, ...]:
-  """history.npz names of the per-step records: step_train_loss, step_train_acc|error."""
-  return tuple(f"step_{k}" for k in record_types(config)[0]._fields)
 
 
 def eval_schedule(config: Config) -> np.ndarray:
@@ -287,8 +281,8 @@ def padded_eval_mask(eval_steps: np.ndarray, total: int) -> np.ndarray:
 
 
 __all__ = ["Data", "StepRecord", "EvalRecord", "RegressionStepRecord",
-           "RegressionEvalRecord", "EVAL_FIELDS", "REGRESSION_EVAL_FIELDS",
-           "record_types", "eval_fields", "step_fields", "eval_schedule",
+           "RegressionEvalRecord", "EVAL_FIELDS", "record_types",
+           "eval_fields", "eval_schedule",
            "evaluate_member", "evaluate_regression", "squared_error",
            "train_step", "evaluate", "make_chunk_fn", "compile_sweep_chunk",
            "compile_sweep_eval", "padded_eval_mask", "TraceCounter"]
