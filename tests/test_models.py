@@ -120,3 +120,31 @@ def test_only_the_read_position_is_computed_in_the_last_block():
              + D * V) * 2
   assert per_row == 152448
   np.testing.assert_allclose(cost["flops"] / B, per_row, rtol=0.05)
+
+
+def test_onehot_input_is_a_dense_layer_on_one_hot_vectors():
+  # The onehot MLP gathers kernel rows; the numbers (and the kernel's gradient)
+  # must be those of Dense on [onehot(x), onehot(y)] (Prieto et al. 2025).
+  model = MLP(num_tokens=7, num_classes=7, operand_positions=(0, 2),
+              hidden=(12,), input="onehot", use_bias=True)
+  params = model.init(jax.random.key(3), TOKENS)["params"]
+  params["hidden_0"]["bias"] = jnp.linspace(-1, 1, 12)
+  onehot = jnp.concatenate([jax.nn.one_hot(TOKENS[:, 0], 7),
+                            jax.nn.one_hot(TOKENS[:, 2], 7)], axis=-1)
+
+  def dense(p):
+    h = jax.nn.relu(onehot @ p["hidden_0"]["kernel"]
+                    + p["hidden_0"]["bias"][None])
+    return h @ p["readout"]["kernel"] + p["readout"]["bias"][None]
+
+  np.testing.assert_allclose(model.apply({"params": params}, TOKENS),
+                             dense(params), rtol=1e-6, atol=1e-6)
+  grad = jax.grad(lambda p: model.apply({"params": p}, TOKENS).sum())(params)
+  want = jax.grad(lambda p: dense(p).sum())(params)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6,
+                                                       atol=1e-6), grad, want)
+  # Its init is Dense's: LeCun normal over fan-in 2 * num_tokens.
+  big = MLP(num_tokens=500, num_classes=3, operand_positions=(0, 2),
+            hidden=(400,), input="onehot").init(jax.random.key(0), TOKENS)
+  std = float(jnp.std(big["params"]["hidden_0"]["kernel"]))
+  assert abs(std - 1 / np.sqrt(1000)) < 0.03 / np.sqrt(1000)

@@ -104,16 +104,21 @@ def test_grokfast_ema_follows_its_recurrence():
     _close(out, jax.tree.map(lambda x, e: x + lamb * e, g, ema), tol=1e-5)
 
 
-def test_grokfast_ma_warms_up_then_adds_the_window_mean():
-  tx = reg.grokfast_ma(window=3, lamb=5.0)
+@pytest.mark.parametrize("window", [1, 3])
+def test_grokfast_ma_warms_up_then_adds_the_window_mean(window):
+  # Past several wraps of the ring buffer (the mean is a running sum).
+  tx = reg.grokfast_ma(window=window, lamb=5.0)
   state = tx.init(PARAMS)
-  grads = [jax.tree.map(lambda g: g * (k + 1), GRADS) for k in range(5)]
+  keys = jax.random.split(jax.random.key(7), 11)
+  grads = [jax.tree.map(lambda g, k=k: g * jax.random.normal(k, g.shape),
+                        GRADS) for k in keys]
   for k, g in enumerate(grads):
     out, state = jax.jit(tx.update)(g, state, PARAMS)
-    if k < 2:
+    if k < window - 1:
       _close(out, g)
     else:
-      mean = jax.tree.map(lambda *xs: sum(xs) / 3, *grads[k - 2:k + 1])
+      mean = jax.tree.map(lambda *xs: sum(xs) / window,
+                          *grads[k - window + 1:k + 1])
       _close(out, jax.tree.map(lambda x, m: x + 5.0 * m, g, mean), tol=1e-5)
 
 

@@ -32,7 +32,7 @@ def make_model(config: Config, task: Task | LinearTask) -> nn.Module:
              operand_positions=task.operand_positions,
              hidden=tuple(config.mlp_hidden), embed_dim=config.d_model,
              input=config.mlp_input, activation=config.activation,
-             use_bias=config.mlp_bias, dtype=DTYPES[config.precision])
+             use_bias=config.mlp_bias)
 
 
 def scale_init(params, alpha: jax.Array):

@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from grokjax.models.transformer import activation_fn
+
+
+class OneHotDense(nn.Module):
+  """`Dense` applied to [onehot(x), onehot(y)] (2 * num_tokens inputs), as a gather.
+
+  The kernel is the `Dense` kernel of that input (shape [2 * num_tokens,
+  features], LeCun normal over fan-in 2 * num_tokens), and the output is
+  kernel[x] + kernel[num_tokens + y] (+ bias): the same numbers as the matmul
+  with the one-hot vectors (each output is the sum of the same two products
+  by 1), without the 2 * num_tokens-wide matmul or its weight gradient.
+  """
+  num_tokens: int
+  features: int
+  use_bias: bool = True
+
+  @nn.compact
+  def __call__(self, x_B: jax.Array, y_B: jax.Array) -> jax.Array:
+    kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                        (2 * self.num_tokens, self.features))
+    h = kernel[x_B] + kernel[self.num_tokens + y_B]
+    if self.use_bias:
+      bias = self.param("bias", nn.initializers.zeros, (self.features,))
+      h = h + bias.reshape((1,) * (h.ndim - 1) + (-1,))
+    return h
 
 
 class MLP(nn.Module):
@@ -27,16 +50,18 @@ class MLP(nn.Module):
   input: str = "concat"
   activation: str = "relu"
   use_bias: bool = True
-  dtype: Any = None  # of the one-hot input (--precision); layers follow params
 
   @nn.compact
   def __call__(self, tokens_BxL: jax.Array) -> jax.Array:
     x_B, y_B = (tokens_BxL[:, i] for i in self.operand_positions)
+    act = activation_fn(self.activation)
+    widths = tuple(self.hidden) + (self.num_classes,)
+    names = [f"hidden_{i}" for i in range(len(self.hidden))] + ["readout"]
     if self.input == "onehot":
-      dtype = self.dtype or jnp.float32
-      h = jnp.concatenate([jax.nn.one_hot(x_B, self.num_tokens, dtype=dtype),
-                           jax.nn.one_hot(y_B, self.num_tokens, dtype=dtype)],
-                          axis=-1)
+      h = OneHotDense(self.num_tokens, widths[0], self.use_bias,
+                      name=names[0])(x_B, y_B)
+      widths, names = widths[1:], names[1:]
+      h = act(h) if names else h
     else:
       embed = nn.Embed(self.num_tokens, self.embed_dim, name="embed")
       if self.input == "sum":
@@ -45,7 +70,7 @@ class MLP(nn.Module):
         h = embed(x_B) * embed(y_B)
       else:
         h = jnp.concatenate([embed(x_B), embed(y_B)], axis=-1)
-    act = activation_fn(self.activation)
-    for i, width in enumerate(self.hidden):
-      h = act(nn.Dense(width, use_bias=self.use_bias, name=f"hidden_{i}")(h))
-    return nn.Dense(self.num_classes, use_bias=self.use_bias, name="readout")(h)
+    for i, (width, name) in enumerate(zip(widths, names)):
+      h = nn.Dense(width, use_bias=self.use_bias, name=name)(h)
+      h = act(h) if i < len(widths) - 1 else h
+    return h

@@ -92,9 +92,15 @@ class EmaState(NamedTuple):
 
 
 class WindowState(NamedTuple):
-  """The last `window` gradients in a ring buffer (leading axis `window`)."""
+  """The last `window` gradients in a ring buffer (leading axis `window`).
+
+  `total` is their running sum (at least float32) and `oldest` the entry the
+  next update overwrites, read right after this update's write.
+  """
   count: jax.Array
   buffer: Any
+  total: Any
+  oldest: Any
 
 
 class NoiseState(NamedTuple):
@@ -268,26 +274,42 @@ def grokfast_ma(window: int = 100, lamb: Scalar = 5.0,
 
   As the paper's `gradfilter_ma` with warmup: until `window` gradients have
   been seen the gradient passes unchanged. Memory: `window` copies of the
-  masked parameters.
+  masked parameters, plus two.
+
+  The mean is a running sum (add the new gradient, subtract the one it
+  replaces), so a step costs O(1) copies, not O(window). The replaced entry
+  is read after the previous step's write: reading the ring buffer before
+  writing it makes XLA copy the whole buffer every step (measured: 0.86 s
+  vs 2 ms a step for 3 members of 421k parameters, window 100). The sum is
+  kept in float32 or wider; its rounding drift is ~sqrt(steps) ulps.
   """
   if window < 1:
     raise ValueError(f"grokfast_ma: window={window} must be >= 1")
 
   def init(params):
-    return WindowState(jnp.zeros([], jnp.int32), jax.tree.map(
-        lambda x: jnp.zeros((window,) + jnp.shape(x), jnp.result_type(x)),
-        params))
+    acc = lambda x: jnp.zeros(jnp.shape(x), jnp.promote_types(
+        jnp.result_type(x), jnp.float32))
+    return WindowState(
+        jnp.zeros([], jnp.int32),
+        jax.tree.map(lambda x: jnp.zeros((window,) + jnp.shape(x),
+                                         jnp.result_type(x)), params),
+        jax.tree.map(acc, params), jax.tree.map(jnp.zeros_like, params))
 
   def update(updates, state, params=None):
     del params
     slot = state.count % window
-    buffer = jax.tree.map(lambda b, g: b.at[slot].set(g), state.buffer,
-                          updates)
+    total = jax.tree.map(lambda t, g, o: t + g.astype(t.dtype) - o,
+                         state.total, updates, state.oldest)
+    buffer = jax.tree.map(
+        lambda b, g: jax.lax.dynamic_update_index_in_dim(b, g, slot, 0),
+        state.buffer, updates)
+    oldest = jax.tree.map(lambda b: jax.lax.dynamic_index_in_dim(
+        b, (slot + 1) % window, keepdims=False), buffer)
     full = state.count + 1 >= window
     updates = jax.tree.map(
-        lambda g, b: jnp.where(full, g + lamb * jnp.mean(b, axis=0), g),
-        updates, buffer)
-    return updates, WindowState(state.count + 1, buffer)
+        lambda g, t: jnp.where(full, g + (lamb * t / window).astype(g.dtype),
+                               g), updates, total)
+    return updates, WindowState(state.count + 1, buffer, total, oldest)
 
   return _masked(optax.GradientTransformation(init, update), mask)
 
