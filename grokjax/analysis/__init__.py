@@ -1,4 +1,4 @@
-"""Analysis of histories: grokking times, learning phases and scaling fits."""
+"""Analysis of histories: grokking times, learning phases, scaling fits and the loss's spectral signature."""
 
 from grokjax.analysis.grokking import (PHASES, first_step_below,
                                        first_step_reaching, grokking_times,
@@ -7,8 +7,11 @@ from grokjax.analysis.grokking import (PHASES, first_step_below,
                                        reached, summarize, summarize_config)
 from grokjax.analysis.scaling import (bootstrap_loglog, column_product,
                                       loglog_fit)
+from grokjax.analysis.spectral import (Hjorth, band_energies, detrend, hjorth,
+                                       power_spectrum, spectral_moments)
 
-__all__ = ["PHASES", "bootstrap_loglog", "column_product", "loglog_fit",
+__all__ = ["Hjorth", "band_energies", "detrend", "hjorth", "power_spectrum",
+           "spectral_moments", "PHASES", "bootstrap_loglog", "column_product", "loglog_fit",
            "first_step_below", "first_step_reaching",
            "grokking_times", "group_medians", "is_regression", "median_time",
            "notsawo_times", "phases", "reached", "summarize",
