@@ -160,7 +160,7 @@ def band_energies(x: jax.Array, edges, dt: float = 1.0,
     upper = omega <= hi if i == len(edges) - 2 else omega < hi
     keep = _along_last((omega >= lo) & upper, power)
     out.append(jnp.sum(jnp.where(keep, power, 0.0), axis=-1))
-  return jnp.stack(out) / total
+  return jnp.stack(out) / total[None]
 
 
 def window(x: jax.Array, start: int = 0, length: int | None = None

@@ -79,32 +79,47 @@ def grid_axes(varied: Sequence[str]) -> list[str]:
 
 def plot_grid(path: str, summary: Sequence[Mapping], axes: Sequence[str]) -> None:
   """Heatmaps of the median t_gen and median final val acc over two swept axes (median over the rest)."""
-  plt = _pyplot()
-  ya, xa = axes
-  ys = sorted({r[ya] for r in summary})
-  xs = sorted({r[xa] for r in summary})
-  fig, axs = plt.subplots(1, 2, figsize=(12, 4.8))
   final = "final_val_error" if "final_val_error" in summary[0] else \
       "final_val_acc"
-  for ax, key, cmap in ((axs[0], "t_gen", "magma_r"), (axs[1], final,
-                                                       "viridis")):
+  plot_heatmaps(path, summary, axes, [("t_gen", "median t_gen (steps)",
+                                       "magma_r"),
+                                      (final, f"median {final}", "viridis")])
+
+
+def plot_heatmaps(path: str, rows: Sequence[Mapping], axes: Sequence[str],
+                  panels: Sequence[tuple[str, str, str]]) -> None:
+  """One heatmap per (key, title, colormap) panel over two swept axes (y, x).
+
+  Each cell is the median of `key` over the rows at that grid point (seeds
+  and any other swept values); a cell whose values are all NaN reads "never".
+  """
+  plt = _pyplot()
+  ya, xa = axes
+  ys = sorted({r[ya] for r in rows})
+  xs = sorted({r[xa] for r in rows})
+  fig, axs = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.8),
+                          squeeze=False)
+  for ax, (key, title, cmap) in zip(axs[0], panels):
     grid = np.full((len(ys), len(xs)), np.nan)
     for i, y in enumerate(ys):
       for j, x in enumerate(xs):
-        vals = [r[key] for r in summary if r[ya] == y and r[xa] == x]
+        vals = [r[key] for r in rows if r[ya] == y and r[xa] == x]
         if np.isfinite(vals).any():
           grid[i, j] = np.nanmedian(vals)
     im = ax.imshow(grid, origin="lower", cmap=cmap, aspect="auto")
+    mid = np.nanmean(grid) if np.isfinite(grid).any() else 0.0
     for i in range(len(ys)):
       for j in range(len(xs)):
         text = "never" if np.isnan(grid[i, j]) else f"{grid[i, j]:.3g}"
-        ax.text(j, i, text, ha="center", va="center", fontsize=8, color="w"
-                if key == final else "k")
+        dark = np.isfinite(grid[i, j]) and (grid[i, j] < mid) == (
+            not cmap.endswith("_r"))
+        ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                color="w" if dark else "k")
     ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs], rotation=45)
     ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys])
     ax.set_xlabel(xa)
     ax.set_ylabel(ya)
-    ax.set_title(f"median {key}" + (" (steps)" if key == "t_gen" else ""))
+    ax.set_title(title)
     fig.colorbar(im, ax=ax)
   fig.tight_layout()
   fig.savefig(path, dpi=110)

@@ -1,0 +1,184 @@
+"""Early prediction of grokking from the first steps of the training loss (Notsawo et al. 2023).
+
+`early_features` turns each member's per-step training loss over a window of
+the first steps into features (the Hjorth parameters of the detrended loss,
+its band energies, and the plain loss level as a non-spectral baseline).
+`spearman` and `roc_auc` score a feature against the outcome, and
+`logistic_cv` trains a small logistic-regression classifier in jnp/optax with
+cross-validation over groups (held-out seeds), so a score never comes from a
+member whose seed was seen in training.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from grokjax.analysis import spectral
+
+# Bands (radians per step) of the early-feature band energies: slow, middle, fast.
+BANDS = (0.0, np.pi / 16, np.pi / 4, np.pi)
+
+
+def early_features(loss_ExT: np.ndarray, dt: float = 1.0,
+                   detrend_method: str = "moving_average", window: int = 25,
+                   degree: int = 2) -> dict[str, np.ndarray]:
+  """Features [E] of each row of a loss trajectory [E, T] (already cut to the early window).
+
+  The spectral features are computed on log(loss) (the loss falls by orders of
+  magnitude; its logarithm's fluctuations are comparable across members),
+  detrended by `detrend_method` (``moving_average`` over `window` samples
+  by default: a high-pass filter that keeps the step-to-step oscillations).
+  - ``activity``, ``log_activity``, ``mobility``, ``complexity``: Hjorth
+    parameters (`spectral.hjorth`; mobility in radians per step / dt);
+  - ``band_slow``, ``band_mid``, ``band_fast``: fractions of the detrended
+    power in [0, pi/16), [pi/16, pi/4), [pi/4, pi] radians per sample;
+  - ``final_log_loss``: mean log loss over the window's last tenth, a
+    non-spectral baseline the spectral features should beat.
+  Non-finite losses (a diverged member) give NaN features.
+  """
+  loss = np.asarray(loss_ExT, np.float64)
+  finite = np.isfinite(loss).all(axis=-1) & (loss > 0).all(axis=-1)
+  log_loss = jnp.asarray(np.log(np.where(finite[:, None], loss, 1.0)),
+                         jnp.float32)
+  detrended = spectral.detrend(log_loss, detrend_method, degree=degree,
+                               window=window)
+  h = spectral.hjorth(detrended, dt=dt, detrend_method="mean")
+  bands = spectral.band_energies(detrended - detrended.mean(-1, keepdims=True),
+                                 [b / dt for b in BANDS], dt=dt)
+  tail = max(1, loss.shape[-1] // 10)
+  out = {"activity": h.activity, "log_activity": jnp.log10(h.activity),
+         "mobility": h.mobility, "complexity": h.complexity,
+         "band_slow": bands[0], "band_mid": bands[1], "band_fast": bands[2],
+         "final_log_loss": log_loss[:, -tail:].mean(-1)}
+  return {k: np.where(finite, np.asarray(v, np.float64), np.nan)
+          for k, v in out.items()}
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+  """Ranks 1..n with ties given their average rank."""
+  order = np.argsort(x, kind="stable")
+  ranks = np.empty(len(x), np.float64)
+  sorted_x = x[order]
+  i = 0
+  while i < len(x):
+    j = i
+    while j + 1 < len(x) and sorted_x[j + 1] == sorted_x[i]:
+      j += 1
+    ranks[order[i:j + 1]] = (i + j) / 2 + 1
+    i = j + 1
+  return ranks
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+  """Spearman rank correlation over the pairs where both are finite (NaN if < 3 or constant)."""
+  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  ok = np.isfinite(x) & np.isfinite(y)
+  if ok.sum() < 3:
+    return float("nan")
+  rx, ry = _ranks(x[ok]), _ranks(y[ok])
+  if np.ptp(rx) == 0 or np.ptp(ry) == 0:
+    return float("nan")
+  return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
+  """Area under the ROC curve: P(score of a positive > score of a negative), ties counting 1/2.
+
+  NaN when either class is empty. Non-finite scores are dropped.
+  """
+  s, y = np.asarray(scores, np.float64), np.asarray(labels, bool)
+  ok = np.isfinite(s)
+  s, y = s[ok], y[ok]
+  pos, neg = int(y.sum()), int((~y).sum())
+  if pos == 0 or neg == 0:
+    return float("nan")
+  ranks = _ranks(s)
+  return float((ranks[y].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def _fit_logistic(x: jax.Array, y: jax.Array, l2: float, steps: int,
+                  learning_rate: float) -> tuple[jax.Array, jax.Array]:
+  """Weights and bias of an l2-regularized logistic regression, full-batch Adam."""
+  params = (jnp.zeros(x.shape[1], x.dtype), jnp.zeros([], x.dtype))
+
+  def loss(p):
+    logits = x @ p[0] + p[1]
+    return (optax.sigmoid_binary_cross_entropy(logits, y).mean()
+            + l2 * jnp.sum(p[0] ** 2))
+
+  tx = optax.adam(learning_rate)
+
+  def step(carry, _):
+    p, s = carry
+    g = jax.grad(loss)(p)
+    u, s = tx.update(g, s, p)
+    return (optax.apply_updates(p, u), s), None
+
+  (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), None,
+                                length=steps)
+  return params
+
+
+def logistic_cv(features: np.ndarray, labels: np.ndarray, groups: np.ndarray,
+                *, l2: float = 1e-2, steps: int = 500,
+                learning_rate: float = 0.1) -> dict:
+  """Leave-one-group-out logistic regression: out-of-fold probabilities, accuracy and AUC.
+
+  features [N, F] (rows with a non-finite feature are left out and counted),
+  labels [N] (bool), groups [N] (e.g. the seed: each fold holds out every
+  member of one group). Features are standardized on each fold's training
+  rows. A fold whose training rows hold one class predicts that class's
+  frequency. Returns accuracy (threshold 0.5), auc, the base rate's accuracy
+  (always the majority class) for comparison, folds, rows, dropped, and the
+  out-of-fold ``probability`` per row (NaN for dropped rows).
+  """
+  x = np.asarray(features, np.float64)
+  x = x[:, None] if x.ndim == 1 else x
+  y = np.asarray(labels, bool)
+  g = np.asarray(groups)
+  ok = np.isfinite(x).all(axis=1)
+  prob = np.full(len(y), np.nan)
+  folds = sorted(set(g[ok].tolist()))
+  fit = jax.jit(_fit_logistic, static_argnums=(3,))
+  for fold in folds:
+    test = ok & (g == fold)
+    train = ok & (g != fold)
+    if not train.any():
+      continue
+    rate = y[train].mean()
+    if rate in (0.0, 1.0):
+      prob[test] = rate
+      continue
+    mu, sd = x[train].mean(0), x[train].std(0)
+    sd = np.where(sd > 0, sd, 1.0)
+    w, b = fit(jnp.asarray((x[train] - mu) / sd, jnp.float32),
+               jnp.asarray(y[train], jnp.float32), l2, steps, learning_rate)
+    z = jnp.asarray((x[test] - mu) / sd, jnp.float32) @ w + b
+    prob[test] = np.asarray(jax.nn.sigmoid(z), np.float64)
+  done = np.isfinite(prob)
+  majority = y[done].mean() >= 0.5 if done.any() else True
+  return {"accuracy": float(((prob[done] >= 0.5) == y[done]).mean())
+                      if done.any() else float("nan"),
+          "auc": roc_auc(prob[done], y[done]),
+          "majority_accuracy": float((y[done] == majority).mean())
+                               if done.any() else float("nan"),
+          "folds": len(folds), "rows": int(done.sum()),
+          "dropped": int((~ok).sum()), "probability": prob}
+
+
+def feature_scores(features: Mapping[str, np.ndarray], final_val: np.ndarray,
+                   generalized: np.ndarray) -> dict[str, dict[str, float]]:
+  """Per feature: Spearman with the final validation accuracy and AUC for `generalized`."""
+  out = {}
+  for name, values in features.items():
+    auc = roc_auc(values, generalized)
+    out[name] = {"spearman": spearman(values, final_val), "auc": auc,
+                 # A feature may predict through low values: max(auc, 1 - auc).
+                 "auc_either_sign": (max(auc, 1 - auc) if np.isfinite(auc)
+                                     else float("nan"))}
+  return out

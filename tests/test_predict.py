@@ -1,0 +1,60 @@
+"""Early-prediction statistics (grokjax.analysis.predict) against hand-computed values."""
+
+import numpy as np
+import pytest
+
+from grokjax.analysis import predict
+
+
+def test_spearman_against_hand_ranks():
+  assert predict.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1)
+  assert predict.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1)
+  # Ranks (1, 2, 3, 4, 5) vs (2, 1, 4, 3, 5): 1 - 6 * sum d^2 / (n(n^2-1))
+  # = 1 - 6 * 4 / 120 = 0.8 (no ties).
+  assert predict.spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]) == pytest.approx(
+      0.8)
+  # Ties get average ranks; NaNs are dropped.
+  assert predict.spearman([1, 1, 2, np.nan], [1, 1, 2, 5]) == pytest.approx(1)
+  assert np.isnan(predict.spearman([1, 2], [1, 2]))
+
+
+def test_roc_auc_counts_pairs():
+  assert predict.roc_auc([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]) == 1.0
+  assert predict.roc_auc([0.9, 0.8, 0.2, 0.1], [0, 0, 1, 1]) == 0.0
+  # Pairs (pos, neg): (0.5 vs 0.5) tie = 1/2, (0.5 vs 0.1) = 1,
+  # (0.3 vs 0.5) = 0, (0.3 vs 0.1) = 1: 2.5 / 4.
+  assert predict.roc_auc([0.5, 0.3, 0.5, 0.1], [1, 1, 0, 0]) == 0.625
+  assert np.isnan(predict.roc_auc([0.1, 0.2], [1, 1]))
+
+
+def test_logistic_cv_separates_separable_data_and_holds_out_groups():
+  rng = np.random.default_rng(0)
+  n = 60
+  groups = np.repeat(np.arange(4), n // 4)
+  y = rng.random(n) < 0.5
+  x = np.stack([np.where(y, 2.0, -2.0) + rng.normal(0, 0.5, n),
+                rng.normal(0, 1, n)], axis=1)
+  out = predict.logistic_cv(x, y, groups)
+  assert out["folds"] == 4 and out["rows"] == n and out["dropped"] == 0
+  assert out["accuracy"] == 1.0 and out["auc"] == 1.0
+  # Pure noise features: no better than chance on held-out groups.
+  noise = predict.logistic_cv(rng.normal(0, 1, (n, 2)), y, groups)
+  assert noise["auc"] < 0.75
+  # A non-finite feature row is left out and counted.
+  x[3, 0] = np.nan
+  assert predict.logistic_cv(x, y, groups)["dropped"] == 1
+
+
+def test_early_features_of_an_oscillating_loss():
+  t = np.arange(400.0)
+  smooth = np.exp(-t / 100) + 0.01
+  # Oscillation at 0.2 cycles/step (omega 1.26 rad/step) in log space.
+  wiggly = smooth * np.exp(0.05 * np.sin(2 * np.pi * 0.2 * t))
+  feats = predict.early_features(np.stack([smooth, wiggly,
+                                           np.full(400, np.nan)]))
+  assert feats["activity"][1] > 100 * feats["activity"][0]
+  assert feats["mobility"][1] == pytest.approx(2 * np.pi * 0.2, rel=0.05)
+  assert feats["band_fast"][1] > 0.9       # 1.26 rad/step is above pi/4
+  assert np.isnan(feats["activity"][2])    # a diverged member
+  # Variance of 0.05 sin: 0.05^2 / 2.
+  assert feats["activity"][1] == pytest.approx(0.05 ** 2 / 2, rel=0.1)
