@@ -78,3 +78,20 @@ def test_group_medians_over_seeds():
                      "median_t_mem": 75.0, "median_t_gen": 1850.0,
                      "median_delay": 1775.0}
   assert rows[1]["median_t_gen"] == 475.0 and rows[1]["generalized"] == 2
+
+
+def test_power_law_fit_recovers_gamma_and_offset_with_seed_intervals():
+  # t = 50 r^-2.5 + 100 with 5% log-normal noise, 4 seeds x 6 fractions.
+  rng = np.random.default_rng(0)
+  r = np.tile([0.3, 0.4, 0.5, 0.6, 0.7, 0.8], 4)
+  seeds = np.repeat(np.arange(4), 6)
+  t = (50 * r ** -2.5 + 100) * np.exp(rng.normal(0, 0.05, r.size))
+  t[0] = np.nan  # a member that never generalized
+  fit = analysis.power_law_fit(r, t, seeds, num_samples=200)
+  assert fit["points"] == 23 and fit["dropped"] == 1 and fit["groups"] == 4
+  assert abs(fit["gamma"] - 2.5) < 0.2
+  assert fit["gamma_lo"] < 2.5 < fit["gamma_hi"]
+  assert abs(fit["b"] - 100) < 15 and fit["rmse_log"] < 0.08
+  # A pure power law: the offset goes to ~0 and gamma is the log-log slope.
+  pure = analysis.power_law_fit(r[1:], 7 * r[1:] ** -1.2, num_samples=0)
+  assert abs(pure["gamma"] - 1.2) < 0.02 and pure["b"] < 0.1

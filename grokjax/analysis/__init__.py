@@ -6,11 +6,11 @@ from grokjax.analysis.grokking import (PHASES, first_step_below,
                                        median_time, notsawo_times, phases,
                                        reached, summarize, summarize_config)
 from grokjax.analysis.scaling import (bootstrap_loglog, column_product,
-                                      loglog_fit)
+                                      loglog_fit, power_law_fit)
 from grokjax.analysis.spectral import (Hjorth, band_energies, detrend, hjorth,
                                        power_spectrum, spectral_moments)
 
-__all__ = ["Hjorth", "band_energies", "detrend", "hjorth", "power_spectrum",
+__all__ = ["power_law_fit", "Hjorth", "band_energies", "detrend", "hjorth", "power_spectrum",
            "spectral_moments", "PHASES", "bootstrap_loglog", "column_product", "loglog_fit",
            "first_step_below", "first_step_reaching",
            "grokking_times", "group_medians", "is_regression", "median_time",
