@@ -55,30 +55,6 @@ def fit_run(workdir: str, x: list[str], y: str, group: str = "seed",
           "data": {"x": xs.tolist(), "y": ys.tolist()}}
 
 
-def plot_fit(path: str, fit: dict) -> None:
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-  xs, ys = np.array(fit["data"]["x"]), np.array(fit["data"]["y"])
-  ok = np.isfinite(ys) & (ys > 0)
-  fig, ax = plt.subplots(figsize=(5.5, 4.2))
-  ax.loglog(xs[ok], ys[ok], "o", ms=4, alpha=0.7, label="members")
-  if np.isfinite(fit["slope"]):
-    line = np.geomspace(xs[ok].min(), xs[ok].max(), 50)
-    ax.loglog(line, 10 ** fit["intercept"] * line ** fit["slope"], "-",
-              label=f"slope {fit['slope']:.3f} [{fit['slope_lo']:.3f}, "
-              f"{fit['slope_hi']:.3f}]")
-  ax.set_xlabel(fit["x"])
-  ax.set_ylabel(fit["y"])
-  ax.set_title(f"{fit['points']} members ({fit['dropped']} dropped), "
-               f"{fit['groups']} seeds", fontsize=9)
-  ax.grid(alpha=0.3, which="both")
-  ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-
-
 def main(argv):
   del argv
   if not FLAGS.workdir:
@@ -88,7 +64,8 @@ def main(argv):
   with open(os.path.join(FLAGS.workdir, name + ".json"), "w") as f:
     json.dump(fit, f, indent=2)
   os.makedirs(os.path.join(FLAGS.workdir, "plots"), exist_ok=True)
-  plot_fit(os.path.join(FLAGS.workdir, "plots", name + ".png"), fit)
+  gj.io.plots.plot_loglog_fit(os.path.join(FLAGS.workdir, "plots",
+                                           name + ".png"), fit)
   line = (f"{fit['y']} ~ ({fit['x']})^slope: slope {fit['slope']:.3f} "
           f"[{fit['slope_lo']:.3f}, {fit['slope_hi']:.3f}] "
           f"({100 * fit['level']:.0f}% bootstrap over {fit['groups']} seeds), "

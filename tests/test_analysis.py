@@ -95,3 +95,21 @@ def test_power_law_fit_recovers_gamma_and_offset_with_seed_intervals():
   # A pure power law: the offset goes to ~0 and gamma is the log-log slope.
   pure = analysis.power_law_fit(r[1:], 7 * r[1:] ** -1.2, num_samples=0)
   assert abs(pure["gamma"] - 1.2) < 0.02 and pure["b"] < 0.1
+
+
+def test_time_statistics_bootstrap_the_median_over_seeds():
+  rows = [{"lr": 1.0, "t_mem": 10.0, "t_gen": t, "delay": t - 10}
+          for t in (100.0, 200.0, 300.0)]
+  rows += [{"lr": 2.0, "t_mem": 10.0, "t_gen": t, "delay": t - 10}
+           for t in (50.0, np.nan, np.nan)]
+  stats = {r["lr"]: r for r in analysis.time_statistics(rows, ["lr"])}
+  one, two = stats[1.0], stats[2.0]
+  assert one["median_t_gen"] == 200 and one["generalized"] == 3
+  # Resampled medians of (100, 200, 300) range over those values; the 95%
+  # interval spans them (each extreme has probability 7/27 > 2.5%).
+  assert one["t_gen_lo"] == 100 and one["t_gen_hi"] == 300
+  assert one["t_mem_lo"] == one["t_mem_hi"] == 10
+  # Two of three never generalized: the median is never (inf), and so is
+  # the upper end; the lower end is 50 (P(at least 2 of 3 draws are 50) = 7/27).
+  assert two["median_t_gen"] == np.inf and two["t_gen_hi"] == np.inf
+  assert two["t_gen_lo"] == 50

@@ -4,7 +4,8 @@ from grokjax.analysis.grokking import (PHASES, first_step_below,
                                        first_step_reaching, grokking_times,
                                        group_medians, is_regression,
                                        median_time, notsawo_times, phases,
-                                       reached, summarize, summarize_config)
+                                       reached, summarize, summarize_config,
+                                       time_statistics)
 from grokjax.analysis.scaling import (bootstrap_loglog, column_product,
                                       loglog_fit, power_law_fit)
 from grokjax.analysis.spectral import (Hjorth, band_energies, detrend, hjorth,
@@ -15,4 +16,4 @@ __all__ = ["power_law_fit", "Hjorth", "band_energies", "detrend", "hjorth", "pow
            "first_step_below", "first_step_reaching",
            "grokking_times", "group_medians", "is_regression", "median_time",
            "notsawo_times", "phases", "reached", "summarize",
-           "summarize_config"]
+           "summarize_config", "time_statistics"]

@@ -107,6 +107,33 @@ def group_medians(summary: list[dict], axes: list[str],
   return out
 
 
+def time_statistics(summary: list[dict], axes: list[str],
+                    keys: tuple[str, ...] = ("t_mem", "t_gen", "delay"), *,
+                    num_samples: int = 1000, level: float = 0.95,
+                    seed: int = 0) -> list[dict]:
+  """`group_medians` plus a bootstrap interval of each median over the grid point's members (seeds).
+
+  The members at a grid point are resampled with replacement and the
+  `median_time` of each sample taken (never = +inf), so an interval's upper
+  end is inf when resamples where most members never got there are likely.
+  Adds ``<key>_lo`` and ``<key>_hi`` (central `level` percentiles).
+  """
+  rng = np.random.default_rng(seed)
+  tail = 100 * (1 - level) / 2
+  out = group_medians(summary, axes, keys)
+  for row in out:
+    rows = [r for r in summary if all(r[a] == row[a] for a in axes)]
+    for key in keys:
+      t = np.array([r[key] for r in rows], np.float64)
+      t = np.where(np.isnan(t), np.inf, t)
+      draws = t[rng.integers(0, len(t), (num_samples, len(t)))]
+      meds = np.median(draws, axis=1)
+      lo, hi = (float(np.percentile(meds, tail, method="lower")),
+                float(np.percentile(meds, 100 - tail, method="higher")))
+      row[f"{key}_lo"], row[f"{key}_hi"] = lo, hi
+  return out
+
+
 def phases(history: Mapping[str, np.ndarray], threshold: float = 0.9,
            gap: float = 1000, gen_threshold: float | None = None) -> np.ndarray:
   """Learning phase per member (Liu et al. 2022, "Towards understanding grokking").

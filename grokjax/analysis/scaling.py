@@ -107,7 +107,8 @@ def power_law_fit(r: np.ndarray, t: np.ndarray, groups: np.ndarray | None = None
   at 1e-4 of it (the better of the two fits is kept). The
   bootstrap draws `groups` (seeds) with replacement and refits all samples at
   once (`vmap` over the resampling weights), each from the full fit. Points with a non-finite or
-  non-positive r or t (never generalized) are dropped and counted.
+  non-positive r or t (never generalized) are dropped and counted; fewer than
+  three distinct r left gives NaN.
 
   Returns a, gamma, b, their intervals (``gamma_lo``, ``gamma_hi``, ...), the
   log-space rmse, points, dropped, groups.
@@ -118,8 +119,11 @@ def power_law_fit(r: np.ndarray, t: np.ndarray, groups: np.ndarray | None = None
   r, t, groups = r[ok], t[ok], groups[ok]
   nan = float("nan")
   out = {"a": nan, "gamma": nan, "b": nan, "rmse_log": nan, "level": level,
-         "points": int(ok.sum()), "dropped": int((~ok).sum())}
-  if len(r) < 3 or np.ptp(r) == 0:
+         "points": int(ok.sum()), "dropped": int((~ok).sum()),
+         "bootstrap_samples": 0,
+         **{f"{k}_{end}": nan for k in ("a", "gamma", "b")
+            for end in ("lo", "hi")}}
+  if len(np.unique(r)) < 3:  # three parameters need three abscissae
     return {**out, "groups": int(len(np.unique(groups)))}
   lx, ly = jnp.asarray(np.log(r)), jnp.asarray(np.log(t))
   slope, intercept = np.polyfit(np.log(r), np.log(t), 1)

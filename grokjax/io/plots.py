@@ -126,6 +126,29 @@ def plot_heatmaps(path: str, rows: Sequence[Mapping], axes: Sequence[str],
   plt.close(fig)
 
 
+def plot_loglog_fit(path: str, fit: dict) -> None:
+  """Members and the fitted line of an `analysis.bootstrap_loglog` fit (with "x", "y" names and "data")."""
+  plt = _pyplot()
+  xs, ys = np.array(fit["data"]["x"]), np.array(fit["data"]["y"])
+  ok = np.isfinite(ys) & (ys > 0)
+  fig, ax = plt.subplots(figsize=(5.5, 4.2))
+  ax.loglog(xs[ok], ys[ok], "o", ms=4, alpha=0.7, label="members")
+  if np.isfinite(fit["slope"]):
+    line = np.geomspace(xs[ok].min(), xs[ok].max(), 50)
+    ax.loglog(line, 10 ** fit["intercept"] * line ** fit["slope"], "-",
+              label=f"slope {fit['slope']:.3f} [{fit['slope_lo']:.3f}, "
+              f"{fit['slope_hi']:.3f}]")
+  ax.set_xlabel(fit["x"])
+  ax.set_ylabel(fit["y"])
+  ax.set_title(f"{fit['points']} members ({fit['dropped']} dropped), "
+               f"{fit['groups']} seeds", fontsize=9)
+  ax.grid(alpha=0.3, which="both")
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
 def write_plots(workdir: str, history: Mapping[str, np.ndarray],
                 summary: Sequence[Mapping], varied: Sequence[str]) -> list[str]:
   """Writes plots/curves.png and, with two swept axes, plots/grid.png; returns the paths."""

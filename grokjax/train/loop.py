@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import glob
 import os
 import signal
 import time
@@ -438,4 +439,44 @@ def sweep(config: Config, workdir: str | None = None,
                      seconds, n_groups)
 
 
-__all__ = ["SweepResult", "Preempted", "sweep", "check_resumable"]
+def read_run_history(workdir: str) -> tuple[dict[str, np.ndarray], np.ndarray,
+                                            bool]:
+  """(history, diverged_step [E], finished) of a run directory, finished or still running.
+
+  Built from the per-chunk records under `records/` (what history.npz is
+  made of), so a running or preempted run can be analyzed without
+  retraining; a finished run without records falls back to history.npz and
+  summary.csv. A group still training has no final evaluation yet: its
+  members' ``diverged_step`` is -1 (unknown) and its curves stop at the last
+  chunk written.
+  """
+  members = gio.read_csv(os.path.join(workdir, "members.csv"))
+  E = len(members)
+  groups = sorted({int(os.path.basename(f)[1:5]) for f in glob.glob(
+      os.path.join(ckpt_lib.records_dir(workdir), "g*_s*.npz"))})
+  if not groups:
+    if not os.path.exists(os.path.join(workdir, "history.npz")):
+      raise ConfigError(f"--workdir={workdir}: no records and no "
+                        "history.npz yet; wait for the first chunk")
+    summary = gio.read_csv(os.path.join(workdir, "summary.csv"))
+    diverged = np.array([int(gio.csv_float(r["diverged_step"]))
+                         if r["diverged_step"] else -1 for r in summary])
+    return gio.read_history(workdir), diverged, True
+  parts, div, finished = [], [], True
+  for g in groups:
+    chunks = ckpt_lib.read_records(workdir, g, np.iinfo(np.int64).max)
+    try:
+      final = ckpt_lib.read_final(workdir, g)
+    except FileNotFoundError:
+      final, finished = {}, False
+    if not chunks and not final:
+      continue
+    parts.append(_group_history(chunks, final))
+    rows = next(v.shape[0] for v in parts[-1].values() if v.ndim == 2)
+    div.append(final.get("diverged_step", np.full(rows, -1)))
+  finished = finished and sum(len(d) for d in div) >= E
+  return _merge_groups(parts, E), np.concatenate(div)[:E], finished
+
+
+__all__ = ["SweepResult", "Preempted", "sweep", "check_resumable",
+           "read_run_history"]

@@ -1,0 +1,184 @@
+"""Recomputes a run's summary, grokking-time statistics, scaling fits and plots without retraining.
+
+    python experiments/analyze.py --workdir=runs/power2022 [--gen_threshold=0.95]
+
+Works on a finished run and on one still training or preempted (from the
+per-chunk records; members of a group still training count as not yet
+generalized). Thresholds default to the run's own and can be changed here
+(e.g. --gen_threshold=0.95 for Grokfast's measure) without touching the run:
+everything goes to `--out` (default `<workdir>/analysis/`):
+- `summary.csv`: one row per member (as the sweep's, at these thresholds);
+- `stats.csv`: per grid point (every swept axis but the seeds), members,
+  generalized, the median t_mem / t_gen / delay (never counting as +inf) and
+  a bootstrap interval over the seeds;
+- `fits.json`: with 3 or more training fractions, t_gen(r) = a r^-gamma + b
+  per combination of the other swept values (Notsawo et al. 2023's fit;
+  Power et al.'s curve), and with `--loglog_x`, a log-log slope of
+  `--loglog_y` against the product of those columns (e.g. the Omnigrok 1/wd
+  law: --loglog_x=weight_decay --loglog_y=t_gen, slope -1);
+- `plots/`: curves.png, grid.png (two swept axes), power_law.png, loglog.png.
+"""
+
+import json
+import math
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import flags  # pylint: disable=wrong-import-position
+import numpy as np  # pylint: disable=wrong-import-position
+
+import flags_lib  # pylint: disable=wrong-import-position
+import grokjax as gj  # pylint: disable=wrong-import-position
+from grokjax.io import plots  # pylint: disable=wrong-import-position
+
+flags.DEFINE_string("workdir", None, "a run directory (finished or running)")
+flags.DEFINE_string("out", None, "output folder (default <workdir>/analysis)")
+for _name, _help in (("mem_threshold", "train accuracy that defines t_mem"),
+                     ("gen_threshold", "validation accuracy that defines "
+                      "t_gen"),
+                     ("phase_threshold", "accuracy of Liu et al.'s phases"),
+                     ("phase_gap", "steps between train and val beyond which "
+                      "a member is 'grokking'"),
+                     ("mem_error", "linear tasks: train error of t_mem"),
+                     ("gen_error", "linear tasks: test error of t_gen")):
+  flags.DEFINE_float(_name, None, _help + " (default: the run's)")
+flags.DEFINE_list("loglog_x", [], "summary columns whose product is the "
+                  "abscissa of a log-log fit (empty: none)")
+flags.DEFINE_string("loglog_y", "t_gen", "summary column of the log-log fit")
+flags.DEFINE_integer("bootstrap", 1000, "bootstrap samples for intervals")
+FLAGS = flags.FLAGS
+
+SEEDS = ("seed", "data_seed")
+
+
+def _power_law_fits(summary: list[dict], varied: list[str],
+                    num_samples: int) -> list[dict]:
+  """t_gen(r) fits per combination of the swept values other than r and the seeds."""
+  others = [a for a in varied if a not in SEEDS + ("train_fraction",)]
+  combos = sorted({tuple(r[a] for a in others) for r in summary})
+  fits = []
+  for combo in combos:
+    rows = [r for r in summary if tuple(r[a] for a in others) == combo]
+    fit = gj.analysis.power_law_fit(
+        np.array([r["train_fraction"] for r in rows]),
+        np.array([r["t_gen"] for r in rows], np.float64),
+        np.array([r["seed"] for r in rows]), num_samples=num_samples)
+    fits.append({**dict(zip(others, combo)), **fit,
+                 "data": {"r": [r["train_fraction"] for r in rows],
+                          "t_gen": [r["t_gen"] for r in rows]}})
+  return fits
+
+
+def _plot_power_laws(path: str, fits: list[dict], stats: list[dict],
+                     others: list[str]) -> None:
+  plt = plots._pyplot()  # pylint: disable=protected-access
+  fig, ax = plt.subplots(figsize=(6, 4.5))
+  for i, fit in enumerate(fits):
+    label = ", ".join(f"{a}={fit[a]:g}" for a in others) or "all"
+    pts = [s for s in stats if all(s[a] == fit[a] for a in others)]
+    pts.sort(key=lambda s: s["train_fraction"])
+    r = np.array([s["train_fraction"] for s in pts])
+    med = np.array([s["median_t_gen"] for s in pts])
+    lo = np.array([s["t_gen_lo"] for s in pts])
+    hi = np.array([s["t_gen_hi"] for s in pts])
+    ok = np.isfinite(med)
+    color = f"C{i % 10}"
+    ax.errorbar(r[ok], med[ok], yerr=[med[ok] - lo[ok], np.where(
+        np.isfinite(hi[ok]), hi[ok], med[ok]) - med[ok]], fmt="o",
+                color=color, capsize=3, label=f"{label}: median t_gen")
+    if math.isfinite(fit["gamma"]):
+      line = np.linspace(min(fit["data"]["r"]), max(fit["data"]["r"]), 100)
+      ax.plot(line, fit["a"] * line ** -fit["gamma"] + fit["b"], "-",
+              color=color, label=f"a r^-{fit['gamma']:.2f} + {fit['b']:.3g} "
+              f"(gamma [{fit['gamma_lo']:.2f}, {fit['gamma_hi']:.2f}])")
+  ax.set_yscale("log")
+  ax.set_xlabel("training fraction r")
+  ax.set_ylabel("steps to generalize (t_gen)")
+  ax.grid(alpha=0.3, which="both")
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def main(argv):
+  del argv
+  if not FLAGS.workdir:
+    raise gj.ConfigError("--workdir: give the run directory to analyze")
+  if not os.path.exists(os.path.join(FLAGS.workdir, "config.json")):
+    raise gj.ConfigError(f"--workdir={FLAGS.workdir}: no config.json (not a "
+                         "run directory)")
+  stored = gj.io.read_config(FLAGS.workdir)
+  overrides = {k: getattr(FLAGS, k) for k in (
+      "mem_threshold", "gen_threshold", "phase_threshold", "phase_gap",
+      "mem_error", "gen_error") if getattr(FLAGS, k) is not None}
+  config = gj.Config.from_dict(stored["config"]).replace(**overrides)
+  history, diverged, finished = gj.train.read_run_history(FLAGS.workdir)
+  members = gj.io.read_csv(os.path.join(FLAGS.workdir, "members.csv"))
+  members = [{k: gj.io.csv_float(v) for k, v in m.items() if k != "member"}
+             for m in members]
+  summary = gj.analysis.summarize_config(history, members, diverged, config)
+  varied = [k for k in members[0] if len({m[k] for m in members}) > 1]
+  axes = [a for a in varied if a not in SEEDS]
+  stats = gj.analysis.time_statistics(summary, axes,
+                                      num_samples=FLAGS.bootstrap)
+  out = FLAGS.out or os.path.join(FLAGS.workdir, "analysis")
+  os.makedirs(os.path.join(out, "plots"), exist_ok=True)
+  gj.io.write_csv(os.path.join(out, "summary.csv"), summary)
+  gj.io.write_csv(os.path.join(out, "stats.csv"), stats)
+  written = [os.path.join(out, n) for n in ("summary.csv", "stats.csv")]
+  written += gj.io.write_plots(out, history, summary, varied)
+  fits = {"thresholds": dict(zip(("mem", "gen"), config.thresholds())),
+          "finished": finished}
+  fractions = sorted({r["train_fraction"] for r in summary})
+  if len(fractions) >= 3 and not config.regression:
+    others = [a for a in axes if a != "train_fraction"]
+    fits["power_law"] = _power_law_fits(summary, varied, FLAGS.bootstrap)
+    path = os.path.join(out, "plots", "power_law.png")
+    _plot_power_laws(path, fits["power_law"], stats, others)
+    written.append(path)
+  if FLAGS.loglog_x:
+    for name in FLAGS.loglog_x + [FLAGS.loglog_y]:
+      if name not in summary[0]:
+        raise gj.ConfigError(f"--loglog_x/--loglog_y: no column {name!r}; "
+                             f"columns: {', '.join(summary[0])}")
+    xs = gj.analysis.column_product(summary, FLAGS.loglog_x)
+    ys = np.array([r[FLAGS.loglog_y] for r in summary], np.float64)
+    fit = gj.analysis.bootstrap_loglog(xs, ys, [r["seed"] for r in summary],
+                                       num_samples=FLAGS.bootstrap)
+    fits["loglog"] = {"x": "*".join(FLAGS.loglog_x), "y": FLAGS.loglog_y,
+                      **fit, "data": {"x": xs.tolist(), "y": ys.tolist()}}
+    path = os.path.join(out, "plots", "loglog.png")
+    plots.plot_loglog_fit(path, fits["loglog"])
+    written.append(path)
+  with open(os.path.join(out, "fits.json"), "w") as f:
+    json.dump(fits, f, indent=2, default=lambda v: None if v != v else v)
+  written.append(os.path.join(out, "fits.json"))
+
+  when = lambda v: f"{v:g}" if math.isfinite(v) else "never"
+  state = "finished" if finished else "still running (partial)"
+  print(f"{FLAGS.workdir}: {len(summary)} members, {state}; thresholds "
+        f"mem {config.thresholds()[0]:g}, gen {config.thresholds()[1]:g}")
+  for s in stats:
+    point = ", ".join(f"{a}={s[a]:g}" for a in axes) or "all members"
+    print(f"  {point}: generalized {s['generalized']}/{s['members']}; median "
+          f"t_gen {when(s['median_t_gen'])} [{when(s['t_gen_lo'])}, "
+          f"{when(s['t_gen_hi'])}], delay {when(s['median_delay'])}")
+  others = [a for a in axes if a != "train_fraction"]
+  for fit in fits.get("power_law", []):
+    point = ", ".join(f"{a}={fit[a]:g}" for a in others) or "all members"
+    print(f"  {point}: t_gen = {fit['a']:.3g} r^-{fit['gamma']:.3f} + "
+          f"{fit['b']:.3g}: "
+          f"gamma [{fit['gamma_lo']:.3f}, {fit['gamma_hi']:.3f}] "
+          f"({fit['points']} members, {fit['dropped']} never)")
+  if "loglog" in fits:
+    ll = fits["loglog"]
+    print(f"  {ll['y']} ~ ({ll['x']})^slope: slope {ll['slope']:.3f} "
+          f"[{ll['slope_lo']:.3f}, {ll['slope_hi']:.3f}]")
+  print("wrote " + ", ".join(written))
+
+
+if __name__ == "__main__":
+  flags_lib.run_main(main)
