@@ -16,7 +16,11 @@ everything goes to `--out` (default `<workdir>/analysis/`):
   Power et al.'s curve), and with `--loglog_x`, a log-log slope of
   `--loglog_y` against the product of those columns (e.g. the Omnigrok 1/wd
   law: --loglog_x=weight_decay --loglog_y=t_gen, slope -1);
-- `plots/`: curves.png, grid.png (two swept axes), power_law.png, loglog.png.
+- `slingshots.json` (with per-step last-layer norms): each member's slingshot
+  onsets (Thilak et al. 2022; the rule is in grokjax/analysis/slingshot.py)
+  and whether it generalized at one;
+- `plots/`: curves.png, grid.png (two swept axes), power_law.png, loglog.png,
+  slingshots.png.
 """
 
 import json
@@ -48,6 +52,10 @@ flags.DEFINE_list("loglog_x", [], "summary columns whose product is the "
                   "abscissa of a log-log fit (empty: none)")
 flags.DEFINE_string("loglog_y", "t_gen", "summary column of the log-log fit")
 flags.DEFINE_integer("bootstrap", 1000, "bootstrap samples for intervals")
+flags.DEFINE_integer("slingshot_window", 100, "slingshot rule: recorded "
+                     "samples before/after a spike (analysis.slingshot)")
+flags.DEFINE_float("spike_factor", 10.0, "slingshot rule: loss jump over its "
+                   "recent minimum that counts as a spike")
 FLAGS = flags.FLAGS
 
 SEEDS = ("seed", "data_seed")
@@ -103,6 +111,61 @@ def _plot_power_laws(path: str, fits: list[dict], stats: list[dict],
   plt.close(fig)
 
 
+def _slingshots(out: str, history: dict, summary: list[dict], config
+                ) -> list[str]:
+  """slingshots.json and plots/slingshots.png; returns the paths."""
+  steps = history["record_step"]
+  dt = int(steps[1] - steps[0])
+  onsets = gj.analysis.slingshot_onsets(
+      steps, history["step_train_loss"], history["step_last_layer_norm"],
+      window=FLAGS.slingshot_window, spike_factor=FLAGS.spike_factor)
+  t_gen = np.array([r["t_gen"] for r in summary], np.float64)
+  # "At an onset": within the slingshot window plus one eval interval.
+  tolerance = FLAGS.slingshot_window * dt + (config.eval_every
+                                             if config.eval_schedule ==
+                                             "linear" else 0)
+  at = gj.analysis.grokking_at_onsets(onsets, t_gen, tolerance)
+  report = {"rule": {"window_samples": FLAGS.slingshot_window,
+                     "spike_factor": FLAGS.spike_factor,
+                     "record_every": dt, "tolerance_steps": tolerance},
+            "members": [{"member": i, "onsets": o, "count": len(o),
+                         "t_gen": None if not np.isfinite(t) else t,
+                         "generalized_at_onset": None if np.isnan(a)
+                         else bool(a)}
+                        for i, (o, t, a) in enumerate(zip(onsets, t_gen, at))]}
+  path = os.path.join(out, "slingshots.json")
+  with open(path, "w") as f:
+    json.dump(report, f, indent=2)
+  plt = plots._pyplot()  # pylint: disable=protected-access
+  shown = [i for i, o in enumerate(onsets) if o][:4] or list(
+      range(min(4, len(onsets))))
+  fig, axs = plt.subplots(len(shown), 1, figsize=(9, 2.6 * len(shown)),
+                          squeeze=False)
+  for ax, i in zip(axs[:, 0], shown):
+    ax.semilogy(steps, history["step_train_loss"][i], lw=0.6, color="C0")
+    ax.set_ylabel("train loss", color="C0")
+    twin = ax.twinx()
+    twin.plot(steps, history["step_last_layer_norm"][i], lw=0.8, color="C3")
+    twin.set_ylabel("last-layer norm", color="C3")
+    for o in onsets[i]:
+      ax.axvline(o, color="k", ls=":", lw=0.8)
+    if np.isfinite(t_gen[i]):
+      ax.axvline(t_gen[i], color="C2", lw=1.2)
+    ax.set_title(f"member {i}: {len(onsets[i])} slingshots (dotted), t_gen "
+                 "(green)", fontsize=9)
+  axs[-1, 0].set_xlabel("step")
+  fig.tight_layout()
+  fig_path = os.path.join(out, "plots", "slingshots.png")
+  fig.savefig(fig_path, dpi=110)
+  plt.close(fig)
+  counts = [len(o) for o in onsets]
+  grokked = at[np.isfinite(at)]
+  print(f"  slingshots: {sum(counts)} onsets in {sum(c > 0 for c in counts)}"
+        f"/{len(counts)} members; generalized at an onset: "
+        f"{int(grokked.sum())}/{grokked.size} of the members with both")
+  return [path, fig_path]
+
+
 def main(argv):
   del argv
   if not FLAGS.workdir:
@@ -153,6 +216,8 @@ def main(argv):
     path = os.path.join(out, "plots", "loglog.png")
     plots.plot_loglog_fit(path, fits["loglog"])
     written.append(path)
+  if "step_last_layer_norm" in history and history["record_step"].size > 1:
+    written += _slingshots(out, history, summary, config)
   with open(os.path.join(out, "fits.json"), "w") as f:
     json.dump(fits, f, indent=2, default=lambda v: None if v != v else v)
   written.append(os.path.join(out, "fits.json"))

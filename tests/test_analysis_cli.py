@@ -70,6 +70,13 @@ def test_analyze_recomputes_summary_stats_and_fits(run_dir, tmp_path):
   assert fast["gamma"] > 0 and fast["gamma_lo"] < fast["gamma_hi"]
   assert fast["points"] == 5 and fast["dropped"] == 1
   assert os.path.exists(os.path.join(out, "plots", "power_law.png"))
+  # Per-step last-layer norms are recorded, so slingshots are looked for.
+  history = gio.read_history(run_dir)
+  assert history["step_last_layer_norm"].shape == (12, 800)
+  assert np.all(history["step_last_layer_norm"] > 0)
+  sling = json.load(open(os.path.join(out, "slingshots.json")))
+  assert [m["member"] for m in sling["members"]] == list(range(12))
+  assert os.path.exists(os.path.join(out, "plots", "slingshots.png"))
   # Another threshold changes only the analysis folder: t_gen can only come
   # sooner at 90% than at 99%, and the run's own summary is untouched.
   lower = _run(ANALYZE + [f"--workdir={run_dir}", "--gen_threshold=0.9",

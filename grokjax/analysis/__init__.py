@@ -8,10 +8,11 @@ from grokjax.analysis.grokking import (PHASES, first_step_below,
                                        time_statistics)
 from grokjax.analysis.scaling import (bootstrap_loglog, column_product,
                                       loglog_fit, power_law_fit)
+from grokjax.analysis.slingshot import grokking_at_onsets, slingshot_onsets
 from grokjax.analysis.spectral import (Hjorth, band_energies, detrend, hjorth,
                                        power_spectrum, spectral_moments)
 
-__all__ = ["power_law_fit", "Hjorth", "band_energies", "detrend", "hjorth", "power_spectrum",
+__all__ = ["grokking_at_onsets", "slingshot_onsets", "power_law_fit", "Hjorth", "band_energies", "detrend", "hjorth", "power_spectrum",
            "spectral_moments", "PHASES", "bootstrap_loglog", "column_product", "loglog_fit",
            "first_step_below", "first_step_reaching",
            "grokking_times", "group_medians", "is_regression", "median_time",

@@ -51,5 +51,19 @@ def cast_params(params, precision: str):
                       if jnp.issubdtype(w.dtype, jnp.floating) else w, params)
 
 
+def readout_weights(params) -> jax.Array:
+  """The last layer's weight matrix: the transformer's unembedding (its
+  embedding when tied), the MLP's readout kernel, a linear task's parameter.
+
+  Thilak et al. 2022 track its norm: slingshot cycles start with its growth.
+  """
+  for name, leaf in (("unembed", "kernel"), ("readout", "kernel"),
+                     ("embed", "embedding")):
+    if name in params:
+      return params[name][leaf]
+  leaves = jax.tree.leaves(params)
+  return leaves[-1]
+
+
 __all__ = ["MLP", "Transformer", "LinearModel", "make_model", "scale_init",
-           "cast_params", "DTYPES"]
+           "cast_params", "readout_weights", "DTYPES"]

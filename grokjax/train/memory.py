@@ -74,7 +74,7 @@ def estimate(config: Config, task: Task, max_n_train: int) -> MemoryEstimate:
   # The larger of the marginal and the average cost: never below either probe.
   per_member = max((m1 - m0) / (e1 - e0), m1 / e1, 1.0)
   shared = max(m1 - e1 * per_member, 0.0)
-  records = (4.0 * (2 + len(eval_fields(config))) *
+  records = (4.0 * (3 + len(eval_fields(config))) *
              min(config.chunk_steps, config.steps))
   return MemoryEstimate(per_member, shared, records)
 

@@ -15,6 +15,7 @@ import numpy as np
 import optax
 
 from grokjax.config import Config
+from grokjax.models import readout_weights
 from grokjax.optim import (LOSSES, correct, cross_entropy, make_optimizer,
                            weighted_mean)
 from grokjax.tasks import Problem, Split
@@ -31,9 +32,12 @@ class Data(NamedTuple):
 
 
 class StepRecord(NamedTuple):
-  """Per-step scalars of one member: the loss/accuracy of the batch it trained on."""
+  """Per-step scalars of one member: the loss/accuracy of the batch it trained
+  on, and the l2 norm of the last layer's weights that produced them (Thilak
+  et al. 2022's slingshot signal)."""
   train_loss: jax.Array
   train_acc: jax.Array
+  last_layer_norm: jax.Array
 
 
 class EvalRecord(NamedTuple):
@@ -192,9 +196,12 @@ def train_step(apply_fn, config: Config, state: MemberState, hypers: Hypers,
       keep(params, state.params), keep(opt_state, state.opt_state),
       jnp.where(healthy & ~ok, step, state.diverged_step).astype(jnp.int32))
   nan = jnp.float32(jnp.nan)
+  values = [loss, acc]
+  if not config.regression:
+    values.append(jnp.linalg.norm(readout_weights(state.params).astype(
+        jnp.float32)))
   record = record_types(config)[0](
-      jnp.where(healthy, loss.astype(jnp.float32), nan),
-      jnp.where(healthy, acc.astype(jnp.float32), nan))
+      *[jnp.where(healthy, v.astype(jnp.float32), nan) for v in values])
   return new_state, record
 
 
@@ -207,7 +214,7 @@ def make_chunk_fn(apply_fn, config: Config, chunk_steps: int):
   """
   step_type, eval_type = record_types(config)
   nan_eval = eval_type(*([jnp.float32(jnp.nan)] * len(eval_type._fields)))
-  nan_step = step_type(jnp.float32(jnp.nan), jnp.float32(jnp.nan))
+  nan_step = step_type(*([jnp.float32(jnp.nan)] * len(step_type._fields)))
 
   def chunk(state: MemberState, hypers: Hypers, split: Split, data: Data,
             start: jax.Array):

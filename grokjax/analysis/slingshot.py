@@ -1,0 +1,73 @@
+"""Slingshot cycles (Thilak et al. 2022) in per-step training records.
+
+Adam without weight decay trains in cycles: the last layer's weight norm
+grows, then the training loss spikes, then the loss falls back to a new
+plateau; grokking tends to happen at a slingshot's onset. `slingshot_onsets`
+finds the cycles by a documented rule on the per-step training loss and the
+last-layer norm (history.npz's `step_train_loss` and `step_last_layer_norm`),
+for every member of a sweep.
+
+The rule, on l_t = log(loss_t) (numerically floored at 1e-30):
+1. spike: l_t - min(l over the previous `window` steps) > log(spike_factor);
+   the onset is the first such step, and another onset needs `window` quiet
+   steps first (a spike spans many steps);
+2. norm growth before it: the last-layer norm grew by at least `min_growth`
+   (relative) over the `window` steps up to the onset;
+3. recovery after it: within `window` steps the loss falls back below
+   spike_factor times that pre-spike minimum (the plateau).
+A spike without the norm growth (noise, a learning-rate bump) or without the
+recovery (divergence) is not a slingshot.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def slingshot_onsets(steps_T: np.ndarray, loss_ExT: np.ndarray,
+                     norm_ExT: np.ndarray, *, window: int = 100,
+                     spike_factor: float = 10.0, min_growth: float = 0.01
+                     ) -> list[list[int]]:
+  """Per member, the steps where a slingshot cycle starts (see the module's rule).
+
+  `steps_T` are the recorded steps (history.npz's `record_step`, evenly
+  spaced); `window` is in samples. NaN samples (a diverged member, or steps a
+  member never trained) end that member's search.
+  """
+  steps = np.asarray(steps_T)
+  loss = np.asarray(loss_ExT, np.float64)
+  norm = np.asarray(norm_ExT, np.float64)
+  log_loss = np.log(np.maximum(loss, 1e-30))
+  threshold = np.log(spike_factor)
+  out = []
+  for e in range(loss.shape[0]):
+    finite = np.isfinite(log_loss[e]) & np.isfinite(norm[e])
+    end = int(np.argmin(finite)) if not finite.all() else len(finite)
+    l, n = log_loss[e, :end], norm[e, :end]
+    onsets, t, quiet_until = [], window, 0
+    while t < end:
+      floor = l[t - window:t].min()
+      if t >= quiet_until and l[t] - floor > threshold:
+        grew = n[t] >= (1 + min_growth) * n[t - window]
+        after = l[t + 1:t + 1 + window]
+        recovered = after.size > 0 and (after < floor + threshold).any()
+        if grew and recovered:
+          onsets.append(int(steps[t]))
+        quiet_until = t + window
+      t += 1
+    out.append(onsets)
+  return out
+
+
+def grokking_at_onsets(onsets: list[list[int]], t_gen: np.ndarray,
+                       tolerance: int) -> np.ndarray:
+  """Per member: True when its t_gen comes within `tolerance` steps after one of its onsets.
+
+  False when it generalized away from every onset, NaN when it never
+  generalized (t_gen NaN) or had no slingshot.
+  """
+  out = np.full(len(onsets), np.nan)
+  for e, (ons, t) in enumerate(zip(onsets, np.asarray(t_gen, np.float64))):
+    if np.isfinite(t) and ons:
+      out[e] = float(any(0 <= t - o <= tolerance for o in ons))
+  return out

@@ -1,0 +1,50 @@
+"""Slingshot detection (Thilak et al. 2022) on synthetic cycles with known onsets."""
+
+import numpy as np
+
+from grokjax import analysis
+
+
+def _cycles(spikes, grow_before=True, recover=True, T=1000):
+  """Loss decaying on plateaus with spikes at `spikes`; last-layer norm
+  growing fast over the 100 steps before each spike (else flat)."""
+  t = np.arange(T)
+  loss = np.full(T, 1e-3) * np.exp(-t / 2000)
+  norm = np.full(T, 10.0)
+  for s in spikes:
+    loss[s:s + 20] *= 1e3                 # spike: x1000 for 20 steps
+    if not recover:
+      loss[s:] = np.maximum(loss[s:], 1.0)
+    if grow_before:
+      norm[s - 100:s] += np.linspace(0, 2, 100)
+      norm[s:] += 2
+  return t, loss, norm
+
+
+def test_finds_the_onsets_of_norm_growth_then_spike_then_plateau():
+  t, loss, norm = _cycles([300, 700])
+  onsets = analysis.slingshot_onsets(t, loss[None], norm[None], window=100)
+  assert onsets == [[300, 700]]
+
+
+def test_spikes_without_norm_growth_or_recovery_are_not_slingshots():
+  t, loss, norm = _cycles([300, 700], grow_before=False)
+  assert analysis.slingshot_onsets(t, loss[None], norm[None]) == [[]]
+  t, loss, norm = _cycles([300], recover=False)
+  assert analysis.slingshot_onsets(t, loss[None], norm[None]) == [[]]
+  # A smooth decay has none; members are independent; NaN ends a member.
+  t, smooth, flat = _cycles([])
+  t, loss, norm = _cycles([500])
+  nan = loss.copy()
+  nan[400:] = np.nan
+  got = analysis.slingshot_onsets(t, np.stack([smooth, loss, nan]),
+                                  np.stack([flat, norm, norm]))
+  assert got == [[], [500], []]
+
+
+def test_grokking_at_onsets():
+  onsets = [[300, 700], [300], [], [300]]
+  t_gen = np.array([750.0, 900.0, 500.0, np.nan])
+  got = analysis.grokking_at_onsets(onsets, t_gen, tolerance=100)
+  np.testing.assert_array_equal(got[:2], [1.0, 0.0])
+  assert np.isnan(got[2]) and np.isnan(got[3])
