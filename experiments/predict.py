@@ -45,6 +45,9 @@ flags.DEFINE_list("classifier_features", ["log_activity", "mobility",
                   "features the cross-validated classifier uses")
 flags.DEFINE_string("heatmap_feature", "log_activity", "early feature shown "
                     "beside the final validation accuracy")
+flags.DEFINE_list("heatmap_axes", [], "two swept columns (y, x) of the "
+                  "heatmaps (default: learning_rate, weight_decay when both "
+                  "vary, else the first two swept axes)")
 flags.DEFINE_string("group", "seed", "members.csv column held out together "
                     "in cross-validation")
 FLAGS = flags.FLAGS
@@ -143,7 +146,12 @@ def main(argv):
   members = gj.io.read_csv(os.path.join(FLAGS.workdir, "members.csv"))
   varied = [k for k in members[0] if k != "member"
             and len({m[k] for m in members}) > 1]
-  axes = plots.grid_axes(varied)
+  axes = list(FLAGS.heatmap_axes) or (
+      ["learning_rate", "weight_decay"] if {"learning_rate", "weight_decay"}
+      <= set(varied) else plots.grid_axes(varied))
+  if len(axes) == 2 and not set(axes) <= set(members[0]):
+    raise gj.ConfigError(f"--heatmap_axes={','.join(axes)}: columns of "
+                         f"members.csv are {', '.join(members[0])}")
   print(f"{result['members']} members, {result['generalized']} generalized; "
         f"features from steps [0, {FLAGS.window}) of the training loss")
   print(f"{'feature':16s} {'spearman':>9s} {'auc':>6s}")
