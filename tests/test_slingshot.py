@@ -48,3 +48,16 @@ def test_grokking_at_onsets():
   got = analysis.grokking_at_onsets(onsets, t_gen, tolerance=100)
   np.testing.assert_array_equal(got[:2], [1.0, 0.0])
   assert np.isnan(got[2]) and np.isnan(got[3])
+
+
+def test_exact_zero_losses_are_not_spikes():
+  # Softmax collapse: the float32 loss sits at exactly 0, then at 1e-9 (a
+  # factor of "infinity" in log space): below loss_floor, not a slingshot.
+  t, loss, norm = _cycles([])
+  loss[200:400] = 0.0
+  loss[400:600] = 1e-9
+  norm = norm + np.linspace(0, 5, t.size)   # growing all along
+  assert analysis.slingshot_onsets(t, loss[None], norm[None]) == [[]]
+  # A real spike out of a collapsed stretch is still found.
+  loss[600:620] = 0.5
+  assert analysis.slingshot_onsets(t, loss[None], norm[None]) == [[600]]

@@ -7,16 +7,20 @@ finds the cycles by a documented rule on the per-step training loss and the
 last-layer norm (history.npz's `step_train_loss` and `step_last_layer_norm`),
 for every member of a sweep.
 
-The rule, on l_t = log(loss_t) (numerically floored at 1e-30):
+The rule, on l_t = log(max(loss_t, loss_floor)):
 1. spike: l_t - min(l over the previous `window` steps) > log(spike_factor);
    the onset is the first such step, and another onset needs `window` quiet
    steps first (a spike spans many steps);
-2. norm growth before it: the last-layer norm grew by at least `min_growth`
-   (relative) over the `window` steps up to the onset;
-3. recovery after it: within `window` steps the loss falls back below
-   spike_factor times that pre-spike minimum (the plateau).
+2. norm growth before it: the last-layer norm at the onset exceeds (1 +
+   min_growth) times its value `window` steps earlier;
+3. recovery after it: within `window` steps the loss falls by more than
+   spike_factor below the spike's peak (the peak being the largest l in the
+   first tenth of that window): the spike is transient, not a divergence.
 A spike without the norm growth (noise, a learning-rate bump) or without the
-recovery (divergence) is not a slingshot.
+recovery (divergence) is not a slingshot. `loss_floor` (1e-7 by default,
+about the smallest non-zero float32 cross-entropy) keeps exact zeros (softmax
+collapse) and losses at float32 resolution from reading as huge jumps when
+they move between 0 and 1e-9.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ import numpy as np
 
 def slingshot_onsets(steps_T: np.ndarray, loss_ExT: np.ndarray,
                      norm_ExT: np.ndarray, *, window: int = 100,
-                     spike_factor: float = 10.0, min_growth: float = 0.01
-                     ) -> list[list[int]]:
+                     spike_factor: float = 10.0, min_growth: float = 0.0,
+                     loss_floor: float = 1e-7) -> list[list[int]]:
   """Per member, the steps where a slingshot cycle starts (see the module's rule).
 
   `steps_T` are the recorded steps (history.npz's `record_step`, evenly
@@ -37,7 +41,7 @@ def slingshot_onsets(steps_T: np.ndarray, loss_ExT: np.ndarray,
   steps = np.asarray(steps_T)
   loss = np.asarray(loss_ExT, np.float64)
   norm = np.asarray(norm_ExT, np.float64)
-  log_loss = np.log(np.maximum(loss, 1e-30))
+  log_loss = np.log(np.maximum(loss, loss_floor))
   threshold = np.log(spike_factor)
   out = []
   for e in range(loss.shape[0]):
@@ -48,9 +52,10 @@ def slingshot_onsets(steps_T: np.ndarray, loss_ExT: np.ndarray,
     while t < end:
       floor = l[t - window:t].min()
       if t >= quiet_until and l[t] - floor > threshold:
-        grew = n[t] >= (1 + min_growth) * n[t - window]
+        grew = n[t] > (1 + min_growth) * n[t - window]
+        peak = l[t:t + 1 + window // 10].max()
         after = l[t + 1:t + 1 + window]
-        recovered = after.size > 0 and (after < floor + threshold).any()
+        recovered = after.size > 0 and (after < peak - threshold).any()
         if grew and recovered:
           onsets.append(int(steps[t]))
         quiet_until = t + window
