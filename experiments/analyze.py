@@ -79,38 +79,6 @@ def _power_law_fits(summary: list[dict], varied: list[str],
   return fits
 
 
-def _plot_power_laws(path: str, fits: list[dict], stats: list[dict],
-                     others: list[str]) -> None:
-  plt = plots._pyplot()  # pylint: disable=protected-access
-  fig, ax = plt.subplots(figsize=(6, 4.5))
-  for i, fit in enumerate(fits):
-    label = ", ".join(f"{a}={fit[a]:g}" for a in others) or "all"
-    pts = [s for s in stats if all(s[a] == fit[a] for a in others)]
-    pts.sort(key=lambda s: s["train_fraction"])
-    r = np.array([s["train_fraction"] for s in pts])
-    med = np.array([s["median_t_gen"] for s in pts])
-    lo = np.array([s["t_gen_lo"] for s in pts])
-    hi = np.array([s["t_gen_hi"] for s in pts])
-    ok = np.isfinite(med)
-    color = f"C{i % 10}"
-    ax.errorbar(r[ok], med[ok], yerr=[med[ok] - lo[ok], np.where(
-        np.isfinite(hi[ok]), hi[ok], med[ok]) - med[ok]], fmt="o",
-                color=color, capsize=3, label=f"{label}: median t_gen")
-    if math.isfinite(fit["gamma"]):
-      line = np.linspace(min(fit["data"]["r"]), max(fit["data"]["r"]), 100)
-      ax.plot(line, fit["a"] * line ** -fit["gamma"] + fit["b"], "-",
-              color=color, label=f"a r^-{fit['gamma']:.2f} + {fit['b']:.3g} "
-              f"(gamma [{fit['gamma_lo']:.2f}, {fit['gamma_hi']:.2f}])")
-  ax.set_yscale("log")
-  ax.set_xlabel("training fraction r")
-  ax.set_ylabel("steps to generalize (t_gen)")
-  ax.grid(alpha=0.3, which="both")
-  ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-
-
 def _slingshots(out: str, history: dict, summary: list[dict], config
                 ) -> list[str]:
   """slingshots.json and plots/slingshots.png; returns the paths."""
@@ -136,28 +104,9 @@ def _slingshots(out: str, history: dict, summary: list[dict], config
   path = os.path.join(out, "slingshots.json")
   with open(path, "w") as f:
     json.dump(report, f, indent=2)
-  plt = plots._pyplot()  # pylint: disable=protected-access
-  shown = [i for i, o in enumerate(onsets) if o][:4] or list(
-      range(min(4, len(onsets))))
-  fig, axs = plt.subplots(len(shown), 1, figsize=(9, 2.6 * len(shown)),
-                          squeeze=False)
-  for ax, i in zip(axs[:, 0], shown):
-    ax.semilogy(steps, history["step_train_loss"][i], lw=0.6, color="C0")
-    ax.set_ylabel("train loss", color="C0")
-    twin = ax.twinx()
-    twin.plot(steps, history["step_last_layer_norm"][i], lw=0.8, color="C3")
-    twin.set_ylabel("last-layer norm", color="C3")
-    for o in onsets[i]:
-      ax.axvline(o, color="k", ls=":", lw=0.8)
-    if np.isfinite(t_gen[i]):
-      ax.axvline(t_gen[i], color="C2", lw=1.2)
-    ax.set_title(f"member {i}: {len(onsets[i])} slingshots (dotted), t_gen "
-                 "(green)", fontsize=9)
-  axs[-1, 0].set_xlabel("step")
-  fig.tight_layout()
   fig_path = os.path.join(out, "plots", "slingshots.png")
-  fig.savefig(fig_path, dpi=110)
-  plt.close(fig)
+  plots.plot_slingshots(fig_path, steps, history["step_train_loss"],
+                        history["step_last_layer_norm"], onsets, t_gen)
   counts = [len(o) for o in onsets]
   grokked = at[np.isfinite(at)]
   print(f"  slingshots: {sum(counts)} onsets in {sum(c > 0 for c in counts)}"
@@ -200,7 +149,7 @@ def main(argv):
     others = [a for a in axes if a != "train_fraction"]
     fits["power_law"] = _power_law_fits(summary, varied, FLAGS.bootstrap)
     path = os.path.join(out, "plots", "power_law.png")
-    _plot_power_laws(path, fits["power_law"], stats, others)
+    plots.plot_power_laws(path, fits["power_law"], stats, others)
     written.append(path)
   if FLAGS.loglog_x:
     for name in FLAGS.loglog_x + [FLAGS.loglog_y]:

@@ -19,6 +19,7 @@ import numpy as np
 import optax
 
 from grokjax.analysis import spectral
+from grokjax.analysis.scaling import adam_minimize
 
 # Bands (radians per step) of the early-feature band energies: slow, middle, fast.
 BANDS = (0.0, np.pi / 16, np.pi / 4, np.pi)
@@ -111,17 +112,7 @@ def _fit_logistic(x: jax.Array, y: jax.Array, l2: float, steps: int,
     return (optax.sigmoid_binary_cross_entropy(logits, y).mean()
             + l2 * jnp.sum(p[0] ** 2))
 
-  tx = optax.adam(learning_rate)
-
-  def step(carry, _):
-    p, s = carry
-    g = jax.grad(loss)(p)
-    u, s = tx.update(g, s, p)
-    return (optax.apply_updates(p, u), s), None
-
-  (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), None,
-                                length=steps)
-  return params
+  return adam_minimize(loss, params, steps, learning_rate)
 
 
 def logistic_cv(features: np.ndarray, labels: np.ndarray, groups: np.ndarray,

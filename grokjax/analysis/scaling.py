@@ -81,18 +81,28 @@ def _power_law_loss(theta: jax.Array, lx: jax.Array, ly: jax.Array,
   return jnp.sum(w * (pred - ly) ** 2) / jnp.sum(w)
 
 
-def _fit_power_law(lx, ly, w, theta0, steps: int, learning_rate: float):
+def adam_minimize(loss_fn, params, steps: int, learning_rate: float):
+  """`params` after `steps` full-batch Adam steps on `loss_fn(params)`, as one `lax.scan`.
+
+  Traceable (jit it, vmap it over starts or bootstrap weights); the small
+  fits of the analysis (power laws, the early-prediction classifier) use it.
+  """
   tx = optax.adam(learning_rate)
 
   def step(carry, _):
-    theta, state = carry
-    g = jax.grad(_power_law_loss)(theta, lx, ly, w)
-    u, state = tx.update(g, state, theta)
-    return (optax.apply_updates(theta, u), state), None
+    p, state = carry
+    u, state = tx.update(jax.grad(loss_fn)(p), state, p)
+    return (optax.apply_updates(p, u), state), None
 
-  (theta, _), _ = jax.lax.scan(step, (theta0, tx.init(theta0)), None,
-                               length=steps)
-  return theta, _power_law_loss(theta, lx, ly, w)
+  (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), None,
+                                length=steps)
+  return params
+
+
+def _fit_power_law(lx, ly, w, theta0, steps: int, learning_rate: float):
+  loss = lambda theta: _power_law_loss(theta, lx, ly, w)
+  theta = adam_minimize(loss, theta0, steps, learning_rate)
+  return theta, loss(theta)
 
 
 def power_law_fit(r: np.ndarray, t: np.ndarray, groups: np.ndarray | None = None,
@@ -161,5 +171,5 @@ def power_law_fit(r: np.ndarray, t: np.ndarray, groups: np.ndarray | None = None
   return out
 
 
-__all__ = ["loglog_fit", "bootstrap_loglog", "column_product",
-           "power_law_fit"]
+__all__ = ["adam_minimize", "loglog_fit", "bootstrap_loglog",
+           "column_product", "power_law_fit"]

@@ -26,6 +26,7 @@ they move between 0 and 1e-9.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 
 def slingshot_onsets(steps_T: np.ndarray, loss_ExT: np.ndarray,
@@ -48,18 +49,22 @@ def slingshot_onsets(steps_T: np.ndarray, loss_ExT: np.ndarray,
     finite = np.isfinite(log_loss[e]) & np.isfinite(norm[e])
     end = int(np.argmin(finite)) if not finite.all() else len(finite)
     l, n = log_loss[e, :end], norm[e, :end]
-    onsets, t, quiet_until = [], window, 0
-    while t < end:
-      floor = l[t - window:t].min()
-      if t >= quiet_until and l[t] - floor > threshold:
-        grew = n[t] > (1 + min_growth) * n[t - window]
-        peak = l[t:t + 1 + window // 10].max()
-        after = l[t + 1:t + 1 + window]
-        recovered = after.size > 0 and (after < peak - threshold).any()
-        if grew and recovered:
-          onsets.append(int(steps[t]))
-        quiet_until = t + window
-      t += 1
+    onsets, quiet_until = [], 0
+    if end <= window:
+      out.append(onsets)
+      continue
+    # min(l[t - window:t]) for every t in [window, end), at once.
+    recent_min = sliding_window_view(l[:-1], window).min(axis=-1)
+    for t in window + np.flatnonzero(l[window:] - recent_min > threshold):
+      if t < quiet_until:
+        continue
+      grew = n[t] > (1 + min_growth) * n[t - window]
+      peak = l[t:t + 1 + window // 10].max()
+      after = l[t + 1:t + 1 + window]
+      recovered = after.size > 0 and (after < peak - threshold).any()
+      if grew and recovered:
+        onsets.append(int(steps[t]))
+      quiet_until = t + window
     out.append(onsets)
   return out
 

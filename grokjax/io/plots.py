@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Mapping, Sequence
 
@@ -144,6 +145,70 @@ def plot_loglog_fit(path: str, fit: dict) -> None:
                f"{fit['groups']} seeds", fontsize=9)
   ax.grid(alpha=0.3, which="both")
   ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def plot_power_laws(path: str, fits: list[dict], stats: list[dict],
+                    others: list[str]) -> None:
+  """Median t_gen (with its seed interval) against the training fraction, and each fitted a r^-gamma + b.
+
+  `fits` are `analysis.power_law_fit` results carrying their `others` values
+  and `data`; `stats` rows from `analysis.time_statistics`.
+  """
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(6, 4.5))
+  for i, fit in enumerate(fits):
+    label = ", ".join(f"{a}={fit[a]:g}" for a in others) or "all"
+    pts = [s for s in stats if all(s[a] == fit[a] for a in others)]
+    pts.sort(key=lambda s: s["train_fraction"])
+    r = np.array([s["train_fraction"] for s in pts])
+    med = np.array([s["median_t_gen"] for s in pts])
+    lo = np.array([s["t_gen_lo"] for s in pts])
+    hi = np.array([s["t_gen_hi"] for s in pts])
+    ok = np.isfinite(med)
+    color = f"C{i % 10}"
+    ax.errorbar(r[ok], med[ok], yerr=[med[ok] - lo[ok], np.where(
+        np.isfinite(hi[ok]), hi[ok], med[ok]) - med[ok]], fmt="o",
+                color=color, capsize=3, label=f"{label}: median t_gen")
+    if math.isfinite(fit["gamma"]):
+      line = np.linspace(min(fit["data"]["r"]), max(fit["data"]["r"]), 100)
+      ax.plot(line, fit["a"] * line ** -fit["gamma"] + fit["b"], "-",
+              color=color, label=f"a r^-{fit['gamma']:.2f} + {fit['b']:.3g} "
+              f"(gamma [{fit['gamma_lo']:.2f}, {fit['gamma_hi']:.2f}])")
+  ax.set_yscale("log")
+  ax.set_xlabel("training fraction r")
+  ax.set_ylabel("steps to generalize (t_gen)")
+  ax.grid(alpha=0.3, which="both")
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def plot_slingshots(path: str, steps_T: np.ndarray, loss_ExT: np.ndarray,
+                    norm_ExT: np.ndarray, onsets: list[list[int]],
+                    t_gen: np.ndarray) -> None:
+  """Train loss and last-layer norm of up to 4 members (those with slingshots first), onsets dotted, t_gen green."""
+  plt = _pyplot()
+  shown = [i for i, o in enumerate(onsets) if o][:4] or list(
+      range(min(4, len(onsets))))
+  fig, axs = plt.subplots(len(shown), 1, figsize=(9, 2.6 * len(shown)),
+                          squeeze=False)
+  for ax, i in zip(axs[:, 0], shown):
+    ax.semilogy(steps_T, loss_ExT[i], lw=0.6, color="C0")
+    ax.set_ylabel("train loss", color="C0")
+    twin = ax.twinx()
+    twin.plot(steps_T, norm_ExT[i], lw=0.8, color="C3")
+    twin.set_ylabel("last-layer norm", color="C3")
+    for o in onsets[i]:
+      ax.axvline(o, color="k", ls=":", lw=0.8)
+    if np.isfinite(t_gen[i]):
+      ax.axvline(t_gen[i], color="C2", lw=1.2)
+    ax.set_title(f"member {i}: {len(onsets[i])} slingshots (dotted), t_gen "
+                 "(green)", fontsize=9)
+  axs[-1, 0].set_xlabel("step")
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)

@@ -53,7 +53,7 @@ def cast_params(params, precision: str):
 
 def readout_weights(params) -> jax.Array:
   """The last layer's weight matrix: the transformer's unembedding (its
-  embedding when tied), the MLP's readout kernel, a linear task's parameter.
+  embedding when tied) or the MLP's readout kernel.
 
   Thilak et al. 2022 track its norm: slingshot cycles start with its growth.
   """
@@ -61,8 +61,8 @@ def readout_weights(params) -> jax.Array:
                      ("embed", "embedding")):
     if name in params:
       return params[name][leaf]
-  leaves = jax.tree.leaves(params)
-  return leaves[-1]
+  raise ValueError(f"readout_weights: no unembed, readout or embed layer "
+                   f"among {sorted(params)}")
 
 
 __all__ = ["MLP", "Transformer", "LinearModel", "make_model", "scale_init",

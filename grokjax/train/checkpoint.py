@@ -182,6 +182,13 @@ def write_records(workdir: str, group: int, start: int | str,
   _atomic_write(_record_path(workdir, group, start), buf.getvalue())
 
 
+def record_groups(workdir: str) -> list[int]:
+  """The groups that have written records so far, in order."""
+  pattern = os.path.join(records_dir(workdir), "g*_s*.npz")
+  return sorted({int(os.path.basename(path)[1:5])
+                 for path in glob.glob(pattern)})
+
+
 def read_records(workdir: str, group: int, below: int) -> list[dict[str, np.ndarray]]:
   """The chunk records of a group whose chunk starts below `below`, in order."""
   out = []

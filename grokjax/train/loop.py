@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import glob
 import os
 import signal
 import time
@@ -452,8 +451,7 @@ def read_run_history(workdir: str) -> tuple[dict[str, np.ndarray], np.ndarray,
   """
   members = gio.read_csv(os.path.join(workdir, "members.csv"))
   E = len(members)
-  groups = sorted({int(os.path.basename(f)[1:5]) for f in glob.glob(
-      os.path.join(ckpt_lib.records_dir(workdir), "g*_s*.npz"))})
+  groups = ckpt_lib.record_groups(workdir)
   if not groups:
     if not os.path.exists(os.path.join(workdir, "history.npz")):
       raise ConfigError(f"--workdir={workdir}: no records and no "
