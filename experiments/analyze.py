@@ -21,6 +21,16 @@ everything goes to `--out` (default `<workdir>/analysis/`):
   and whether it generalized at one;
 - `plots/`: curves.png, grid.png (two swept axes), power_law.png, loglog.png,
   slingshots.png.
+
+With `--measures=fourier,norms,...` (or `all`; the run needs parameter
+snapshots: train it with `--keep_checkpoints=K`), the progress measures of
+`grokjax.analysis.measures` over every saved step of the chosen
+`--members`: `measures.npz` (names in that module), `plots/measures.png`
+(each measure vs step with t_mem dashed and t_gen solid),
+`plots/frequency_norms.png` and `plots/landscape.png`.
+
+    python experiments/analyze.py --workdir=runs/nanda_measures \
+        --measures=fourier,norms,distance,embedding,pca
 """
 
 import json
@@ -56,6 +66,17 @@ flags.DEFINE_integer("slingshot_window", 100, "slingshot rule: recorded "
                      "samples before/after a spike (analysis.slingshot)")
 flags.DEFINE_float("spike_factor", 10.0, "slingshot rule: loss jump over its "
                    "recent minimum that counts as a spike")
+flags.DEFINE_list("measures", [], "progress measures over the saved steps: "
+                  "any of " + ", ".join(gj.analysis.MEASURES) + ", or all "
+                  "(empty: none)")
+flags.DEFINE_list("members", [], "run member indices for --measures "
+                  "(empty: all)")
+flags.DEFINE_list("measure_steps", [], "saved steps for --measures (empty: "
+                  "all)")
+flags.DEFINE_integer("lanczos_steps", 20, "Lanczos iterations of the Hessian "
+                     "measure")
+flags.DEFINE_integer("pca_components", 5, "principal components of the "
+                     "trajectory measure")
 FLAGS = flags.FLAGS
 
 SEEDS = ("seed", "data_seed")
@@ -115,6 +136,57 @@ def _slingshots(out: str, history: dict, summary: list[dict], config
   return [path, fig_path]
 
 
+def _int_list(name: str, values: list[str]) -> list[int] | None:
+  try:
+    return [int(v) for v in values] if values else None
+  except ValueError:
+    raise gj.ConfigError(f"--{name}={','.join(values)}: give integers") \
+        from None
+
+
+# The measures printed per member (all are in measures.npz and the plot).
+_SHOWN = ("gini", "restricted_loss", "excluded_loss", "excluded_loss_test",
+          "l2_norm", "effective_rank", "med", "hessian_max",
+          "local_complexity")
+
+
+def _measures(out: str, summary: list[dict]) -> list[str]:
+  """measures.npz and its plots; returns the paths."""
+  m = gj.analysis.compute_measures(
+      FLAGS.workdir, FLAGS.measures, _int_list("members", FLAGS.members),
+      _int_list("measure_steps", FLAGS.measure_steps),
+      lanczos_steps=FLAGS.lanczos_steps, pca_components=FLAGS.pca_components,
+      log=print)
+  path = os.path.join(out, "measures.npz")
+  gj.analysis.measures.write_measures(path, m)
+  written = [path]
+  t_mem = np.array([summary[i]["t_mem"] for i in m["members"]], np.float64)
+  t_gen = np.array([summary[i]["t_gen"] for i in m["members"]], np.float64)
+  names = gj.analysis.measures.scalar_measures(m)
+  if names:
+    written.append(os.path.join(out, "plots", "measures.png"))
+    plots.plot_measures(written[-1], m, names, t_mem, t_gen)
+  if "frequency_norms" in m:
+    written.append(os.path.join(out, "plots", "frequency_norms.png"))
+    plots.plot_frequency_norms(written[-1], m, t_mem, t_gen)
+  if "landscape_final" in m:
+    written.append(os.path.join(out, "plots", "landscape.png"))
+    plots.plot_landscape(written[-1], m)
+  steps = m["step"]
+  for i, member in enumerate(m["members"]):
+    parts = [f"  member {member}:"]
+    if "key_frequencies" in m:
+      parts.append("key frequencies "
+                   f"{np.flatnonzero(m['key_frequencies'][i]).tolist()};")
+    for name in [n for n in _SHOWN if n in names]:
+      v = m[name][i]
+      parts.append(f"{name} {v[0]:.3g} -> {v[-1]:.3g}")
+    if "pca_explained" in m:
+      parts.append(f"PCA 2 modes {m['pca_explained'][i, :2].sum():.1%}")
+    print(" ".join(parts) + f" (steps {steps[0]} -> {steps[-1]})")
+  return written
+
+
 def main(argv):
   del argv
   if not FLAGS.workdir:
@@ -127,6 +199,9 @@ def main(argv):
       "mem_threshold", "gen_threshold", "phase_threshold", "phase_gap",
       "mem_error", "gen_error") if getattr(FLAGS, k) is not None}
   config = gj.Config.from_dict(stored["config"]).replace(**overrides)
+  if FLAGS.measures:  # bad names or a run without snapshots: say so first
+    gj.analysis.measures.check_measures(FLAGS.measures, config)
+    gj.train.snapshot_steps(FLAGS.workdir)
   history, diverged, finished = gj.train.read_run_history(FLAGS.workdir)
   members = gj.io.read_csv(os.path.join(FLAGS.workdir, "members.csv"))
   members = [{k: gj.io.csv_float(v) for k, v in m.items() if k != "member"}
@@ -167,6 +242,8 @@ def main(argv):
     written.append(path)
   if "step_last_layer_norm" in history and history["record_step"].size > 1:
     written += _slingshots(out, history, summary, config)
+  if FLAGS.measures:
+    written += _measures(out, summary)
   with open(os.path.join(out, "fits.json"), "w") as f:
     json.dump(fits, f, indent=2, default=lambda v: None if v != v else v)
   written.append(os.path.join(out, "fits.json"))

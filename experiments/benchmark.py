@@ -87,13 +87,14 @@ def time_sweep(config: gj.Config, num_members: int) -> dict:
                                           mesh)
   t = time.perf_counter()
   start = lambda i: jax.device_put(jnp.int32(i), shared)
-  compiled = chunk.lower(state, hypers, split, data, start(0)).compile()
+  stop = start(config.steps)
+  compiled = chunk.lower(state, hypers, split, data, start(0), stop).compile()
   compile_s = time.perf_counter() - t
   flops = step_flops(model, config, state, hypers, split, data) / num_members
-  state, _ = compiled(state, hypers, split, data, start(0))  # warm-up
+  state, _ = compiled(state, hypers, split, data, start(0), stop)  # warm-up
   jax.block_until_ready(state)
   t = time.perf_counter()
-  state, _ = compiled(state, hypers, split, data, start(FLAGS.steps))
+  state, _ = compiled(state, hypers, split, data, start(FLAGS.steps), stop)
   jax.block_until_ready(state)
   seconds = time.perf_counter() - t
   rate = FLAGS.steps * num_members / seconds

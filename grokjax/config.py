@@ -133,6 +133,12 @@ class Config:
                              "step in history.npz (0 = none; long runs)")
   stop_when_generalized: bool = _field(False, "stop once every member has "
                                        "generalized")
+  keep_checkpoints: int = _field(0, "parameter snapshots of every member kept "
+                                 "at this many log-spaced steps (plus step 0 "
+                                 "and the last) under <workdir>/snapshots, "
+                                 "for the progress measures (0 = none)")
+  snapshot_every: int = _field(0, "also keep a parameter snapshot every N "
+                               "steps (0 = none)")
   # Running: none of these changes a result, so a resumed run may change them.
   checkpoint_every: int = _field(1000, "steps between resume checkpoints "
                                  "(saved at the end of the chunk that crosses "
@@ -258,7 +264,8 @@ class Config:
       if getattr(self, name) < 1:
         raise ConfigError(f"--{name}={getattr(self, name)}: must be >= 1")
     for name in ("batch_size", "warmup_steps", "phase_gap", "checkpoint_every",
-                 "members_per_group", "record_every"):
+                 "members_per_group", "record_every", "keep_checkpoints",
+                 "snapshot_every"):
       if getattr(self, name) < 0:
         raise ConfigError(f"--{name}={getattr(self, name)}: must be >= 0")
     if not math.isfinite(self.memory_limit_gb) or self.memory_limit_gb < 0:

@@ -70,10 +70,11 @@ def test_chunk_traces_once_across_chunks_and_swept_values():
   model, hypers, state, split, data = _chunk_inputs(config)
   chunk = chex.assert_max_traces(step_lib.make_chunk_fn(model.apply, config, 20),
                                  n=1)
-  fn = jax.jit(jax.vmap(chunk, in_axes=(0, 0, 0, None, None)))
+  fn = jax.jit(jax.vmap(chunk, in_axes=(0, 0, 0, None, None, None)))
   for start, lr in ((0, 1e-3), (20, 1e-2), (40, 3e-1)):  # new values, same program
     hypers = hypers._replace(learning_rate=jnp.full(2, lr, jnp.float32))
-    state, (rec, ev) = fn(state, hypers, split, data, jnp.int32(start))
+    state, (rec, ev) = fn(state, hypers, split, data, jnp.int32(start),
+                          jnp.int32(start + 20))
   assert rec.train_loss.shape == (2, 20) and ev.val_acc.shape == (2, 20)
   # Evals happen exactly where scheduled (every 10th step here).
   assert np.isfinite(ev.val_acc[:, ::10]).all()

@@ -1,4 +1,4 @@
-"""Analysis of histories: grokking times, learning phases, scaling fits and the loss's spectral signature."""
+"""Analysis of histories (grokking times, learning phases, scaling fits, the loss's spectral signature) and of saved parameters (progress measures)."""
 
 from grokjax.analysis.grokking import (PHASES, first_step_below,
                                        first_step_reaching, grokking_times,
@@ -6,13 +6,17 @@ from grokjax.analysis.grokking import (PHASES, first_step_below,
                                        median_time, notsawo_times, phases,
                                        reached, summarize, summarize_config,
                                        time_statistics)
+from grokjax.analysis import (complexity, fourier, hessian, landscape,
+                              measures, trajectory, weights)
+from grokjax.analysis.measures import MEASURES, compute_measures
 from grokjax.analysis.scaling import (bootstrap_loglog, column_product,
                                       loglog_fit, power_law_fit)
 from grokjax.analysis.slingshot import grokking_at_onsets, slingshot_onsets
 from grokjax.analysis.spectral import (Hjorth, band_energies, detrend, hjorth,
                                        power_spectrum, spectral_moments)
 
-__all__ = ["grokking_at_onsets", "slingshot_onsets", "power_law_fit", "Hjorth", "band_energies", "detrend", "hjorth", "power_spectrum",
+__all__ = ["complexity", "fourier", "hessian", "landscape", "measures",
+           "trajectory", "weights", "MEASURES", "compute_measures", "grokking_at_onsets", "slingshot_onsets", "power_law_fit", "Hjorth", "band_energies", "detrend", "hjorth", "power_spectrum",
            "spectral_moments", "PHASES", "bootstrap_loglog", "column_product", "loglog_fit",
            "first_step_below", "first_step_reaching",
            "grokking_times", "group_medians", "is_regression", "median_time",

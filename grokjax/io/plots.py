@@ -214,6 +214,100 @@ def plot_slingshots(path: str, steps_T: np.ndarray, loss_ExT: np.ndarray,
   plt.close(fig)
 
 
+def _mark_times(ax, t_mem: float, t_gen: float, color) -> None:
+  if np.isfinite(t_mem):
+    ax.axvline(max(t_mem, 1), color=color, ls="--", lw=0.7)
+  if np.isfinite(t_gen):
+    ax.axvline(max(t_gen, 1), color=color, ls="-", lw=0.9, alpha=0.6)
+
+
+def plot_measures(path: str, measures: Mapping[str, np.ndarray],
+                  names: Sequence[str], t_mem: np.ndarray,
+                  t_gen: np.ndarray) -> None:
+  """Each [E, S] measure vs step (symlog x), a line per member, its t_mem (dashed) and t_gen (solid) marked."""
+  plt = _pyplot()
+  steps = measures["step"]
+  cols = min(4, len(names))
+  rows = -(-len(names) // cols)
+  fig, axs = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.7 * rows),
+                          squeeze=False)
+  members = measures["members"][:MAX_CURVES]
+  for ax, name in zip(axs.ravel(), names):
+    for i, m in enumerate(members):
+      color = f"C{i % 10}"
+      ax.plot(steps, measures[name][i], marker=".", ms=3, lw=0.9,
+              color=color, label=f"member {m}")
+      _mark_times(ax, t_mem[i], t_gen[i], color)
+    ax.set_xscale("symlog", linthresh=max(1, int(steps[1]) if len(steps) > 1
+                                          else 1))
+    ax.set_xlim(left=0)
+    positive = measures[name][np.isfinite(measures[name])]
+    if positive.size and positive.min() > 0 and positive.max() > 30 * positive.min():
+      ax.set_yscale("log")
+    ax.set_title(name, fontsize=9)
+    ax.tick_params(labelsize=7)
+  for ax in axs.ravel()[len(names):]:
+    ax.axis("off")
+  axs[0, 0].legend(fontsize=6)
+  fig.suptitle("progress measures vs step: t_mem dashed, t_gen solid",
+               fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def plot_frequency_norms(path: str, measures: Mapping[str, np.ndarray],
+                         t_mem: np.ndarray, t_gen: np.ndarray) -> None:
+  """Embedding norm per frequency (rows) over the saved steps (columns) for up to 4 members; key frequencies ticked."""
+  plt = _pyplot()
+  shown = list(range(min(4, len(measures["members"]))))
+  fig, axs = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.6),
+                          squeeze=False)
+  steps = measures["step"]
+  for ax, i in zip(axs[0], shown):
+    norms = measures["frequency_norms"][i].T  # [F, S]
+    ax.imshow(norms, aspect="auto", origin="lower", cmap="viridis",
+              interpolation="nearest")
+    ticks = np.linspace(0, len(steps) - 1, min(6, len(steps))).astype(int)
+    ax.set_xticks(ticks, [str(steps[t]) for t in ticks], fontsize=7)
+    key = np.flatnonzero(measures["key_frequencies"][i])
+    ax.set_yticks(key, [str(k) for k in key], fontsize=7)
+    for t, style in ((t_mem[i], "--"), (t_gen[i], "-")):
+      if np.isfinite(t):
+        ax.axvline(np.interp(t, steps, np.arange(len(steps))), color="w",
+                   ls=style, lw=0.8)
+    ax.set_title(f"member {measures['members'][i]}: |embedding| per "
+                 "frequency", fontsize=9)
+    ax.set_xlabel("saved step", fontsize=8)
+  axs[0, 0].set_ylabel("frequency k (key ticked)", fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def plot_landscape(path: str, measures: Mapping[str, np.ndarray]) -> None:
+  """Train loss along theta_t + a (theta_final - theta_t) and a random direction, first member, a few steps."""
+  plt = _pyplot()
+  steps = measures["step"]
+  picks = np.unique(np.linspace(0, len(steps) - 1, min(6, len(steps))).astype(
+      int))
+  fig, axs = plt.subplots(1, 2, figsize=(9, 3.4))
+  for ax, name in zip(axs, ("final", "random")):
+    alphas = measures[f"landscape_alpha_{name}"]
+    for c, j in enumerate(picks):
+      ax.semilogy(alphas, measures[f"landscape_{name}"][0, j], color=f"C{c}",
+                  label=f"step {steps[j]}")
+    ax.set_xlabel("a" if name == "random" else "a (1 = final parameters)")
+    ax.set_title(f"member {measures['members'][0]}: toward the final params"
+                 if name == "final" else "filter-normalized random direction",
+                 fontsize=9)
+  axs[0].set_ylabel("train loss")
+  axs[0].legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
 def write_plots(workdir: str, history: Mapping[str, np.ndarray],
                 summary: Sequence[Mapping], varied: Sequence[str]) -> list[str]:
   """Writes plots/curves.png and, with two swept axes, plots/grid.png; returns the paths."""

@@ -33,6 +33,7 @@ from grokjax.tasks import LinearTask, Task, max_num_train
 from grokjax.train import checkpoint as ckpt_lib
 from grokjax.train import memory
 from grokjax.train import sharding as shard_lib
+from grokjax.train import snapshots as snap_lib
 from grokjax.train.state import (Hypers, MemberState, abstract_ensemble,
                                  count_params, init_group, make_hypers)
 from grokjax.train.step import (Data, compile_sweep_chunk, compile_sweep_eval,
@@ -242,6 +243,8 @@ def sweep(config: Config, workdir: str | None = None,
   hypers_pad = shard_lib.pad_members(hypers_host, plan.padded_members)
 
   eval_steps = eval_schedule(config)
+  snapshot_steps = (snap_lib.snapshot_schedule(config) if workdir
+                    else np.zeros(0, np.int64))
   K = min(config.chunk_steps, config.steps)
   n_chunks = -(-config.steps // K)
   data = shard_lib.global_array(
@@ -332,13 +335,24 @@ def sweep(config: Config, workdir: str | None = None,
         if primary:
           chunks = ckpt_lib.read_records(workdir, g, done)
       last_save = done
+      snaps = None
+      if snapshot_steps.size:
+        snaps = snap_lib.SnapshotWriter(workdir, g, config, range(lo, hi), G)
+        if done == 0:
+          snaps.save(0, state)
       while done < config.steps:
         start = done
-        start_dev = shard_lib.global_array(np.int32(start), rep)
+        # A chunk stops early at a snapshot step (same program: `stop` is an argument).
+        end = snap_lib.next_stop(snapshot_steps, start,
+                                 min(start + K, config.steps))
+        start_dev, stop_dev = (shard_lib.global_array(np.int32(v), rep)
+                               for v in (start, end))
         with jax.transfer_guard("disallow"):  # nothing implicit in the hot loop
-          state, (rec, ev) = chunk_fn(state, hyp_dev, split, data, start_dev)
+          state, (rec, ev) = chunk_fn(state, hyp_dev, split, data, start_dev,
+                                      stop_dev)
         rec, ev = shard_lib.to_host((rec, ev))
-        end = min(start + K, config.steps)
+        if snaps and end in snapshot_steps:
+          snaps.save(end, state)
         chunk = _chunk_records(config, rec, ev, start, end, eval_steps)
         chunks.append(chunk)
         if primary and workdir:
@@ -376,6 +390,8 @@ def sweep(config: Config, workdir: str | None = None,
         if preempted:
           if ckpts:
             ckpts.wait()
+          if snaps:
+            snaps.close()
           if writer:
             writer.write({"event": "preempted", "group": g, "step": done,
                           "signal": flag.raised})
@@ -393,6 +409,9 @@ def sweep(config: Config, workdir: str | None = None,
         ckpt_lib.write_records(workdir, g, "final", final)
         writer.write({"group": g, "step": done, **{
             k: final[k][: hi - lo, 0] for k in fields}})
+      if snaps:  # the last parameters, wherever the group stopped
+        snaps.save(done, state)
+        snaps.close()
       if ckpts:
         ckpts.save(state, {"group": g, "step": done, "finished": True,
                            "group_size": G, "memorized": mem.tolist(),

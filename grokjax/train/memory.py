@@ -59,7 +59,7 @@ def chunk_memory(apply_fn, config: Config, ensemble_state, hypers, split,
   fn, _ = compile_sweep_chunk(apply_fn, config, chunk_steps)
   start = jax.ShapeDtypeStruct((), np.int32)
   return _compiled_bytes(fn.lower(ensemble_state, hypers, split, data,
-                                  start).compile())
+                                  start, start).compile())
 
 
 def estimate(config: Config, task: Task, max_n_train: int) -> MemoryEstimate:

@@ -138,6 +138,20 @@ def init_ensemble(config: Config, task: Task) -> Ensemble:
   return Ensemble(model, grid, hypers, max_n, state, split)
 
 
+def member_splits(config: Config, task: Task, members) -> Split:
+  """The train/validation splits of some members of the config's grid ([len(members)]).
+
+  The same split each member trained on (from its data seed and fraction).
+  """
+  hypers = make_hypers(Grid.from_config(config), task)
+  max_n = max_num_train(hypers.train_fraction.tolist(), task.num_examples)
+  rows = jax.tree.map(lambda x: x[np.asarray(members, np.int64)], hypers)
+
+  def split(h):
+    return make_split(member_keys(h)[2], h.n_train, task.num_examples, max_n)
+  return jax.jit(jax.vmap(split))(rows)
+
+
 def take_member(tree: Any, i: int) -> Any:
   """Member i of a pytree with a leading [E] axis."""
   return jax.tree.map(lambda x: x[i], tree)
@@ -148,4 +162,5 @@ def count_params(params: Any) -> int:
 
 
 __all__ = ["Ensemble", "Hypers", "MemberState", "init_ensemble", "make_hypers",
-           "init_member", "init_group", "abstract_ensemble", "take_member", "count_params"]
+           "init_member", "init_group", "abstract_ensemble", "member_splits",
+           "take_member", "count_params"]

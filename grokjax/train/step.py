@@ -206,20 +206,21 @@ def train_step(apply_fn, config: Config, state: MemberState, hypers: Hypers,
 
 
 def make_chunk_fn(apply_fn, config: Config, chunk_steps: int):
-  """`chunk(state, hypers, split, data, start)` for one member: K steps from `start`.
+  """`chunk(state, hypers, split, data, start, stop)` for one member: K steps from `start`.
 
   Returns the new state, per-step records [K] and eval records [K] (NaN where no
-  eval is scheduled). Steps >= `config.steps` do nothing, so every chunk has the
-  same shape and the last one does not retrace.
+  eval is scheduled). Steps >= `stop` (or >= `config.steps`) do nothing, so
+  every chunk has the same shape: the last one, and one cut short to save a
+  snapshot at `stop`, do not retrace.
   """
   step_type, eval_type = record_types(config)
   nan_eval = eval_type(*([jnp.float32(jnp.nan)] * len(eval_type._fields)))
   nan_step = step_type(*([jnp.float32(jnp.nan)] * len(step_type._fields)))
 
   def chunk(state: MemberState, hypers: Hypers, split: Split, data: Data,
-            start: jax.Array):
+            start: jax.Array, stop: jax.Array):
     def body(state, step):
-      active = step < config.steps
+      active = (step < config.steps) & (step < stop)
       ev = jax.lax.cond(active & data.eval_at[step],
                         lambda p: evaluate_member(apply_fn, config, p, split,
                                                   data),
@@ -269,7 +270,7 @@ def compile_sweep_chunk(apply_fn, config: Config, chunk_steps: int, mesh=None):
   Returns (compiled function, TraceCounter of the chunk it traces).
   """
   chunk = TraceCounter(make_chunk_fn(apply_fn, config, chunk_steps))
-  return jax.jit(_over_members(chunk, (0, 0, 0, None, None), mesh),
+  return jax.jit(_over_members(chunk, (0, 0, 0, None, None, None), mesh),
                  donate_argnums=(0,)), chunk
 
 

@@ -1,0 +1,124 @@
+"""Fourier progress measures for tasks over Z_p (Nanda et al. 2023; Gromov 2023).
+
+A network that groks modular addition represents a residue x by cos(w_k x) and
+sin(w_k x) for a few *key frequencies* w_k = 2 pi k / p, and reads the answer
+from cos(w_k (a + b - c)). These functions measure that in the weights and the
+logits.
+
+Conventions:
+- Frequencies are k = 0 .. p // 2 (k and p - k are the same real frequency).
+  The norm of frequency k of an embedding W [p, d] (row x = residue x) is
+  ||(C_k^T W, S_k^T W)||, with C_k(x) = cos(w_k x), S_k(x) = sin(w_k x)
+  normalized to unit length (the orthonormal real Fourier basis), so
+  sum_k norm_k^2 = ||W||_F^2 (Parseval).
+- Gini and the inverse participation ratio are taken over the norms of the
+  non-constant frequencies k >= 1 (the constant direction carries no residue).
+- Key frequencies (`key_frequencies`): k >= 1 whose energy norm_k^2 is at
+  least `ratio` times the median energy of the non-constant frequencies and
+  at least `min_share` of their total. A random embedding has all energies
+  within a few tens of percent of the median (none is key); a grokked one has
+  a handful far above it.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def fourier_basis(p: int) -> jax.Array:
+  """[F, 2, p] cos/sin rows of frequencies k = 0 .. p // 2, each of unit norm.
+
+  Rows that vanish (sin at k = 0, and at k = p / 2 for even p) are zero.
+  """
+  k = np.arange(p // 2 + 1)[:, None]
+  x = np.arange(p)[None, :]
+  angle = 2 * np.pi * k * x / p
+  basis = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+  norms = np.linalg.norm(basis, axis=-1, keepdims=True)
+  return jnp.asarray(np.where(norms > 1e-9, basis / np.maximum(norms, 1e-9),
+                              0.0), jnp.float32)
+
+
+def frequency_norms(w_pxd: jax.Array) -> jax.Array:
+  """[..., F] norm of each frequency k = 0 .. p // 2 of embeddings [..., p, d] (rows: residues)."""
+  p = w_pxd.shape[-2]
+  coeffs = jnp.einsum("fcx,...xd->...fcd", fourier_basis(p),
+                      w_pxd.astype(jnp.float32))
+  return jnp.sqrt(jnp.sum(jnp.square(coeffs), axis=(-2, -1)))
+
+
+def gini(x: jax.Array) -> jax.Array:
+  """Gini coefficient of nonnegative values over the last axis.
+
+  sum_ij |x_i - x_j| / (2 n sum_i x_i): 0 for a uniform vector, (n - 1) / n
+  for a one-hot one (its maximum).
+  """
+  n = x.shape[-1]
+  diffs = jnp.abs(x[..., :, None] - x[..., None, :])
+  return jnp.sum(diffs, axis=(-2, -1)) / (2 * n * jnp.sum(x, axis=-1))
+
+
+def ipr(x: jax.Array) -> jax.Array:
+  """Inverse participation ratio sum_i x_i^4 / (sum_i x_i^2)^2 over the last axis.
+
+  1 for a one-hot vector, 1 / n for a uniform one (Gromov 2023; Doshi et al.
+  2024 use it on Fourier norms).
+  """
+  sq = jnp.square(x)
+  return jnp.sum(jnp.square(sq), axis=-1) / jnp.square(jnp.sum(sq, axis=-1))
+
+
+def key_frequencies(norms_F: jax.Array, ratio: float = 10.0,
+                    min_share: float = 0.02) -> jax.Array:
+  """bool [..., F]: the key frequencies of frequency norms (rule in the module doc); k = 0 is never key."""
+  energy = jnp.square(norms_F[..., 1:])
+  median = jnp.median(energy, axis=-1, keepdims=True)
+  share = energy / jnp.sum(energy, axis=-1, keepdims=True)
+  key = (energy >= ratio * median) & (share >= min_share)
+  return jnp.concatenate([jnp.zeros_like(key[..., :1]), key], axis=-1)
+
+
+def sparsity(norms_F: jax.Array) -> dict[str, jax.Array]:
+  """Gini and IPR of the non-constant frequencies' norms [..., F]."""
+  return {"gini": gini(norms_F[..., 1:]), "ipr": ipr(norms_F[..., 1:])}
+
+
+def answer_directions(operands_Nx2: jax.Array, p: int, coefficients:
+                      tuple[int, int], num_classes: int) -> jax.Array:
+  """[F, 2, N, C] cos / sin (w_k (alpha a + beta b - c)) over rows (a, b) and classes c.
+
+  For c = alpha a + beta b mod p these are the directions in logit space the
+  key frequencies write to (Nanda et al. 2023: cos(w (a + b - c)) for a + b).
+  """
+  alpha, beta = coefficients
+  k = jnp.arange(p // 2 + 1, dtype=jnp.float32)[:, None, None]
+  s = (alpha * operands_Nx2[:, 0] + beta * operands_Nx2[:, 1]) % p
+  phase = (s[:, None] - jnp.arange(num_classes)[None, :]).astype(jnp.float32)
+  angle = 2 * jnp.pi * k * phase[None] / p
+  return jnp.stack([jnp.cos(angle), jnp.sin(angle)], axis=1)
+
+
+def split_logits(logits_NxC: jax.Array, directions: jax.Array,
+                 key_F: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(restricted, excluded) logits: the key frequencies' part of the logits, and the rest.
+
+  The part is the orthogonal projection of the logits (as one vector over
+  all rows and classes) onto the span of the key frequencies' directions
+  (`answer_directions`); those directions are mutually orthogonal over the
+  classes of each row, so the projection is one inner product per direction.
+  Nanda et al. 2023 restrict (keep only) and exclude (remove) these terms;
+  they do it on the final layer's activations, we on the logits.
+  """
+  logits = logits_NxC.astype(jnp.float32)
+  dots = jnp.einsum("fsnc,nc->fs", directions, logits)
+  sq = jnp.einsum("fsnc,fsnc->fs", directions, directions)
+  coef = jnp.where(sq > 1e-6, dots / jnp.maximum(sq, 1e-6), 0.0)
+  coef = coef * key_F[:, None].astype(jnp.float32)
+  part = jnp.einsum("fs,fsnc->nc", coef, directions)
+  return part, logits - part
+
+
+__all__ = ["fourier_basis", "frequency_norms", "gini", "ipr",
+           "key_frequencies", "sparsity", "answer_directions", "split_logits"]

@@ -1,0 +1,324 @@
+"""Progress measures over a run's saved steps: every member, vmapped.
+
+`compute_measures(workdir, names)` loads the parameter snapshots of a run
+(`--keep_checkpoints` / `--snapshot_every`), applies the chosen measures to
+every selected member at every saved step and returns (and
+`experiments/analyze.py --measures=...` writes) the arrays of ``measures.npz``:
+
+- ``step`` [S], ``members`` [E] (the run's member indices);
+- ``fourier`` (tasks x op y mod p): ``frequency_norms`` [E, S, F] of the
+  embedding, ``gini`` / ``ipr`` of them, the unembedding's ``unembed_gini`` /
+  ``unembed_ipr``, ``num_key_frequencies`` [E, S] (the rule in
+  `analysis.fourier`), ``key_frequencies`` [E, F] (bool: the final saved
+  step's, as Nanda et al. 2023 fix them from the final model), and for
+  x+y / x-y ``restricted_loss`` / ``excluded_loss`` (train rows) and
+  ``restricted_loss_test`` / ``excluded_loss_test``: cross-entropy of the
+  logits' key-frequency part and of the rest;
+- ``norms``: ``l1_norm``, ``l2_norm``, ``nuclear_norm``, ``effective_rank``
+  and the same per matrix as ``<stat>.<layer>`` (`analysis.weights`);
+- ``distance``: ``distance_from_init`` and ``cosine_distance`` (to the
+  previous saved step; NaN at the first);
+- ``embedding``: ``med`` (Gu et al. 2025) and, for x+y, ``rqi`` (Liu et al.
+  2022);
+- ``pca``: ``pca_explained`` [E, k] variance ratios of the trajectory's first
+  k principal components over the selected steps (Notsawo et al. 2023);
+- ``landscape``: ``landscape_final`` [E, S, A] train loss along theta_t + a
+  (theta_final - theta_t) at ``landscape_alpha_final`` [A], and
+  ``landscape_random`` [E, S, A] along a filter-normalized random direction
+  at ``landscape_alpha_random`` [A];
+- ``hessian``: ``hessian_max``, ``hessian_min``, ``hessian_condition`` of the
+  train loss (Lanczos);
+- ``complexity`` (ReLU MLPs): ``local_complexity`` on train points and
+  ``local_complexity_test`` (Humayun et al. 2024).
+
+Losses here are softmax cross-entropy over the member's own train (or
+validation) rows, whatever the run trained with.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from grokjax.analysis import complexity as lc_lib
+from grokjax.analysis import fourier, hessian, landscape, trajectory, weights
+from grokjax.config import ConfigError
+from grokjax.models import readout_weights
+from grokjax.optim.losses import cross_entropy, weighted_mean
+from grokjax.tasks import OPERATORS, is_regression
+
+MEASURES = ("fourier", "norms", "distance", "embedding", "pca", "landscape",
+            "hessian", "complexity")
+# x op y mod p whose answer is alpha x + beta y: restricted/excluded loss apply.
+_LINEAR_OPS = {"x+y": (1, 1), "x-y": (1, -1)}
+
+
+def check_measures(names: Sequence[str], config) -> list[str]:
+  """The measures to run, in MEASURES order; ConfigError for an unknown or inapplicable one."""
+  if list(names) == ["all"]:
+    names = [n for n in MEASURES if _applies(n, config) is None]
+  for n in names:
+    if n not in MEASURES:
+      raise ConfigError(f"--measures={n}: unknown; choose from "
+                        f"{', '.join(MEASURES)} (or all)")
+    why = _applies(n, config)
+    if why:
+      raise ConfigError(f"--measures={n}: {why}; drop it from --measures")
+  return [n for n in MEASURES if n in names]
+
+
+def _applies(name: str, config) -> str | None:
+  """None if measure `name` applies to the run's config, else why not."""
+  if is_regression(config.task) and name not in ("norms", "distance", "pca"):
+    return f"needs a classification task, not {config.task}"
+  if name in ("fourier", "embedding") and config.task not in OPERATORS:
+    return f"needs a task over Z_p (x op y mod p), not {config.task}"
+  if name == "embedding" and config.model == "mlp" and \
+      config.mlp_input == "onehot":
+    return "the one-hot MLP has no embedding"
+  if name == "complexity" and (config.model != "mlp" or
+                               config.activation != "relu"):
+    return "needs a ReLU MLP (--model=mlp --activation=relu)"
+  return None
+
+
+def embedding(params: Any, p: int) -> jax.Array:
+  """[p, d] the residues' input vectors: the embedding, or the one-hot MLP's first kernel rows of x."""
+  if "embed" in params:
+    return params["embed"]["embedding"][:p]
+  return params["hidden_0"]["kernel"][:p]
+
+
+def unembedding(params: Any, p: int) -> jax.Array:
+  """[p, d] the residues' output vectors (rows of the transposed readout)."""
+  return readout_weights(params)[:, :p].T
+
+
+def _losses(logits, labels, is_train):
+  loss = cross_entropy(logits.astype(jnp.float32), labels)
+  w = is_train.astype(jnp.float32)
+  return weighted_mean(loss, w), weighted_mean(loss, 1.0 - w)
+
+
+class _Context:
+  """A run's model, data and per-member functions (built once per run)."""
+
+  def __init__(self, snap, options):
+    self.config, self.task, self.model = snap.config, snap.task, snap.model
+    self.inputs = jnp.asarray(self.task.inputs)
+    self.labels = jnp.asarray(self.task.labels)
+    self.split = snap.split
+    self.p = self.config.p
+    self.options = options
+
+  def logits(self, params):
+    return self.model.apply({"params": params}, self.inputs)
+
+  def train_loss(self, params, is_train):
+    return _losses(self.logits(params), self.labels, is_train)[0]
+
+
+def _fourier(ctx: _Context, params, is_train, key_final):
+  out = {}
+  norms = fourier.frequency_norms(embedding(params, ctx.p))
+  out["frequency_norms"] = norms
+  out.update(fourier.sparsity(norms))
+  un = fourier.sparsity(fourier.frequency_norms(unembedding(params, ctx.p)))
+  out["unembed_gini"], out["unembed_ipr"] = un["gini"], un["ipr"]
+  out["num_key_frequencies"] = jnp.sum(fourier.key_frequencies(norms))
+  coefficients = _LINEAR_OPS.get(ctx.config.task)
+  if coefficients is not None:
+    operands = ctx.inputs[:, jnp.array(ctx.task.operand_positions)]
+    directions = fourier.answer_directions(operands, ctx.p, coefficients,
+                                           ctx.task.num_classes)
+    part, rest = fourier.split_logits(ctx.logits(params), directions,
+                                      key_final)
+    (out["restricted_loss"], out["restricted_loss_test"]) = _losses(
+        part, ctx.labels, is_train)
+    (out["excluded_loss"], out["excluded_loss_test"]) = _losses(
+        rest, ctx.labels, is_train)
+  return out
+
+
+def _embedding(ctx: _Context, params):
+  e = embedding(params, ctx.p)
+  out = {"med": weights.med(e)}
+  if ctx.config.task == "x+y":
+    out["rqi"] = weights.rqi(e, ctx.options["rqi_delta"])
+  return out
+
+
+def _landscape(ctx: _Context, params, final, is_train, key):
+  loss = lambda q: ctx.train_loss(q, is_train)
+  to_final = jax.tree.map(lambda a, b: a - b, final, params)
+  rand = landscape.filter_normalized_direction(key, params)
+  return {"landscape_final": landscape.slice_1d(
+              loss, params, to_final, ctx.options["alpha_final"]),
+          "landscape_random": landscape.slice_1d(
+              loss, params, rand, ctx.options["alpha_random"])}
+
+
+def _hessian(ctx: _Context, params, is_train, key):
+  ext = hessian.hessian_extremes(lambda q: ctx.train_loss(q, is_train),
+                                 params, ctx.options["lanczos_steps"], key)
+  return {"hessian_max": ext.max, "hessian_min": ext.min,
+          "hessian_condition": ext.condition}
+
+
+def _complexity(ctx: _Context, params, is_train, key):
+  rows = ctx.options["complexity_points"]
+  out = {}
+  for name, mask in (("local_complexity", is_train),
+                     ("local_complexity_test", ~is_train)):
+    # The first `rows` rows of the set (by index; the split is random).
+    order = jnp.argsort(~mask, stable=True)[:rows]
+    x, layers = lc_lib.mlp_inputs_and_layers(params, ctx.model,
+                                             ctx.inputs[order])
+    radius = ctx.options["complexity_radius"] * jnp.sqrt(
+        jnp.mean(jnp.sum(jnp.square(x.astype(jnp.float32)), axis=-1)))
+    out[name] = lc_lib.local_complexity(layers, x, radius, key)
+  return out
+
+
+def _per_step(ctx: _Context, names, params, final, is_train, key_final, key):
+  """Every chosen per-step measure of one member at one step."""
+  out = {}
+  k_land, k_hess, k_lc = jax.random.split(key, 3)
+  if "fourier" in names:
+    out.update(_fourier(ctx, params, is_train, key_final))
+  if "norms" in names:
+    out.update(weights.weight_stats(params))
+  if "embedding" in names:
+    out.update(_embedding(ctx, params))
+  if "landscape" in names:
+    out.update(_landscape(ctx, params, final, is_train, k_land))
+  if "hessian" in names:
+    out.update(_hessian(ctx, params, is_train, k_hess))
+  if "complexity" in names:
+    out.update(_complexity(ctx, params, is_train, k_lc))
+  return out
+
+
+def compute_measures(workdir: str, names: Sequence[str],
+                     members: Sequence[int] | None = None,
+                     steps: Sequence[int] | None = None, *,
+                     lanczos_steps: int = 20, pca_components: int = 5,
+                     landscape_points: int = 21, rqi_delta: float = 0.01,
+                     complexity_points: int = 128,
+                     complexity_radius: float = 0.05, seed: int = 0,
+                     log: Callable[[str], None] | None = print
+                     ) -> dict[str, np.ndarray]:
+  """The measures.npz arrays of a run (see the module doc).
+
+  members: run member indices (default all); steps: saved steps (default
+  all). Key frequencies, theta_final and the PCA use the last selected step.
+  """
+  from grokjax.train import snapshots  # pylint: disable=import-outside-toplevel
+  log = log or (lambda _: None)
+  reader = snapshots.SnapshotReader(workdir)
+  try:
+    names = check_measures(names, reader.config)
+    saved = snapshots.snapshot_steps(workdir)
+    steps = saved if steps is None else np.asarray(sorted(set(steps)),
+                                                   np.int64)
+    missing = sorted(set(steps.tolist()) - set(saved.tolist()))
+    if missing:
+      raise ConfigError(f"--steps={missing[0]}: no snapshot there; saved "
+                        f"steps are {', '.join(map(str, saved))}")
+    if not steps.size:
+      raise ConfigError(f"--workdir={workdir}: no snapshot saved yet")
+    options = {"lanczos_steps": lanczos_steps, "rqi_delta": rqi_delta,
+               "complexity_points": complexity_points,
+               "complexity_radius": complexity_radius,
+               "alpha_final": jnp.linspace(-0.5, 1.5, landscape_points),
+               "alpha_random": jnp.linspace(-1.0, 1.0, landscape_points)}
+    final = reader.load(int(steps[-1]), members)
+    members = final.members
+    ctx = _Context(final, options)
+    E, S = len(members), len(steps)
+    is_train = jnp.asarray(final.split.is_train) if final.split else None
+    key_final = None
+    if "fourier" in names:
+      key_final = jax.vmap(lambda q: fourier.key_frequencies(
+          fourier.frequency_norms(embedding(q, ctx.p))))(final.params)
+    member_keys = jax.vmap(lambda m: jax.random.fold_in(
+        jax.random.key(seed), m))(jnp.asarray(members))
+    heavy = {"landscape", "hessian"} & set(names)
+    per_step = functools.partial(_per_step, ctx, tuple(names))
+    # Light measures vmap over members; the Hessian and slices map over them
+    # (one member's Lanczos basis / forward passes at a time).
+    batched = jax.jit(jax.vmap(per_step) if not heavy else
+                      lambda *a: jax.lax.map(lambda x: per_step(*x), a))
+    dummy_train = (is_train if is_train is not None else
+                   jnp.ones((E, 1), bool))
+    dummy_key = key_final if key_final is not None else jnp.zeros((E, 1),
+                                                                   bool)
+    columns: dict[str, list] = {}
+    flats, previous = [], None
+    init_params = (reader.load(0, members).params if 0 in saved and
+                   "distance" in names else None)
+    for j, step in enumerate(steps.tolist()):
+      snap = final if step == steps[-1] else reader.load(step, members)
+      keys = jax.vmap(jax.random.fold_in, (0, None))(member_keys, step)
+      values = jax.device_get(batched(snap.params, final.params, dummy_train,
+                                      dummy_key, keys))
+      if "distance" in names:
+        values.update(_distances(snap.params, previous, init_params))
+      previous = snap.params
+      if "pca" in names:
+        flats.append(np.asarray(jax.vmap(weights.flat)(snap.params)))
+      for k, v in values.items():
+        columns.setdefault(k, []).append(np.asarray(v))
+      log(f"measures: step {step} ({j + 1}/{S})")
+  finally:
+    reader.close()
+  out = {"step": steps, "members": np.asarray(members, np.int64)}
+  for k, vs in columns.items():
+    out[k] = np.stack(vs, axis=1).astype(np.float32)  # [E, S, ...]
+  if key_final is not None:
+    out["key_frequencies"] = np.asarray(key_final)
+  if "pca" in names:
+    traj = np.stack(flats, axis=1)  # [E, S, P]
+    out["pca_explained"] = np.asarray(jax.vmap(functools.partial(
+        trajectory.trajectory_pca, k=pca_components))(jnp.asarray(traj)))
+  if "landscape" in names:
+    out["landscape_alpha_final"] = np.asarray(options["alpha_final"])
+    out["landscape_alpha_random"] = np.asarray(options["alpha_random"])
+  return out
+
+
+def _distances(params, previous, init_params) -> dict[str, np.ndarray]:
+  out = {}
+  if init_params is not None:
+    out["distance_from_init"] = np.asarray(jax.vmap(weights.distance)(
+        params, init_params))
+  e = jax.tree.leaves(params)[0].shape[0]
+  out["cosine_distance"] = (np.full(e, np.nan, np.float32) if previous is None
+                            else np.asarray(jax.vmap(weights.cosine_distance)(
+                                params, previous)))
+  return out
+
+
+def write_measures(path: str, measures: dict[str, np.ndarray]) -> None:
+  """measures.npz, written atomically."""
+  import io  # pylint: disable=import-outside-toplevel
+  from grokjax.io.rundir import _atomic_write  # pylint: disable=import-outside-toplevel
+  buf = io.BytesIO()
+  np.savez(buf, **measures)
+  _atomic_write(path, buf.getvalue())
+
+
+def scalar_measures(measures: dict[str, np.ndarray]) -> list[str]:
+  """The [E, S] whole-network measures (what the plots show), in a stable order."""
+  s = len(measures["step"])
+  return [k for k, v in measures.items()
+          if v.ndim == 2 and v.shape[1] == s and "." not in k
+          and k not in ("key_frequencies", "pca_explained")]
+
+
+__all__ = ["MEASURES", "check_measures", "compute_measures", "write_measures",
+           "scalar_measures", "embedding", "unembedding"]

@@ -1,0 +1,131 @@
+"""Weight statistics per layer and of the embedding (pure jnp on one member's params).
+
+- Norms per weight matrix: l1 (sum |w|), l2 (Frobenius), nuclear (sum of
+  singular values), and the effective rank exp(H(sigma / sum sigma)) of Roy &
+  Vetterli 2007 (1 for rank one, n for n equal singular values): the measures
+  of Notsawo et al. 2025 (l1 / nuclear-norm regularization) and Omnigrok's
+  weight norm (Liu et al. 2023).
+- Distance from initialization ||theta_t - theta_0|| (Kumar et al. 2024's
+  lazy-to-rich transition).
+- Embedding uniformity MED = mean_i ||E(i + 1) - E(i)|| (Gu et al. 2025) and
+  the representation quality index RQI of Liu et al. 2022.
+
+A "matrix" is a parameter leaf with 2 or more axes; a leaf [a, b, c, ...] is
+read as the matrix [a, b * c * ...] (flax's DenseGeneral kernels of attention
+keep heads as separate axes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+
+def layer_name(path) -> str:
+  """'block_0.attn.query.kernel' for a flax parameter path."""
+  return ".".join(str(getattr(k, "key", k)) for k in path)
+
+
+def matrices(params: Any) -> dict[str, jax.Array]:
+  """Every weight matrix of a member's params by layer name, as 2-D float32."""
+  out = {}
+  for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+    if leaf.ndim >= 2:
+      out[layer_name(path)] = leaf.reshape(leaf.shape[0], -1).astype(
+          jnp.float32)
+  return out
+
+
+def effective_rank(w: jax.Array) -> jax.Array:
+  """exp of the entropy of the normalized singular values (Roy & Vetterli 2007)."""
+  s = jnp.linalg.svd(w, compute_uv=False)
+  q = s / jnp.sum(s)
+  entropy = -jnp.sum(jnp.where(q > 0, q * jnp.log(jnp.where(q > 0, q, 1.0)),
+                               0.0))
+  return jnp.exp(entropy)
+
+
+def matrix_stats(w: jax.Array) -> dict[str, jax.Array]:
+  s = jnp.linalg.svd(w, compute_uv=False)
+  return {"l1_norm": jnp.sum(jnp.abs(w)), "l2_norm": jnp.linalg.norm(w),
+          "nuclear_norm": jnp.sum(s), "effective_rank": effective_rank(w)}
+
+
+def weight_stats(params: Any) -> dict[str, jax.Array]:
+  """Per-matrix stats as '<stat>.<layer>' plus whole-network totals.
+
+  Totals: ``l1_norm`` and ``l2_norm`` over every parameter (biases included),
+  ``nuclear_norm`` summed over the matrices and ``effective_rank`` averaged
+  over them.
+  """
+  out = {}
+  per = {name: matrix_stats(w) for name, w in matrices(params).items()}
+  for name, stats in per.items():
+    for stat, value in stats.items():
+      out[f"{stat}.{name}"] = value
+  leaves = [x.astype(jnp.float32) for x in jax.tree.leaves(params)]
+  out["l1_norm"] = sum(jnp.sum(jnp.abs(x)) for x in leaves)
+  out["l2_norm"] = jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in leaves))
+  out["nuclear_norm"] = sum(s["nuclear_norm"] for s in per.values())
+  out["effective_rank"] = sum(s["effective_rank"] for s in per.values()) / max(
+      len(per), 1)
+  return out
+
+
+def flat(params: Any) -> jax.Array:
+  """All of a member's parameters as one float32 vector (leaf order of the pytree)."""
+  return jnp.concatenate([x.astype(jnp.float32).ravel()
+                          for x in jax.tree.leaves(params)])
+
+
+def distance(params_a: Any, params_b: Any) -> jax.Array:
+  """||theta_a - theta_b||_2 over every parameter."""
+  return jnp.linalg.norm(flat(params_a) - flat(params_b))
+
+
+def cosine_distance(params_a: Any, params_b: Any) -> jax.Array:
+  """1 - cos(theta_a, theta_b): ~0 between saved steps of lazy training, larger in rich phases."""
+  a, b = flat(params_a), flat(params_b)
+  return 1.0 - jnp.dot(a, b) / (jnp.linalg.norm(a) * jnp.linalg.norm(b))
+
+
+def med(embed_pxd: jax.Array) -> jax.Array:
+  """Mean embedding distance mean_i ||E(i + 1) - E(i)|| over residues 0 .. p - 1 (Gu et al. 2025)."""
+  e = embed_pxd.astype(jnp.float32)
+  return jnp.mean(jnp.linalg.norm(e[1:] - e[:-1], axis=-1))
+
+
+def rqi(embed_pxd: jax.Array, delta: float = 0.01) -> jax.Array:
+  """Representation quality index of Liu et al. 2022 for addition.
+
+  The fraction of parallelograms i + j = m + n (over the integers), over
+  distinct unordered pairs {i, j} != {m, n}, whose embeddings satisfy
+  ||(E_i + E_j) - (E_m + E_n)|| <= delta, after centering the embeddings and
+  scaling them to a mean row norm of 1. 1 for a perfectly linear
+  representation; ~0 for a random one. A network that groks addition mod p
+  places residues on circles (Nanda et al. 2023), on which E_i + E_j depends
+  on i - j too: the index stays low there by construction, and the Fourier
+  measures are the ones that see that structure.
+  """
+  e = embed_pxd.astype(jnp.float32)
+  e = e - jnp.mean(e, axis=0, keepdims=True)
+  e = e / jnp.mean(jnp.linalg.norm(e, axis=-1))
+  p = e.shape[0]
+  s = jnp.arange(2 * p - 1)[:, None]
+  i = jnp.arange(p)[None, :]
+  j = s - i
+  valid = (j >= 0) & (j < p) & (i <= j)  # one row per unordered pair {i, j}
+  jc = jnp.clip(j, 0, p - 1)
+  sums_SxPxD = e[jnp.broadcast_to(i, jc.shape)] + e[jc]
+  sq_SxP = jnp.sum(jnp.square(sums_SxPxD), axis=-1)
+  d2_SxPxP = (sq_SxP[:, :, None] + sq_SxP[:, None, :]
+              - 2 * jnp.einsum("sad,sbd->sab", sums_SxPxD, sums_SxPxD))
+  pair = valid[:, :, None] & valid[:, None, :] & ~jnp.eye(p, dtype=bool)[None]
+  good = pair & (d2_SxPxP <= delta**2)
+  return jnp.sum(good) / jnp.maximum(jnp.sum(pair), 1)
+
+
+__all__ = ["layer_name", "matrices", "effective_rank", "matrix_stats",
+           "weight_stats", "flat", "distance", "cosine_distance", "med", "rqi"]

@@ -1,0 +1,172 @@
+"""Progress measures against constructions whose answers are known exactly."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+import grokjax as gj
+from grokjax.analysis import (complexity, fourier, hessian, landscape,
+                              trajectory, weights)
+
+P = 23
+
+
+def _cosine_embedding(p, freqs, d=16, noise=0.0, seed=0):
+  """Residue x -> cos/sin(2 pi k x / p) for each k in freqs, mixed into d dims."""
+  x = np.arange(p)[:, None]
+  cols = [f(2 * np.pi * k * x / p) for k in freqs for f in (np.cos, np.sin)]
+  rng = np.random.default_rng(seed)
+  mix = rng.normal(size=(len(cols), d))
+  return np.concatenate(cols, axis=1) @ mix + noise * rng.normal(size=(p, d))
+
+
+def test_fourier_norms_of_known_cosines_find_exactly_those_frequencies():
+  e = _cosine_embedding(P, [3, 7], noise=1e-3)
+  norms = fourier.frequency_norms(jnp.asarray(e))
+  assert norms.shape == (P // 2 + 1,)
+  # Parseval: the frequencies' energies add up to the squared Frobenius norm.
+  np.testing.assert_allclose(jnp.sum(norms**2), np.sum(e**2), rtol=1e-4)
+  key = np.flatnonzero(fourier.key_frequencies(norms))
+  np.testing.assert_array_equal(key, [3, 7])
+  # A random embedding has no key frequency.
+  rand = np.random.default_rng(1).normal(size=(P, 128))
+  assert not fourier.key_frequencies(fourier.frequency_norms(rand)).any()
+
+
+def test_gini_and_ipr_hit_their_bounds():
+  n = 10
+  one_hot, uniform = jnp.eye(n)[3], jnp.ones(n)
+  np.testing.assert_allclose(fourier.gini(one_hot), (n - 1) / n, rtol=1e-6)
+  np.testing.assert_allclose(fourier.gini(uniform), 0.0, atol=1e-7)
+  np.testing.assert_allclose(fourier.ipr(one_hot), 1.0, rtol=1e-6)
+  np.testing.assert_allclose(fourier.ipr(uniform), 1 / n, rtol=1e-6)
+
+
+def test_restricted_and_excluded_logits_split_a_key_frequency_circuit():
+  """Logits = sum over key k of cos(w_k (a + b - c)) plus another frequency."""
+  a, b = (v.ravel() for v in np.meshgrid(np.arange(P), np.arange(P),
+                                         indexing="ij"))
+  operands = jnp.asarray(np.stack([a, b], axis=1))
+  dirs = fourier.answer_directions(operands, P, (1, 1), P)
+  circuit = 2.0 * dirs[4, 0] + dirs[9, 0] + 0.1 * dirs[9, 1]  # key: 4 and 9
+  other = 0.7 * dirs[2, 0]  # a non-key frequency's term
+  key = jnp.zeros(P // 2 + 1, bool).at[jnp.array([4, 9])].set(True)
+  part, rest = fourier.split_logits(circuit + other, dirs, key)
+  np.testing.assert_allclose(part, circuit, atol=1e-4)
+  np.testing.assert_allclose(rest, other, atol=1e-4)
+  # The circuit's logits peak at c = a + b mod p: it is the answer.
+  assert (np.argmax(np.asarray(circuit), axis=1) == (a + b) % P).all()
+
+
+def test_weight_stats_of_known_matrices():
+  rank_one = jnp.outer(jnp.arange(1.0, 5.0), jnp.ones(3))
+  np.testing.assert_allclose(weights.effective_rank(rank_one), 1.0, rtol=1e-5)
+  np.testing.assert_allclose(weights.effective_rank(jnp.eye(6)), 6.0,
+                             rtol=1e-5)
+  params = {"dense": {"kernel": 2 * jnp.eye(3), "bias": jnp.array([1.0, -1, 0])}}
+  stats = weights.weight_stats(params)
+  np.testing.assert_allclose(stats["nuclear_norm"], 6.0, rtol=1e-6)
+  np.testing.assert_allclose(stats["l1_norm"], 8.0, rtol=1e-6)
+  np.testing.assert_allclose(stats["l2_norm"], np.sqrt(14.0), rtol=1e-6)
+  np.testing.assert_allclose(stats["l2_norm.dense.kernel"], np.sqrt(12.0),
+                             rtol=1e-6)
+
+
+def test_med_and_rqi_of_linear_circular_and_random_embeddings():
+  line = jnp.outer(jnp.arange(P, dtype=jnp.float32), jnp.array([0.6, 0.8]))
+  np.testing.assert_allclose(weights.med(line), 1.0, rtol=1e-6)
+  # A line is a perfect representation of addition (Liu et al. 2022)...
+  np.testing.assert_allclose(weights.rqi(line), 1.0)
+  # ... a slightly bent one loses the far parallelograms, a random one all.
+  bent = line.at[:, 1].add(0.01 * jnp.arange(P, dtype=jnp.float32)**2)
+  assert 0.05 < float(weights.rqi(bent)) < 0.95
+  rand = jnp.asarray(np.random.default_rng(0).normal(size=(P, 32)))
+  assert float(weights.rqi(rand)) < 0.01
+
+
+def test_cosine_distance_and_distance():
+  a = {"w": jnp.array([1.0, 0.0])}
+  np.testing.assert_allclose(weights.cosine_distance(a, {"w": jnp.array(
+      [0.0, 3.0])}), 1.0, atol=1e-7)
+  np.testing.assert_allclose(weights.cosine_distance(a, {"w": jnp.array(
+      [2.0, 0.0])}), 0.0, atol=1e-7)
+  np.testing.assert_allclose(weights.distance(a, {"w": jnp.array([4.0, 4.0])}),
+                             5.0, rtol=1e-6)
+
+
+def test_pca_of_a_trajectory_in_a_plane_is_all_in_two_modes():
+  rng = np.random.default_rng(0)
+  basis = np.linalg.qr(rng.normal(size=(500, 2)))[0].T  # a 2-D plane in R^500
+  t = np.linspace(0, 1, 40)[:, None]
+  coords = np.concatenate([np.cos(3 * t), t**2], axis=1)  # a curved path in it
+  points = jnp.asarray(coords @ basis + rng.normal(size=500))
+  ratios = trajectory.trajectory_pca(points, k=4)
+  assert float(ratios[:2].sum()) > 0.9999
+  assert float(ratios[0]) < 0.9999  # both modes are needed
+  # Isotropic noise spreads over many components.
+  noise = trajectory.trajectory_pca(jnp.asarray(rng.normal(size=(40, 500))))
+  assert float(noise[:2].sum()) < 0.2
+
+
+def _tiny_mlp_loss():
+  model = gj.models.MLP(num_tokens=5, num_classes=5, operand_positions=(0, 1),
+                        hidden=(3,), embed_dim=2)
+  tokens = jnp.asarray(np.stack(np.meshgrid(np.arange(5), np.arange(5),
+                                            indexing="ij"), -1).reshape(-1, 2))
+  labels = (tokens[:, 0] + tokens[:, 1]) % 5
+  params = model.init(jax.random.key(0), tokens)["params"]
+  loss = lambda q: jnp.mean(gj.optim.cross_entropy(
+      model.apply({"params": q}, tokens), labels))
+  return model, params, loss
+
+
+def test_lanczos_extremes_match_the_dense_hessian():
+  _, params, loss = _tiny_mlp_loss()
+  flat, unravel = ravel_pytree(params)
+  dense = jax.hessian(lambda v: loss(unravel(v)))(flat)
+  eig = np.linalg.eigvalsh(np.asarray(dense, np.float64))
+  ext = hessian.hessian_extremes(loss, params, steps=flat.shape[0])
+  scale = np.abs(eig).max()
+  np.testing.assert_allclose(ext.max, eig[-1], atol=1e-4 * scale)
+  np.testing.assert_allclose(ext.min, eig[0], atol=1e-4 * scale)
+  # Fewer steps than parameters: the extremes converge first.
+  short = hessian.hessian_extremes(loss, params, steps=25)
+  np.testing.assert_allclose(short.max, eig[-1], rtol=1e-3)
+
+
+def test_landscape_slice_at_zero_is_the_loss_and_follows_the_direction():
+  _, params, loss = _tiny_mlp_loss()
+  d = landscape.filter_normalized_direction(jax.random.key(1), params)
+  alphas = jnp.array([0.0, 0.5, -0.5])
+  line = landscape.slice_1d(loss, params, d, alphas)
+  np.testing.assert_allclose(line[0], loss(params), rtol=1e-6)
+  moved = jax.tree.map(lambda w, v: w + 0.5 * v, params, d)
+  np.testing.assert_allclose(line[1], loss(moved), rtol=1e-6)
+  grid = landscape.slice_2d(loss, params, d, d, alphas, alphas)
+  np.testing.assert_allclose(grid[0, 0], loss(params), rtol=1e-6)
+  np.testing.assert_allclose(grid[1, 2], loss(params), rtol=1e-5)  # 0.5 - 0.5
+  # Filter normalization: each column has the norm of the weights' column.
+  k, dk = params["hidden_0"]["kernel"], d["hidden_0"]["kernel"]
+  np.testing.assert_allclose(jnp.linalg.norm(dk, axis=0),
+                             jnp.linalg.norm(k, axis=0), rtol=1e-5)
+  assert not np.asarray(d["hidden_0"]["bias"]).any()
+
+
+def test_local_complexity_counts_the_hyperplanes_that_cross_the_neighbourhood():
+  key = jax.random.key(0)
+  x = jnp.zeros((1, 2))
+  # Three ReLU units whose hyperplanes lie 0.05, 0.5 and 5 from the point.
+  kernel = jnp.array([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+  bias = jnp.array([0.05, -0.5, 5.0])
+  assert float(complexity.local_complexity([(kernel, bias)], x, 0.1,
+                                           key)) == 1.0
+  assert float(complexity.local_complexity([(kernel, bias)], x, 1.0,
+                                           key)) == 2.0
+  # A linear network has no hyperplanes; one whose units are always on is linear.
+  assert float(complexity.local_complexity([], x, 1.0, key)) == 0.0
+  on = jnp.full(3, 100.0)
+  pts = jax.random.normal(key, (16, 2))
+  assert float(complexity.local_complexity([(kernel, on), (jnp.eye(3), on)],
+                                           pts, 1.0, key)) == 0.0
