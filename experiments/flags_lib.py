@@ -12,7 +12,7 @@ from typing import Callable
 from absl import flags
 
 import grokjax as gj
-from grokjax.config import SWEPT
+from grokjax.config import INT_AXES, SWEPT
 
 FLAGS = flags.FLAGS
 
@@ -27,7 +27,7 @@ def define_config_flags() -> None:
       text = ",".join(f"{v:g}" for v in default)
       flags.DEFINE_string(f.name, text, f"{help_} (swept: a,b | start:stop"
                           "[:step] | log:a:b:n | lin:a:b:n)")
-    elif f.metadata.get("kind") == "int_list":
+    elif f.metadata.get("kind") in ("int_list", "str_list"):
       flags.DEFINE_list(f.name, [str(v) for v in default], help_)
     elif isinstance(default, bool):
       flags.DEFINE_bool(f.name, default, help_)
@@ -50,13 +50,15 @@ def config_from_flags() -> gj.Config:
     value = FLAGS[f.name].value
     if f.name in SWEPT:
       value = gj.parse_values(f.name, value or "",
-                              integer=f.name in ("seed", "data_seed"))
+                              integer=f.name in INT_AXES)
     elif f.metadata.get("kind") == "int_list":
       try:
         value = tuple(int(v) for v in value)
       except ValueError:
         raise gj.ConfigError(f"--{f.name}={','.join(value)}: expected "
                              "comma-separated integers") from None
+    elif f.metadata.get("kind") == "str_list":
+      value = tuple(value)
     values[f.name] = value
   config = gj.Config(**values)
   config.validate()

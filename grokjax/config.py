@@ -22,8 +22,8 @@ from grokjax import tasks
 RUN_ONLY = ("checkpoint_every", "members_per_group", "memory_limit_gb")
 
 SWEPT = ("seed", "data_seed", "train_fraction", "learning_rate",
-         "weight_decay", "init_scale", "reg_strength")
-_INT_AXES = ("seed", "data_seed")
+         "weight_decay", "init_scale", "reg_strength", "task_index")
+INT_AXES = ("seed", "data_seed", "task_index")
 
 MODELS = ("transformer", "mlp", "linear")
 PRECISIONS = ("float32", "bfloat16", "float64")
@@ -57,7 +57,25 @@ class Config:
                      ", s<n>:<product> (s5:x*y, s5:x*y*x^-1, s5:x*y*x), or "
                      "a linear task: sparse_recovery, matrix_completion "
                      "(with --model=linear)")
-  p: int = _field(97, "modulus for the modular operators")
+  p: int = _field(97, "modulus for the modular operators; the prime of "
+                  "F_p for --task=algebra")
+  algebra: tuple = _field(("complex",), "--task=algebra: the algebras over "
+                          "F_p whose product tables are learned (complex, "
+                          "dual, m2, ut2, zero, poly:<c0>_..._<c{n-1}>, "
+                          "group:z<m>|v4|s3, random:<seed>); several of one "
+                          "dimension sweep as --task_index", kind="str_list")
+  dim: int = _field(2, "--task=algebra: dimension n of random:<seed> and "
+                    "zero algebras")
+  parity_n: int = _field(40, "--task=parity: bits per string")
+  parity_k: int = _field(3, "--task=parity: the label is the parity of k of "
+                         "them (the rest are noise)")
+  num_samples: int = _field(2000, "--task=parity: strings drawn (the "
+                            "dataset that members split)")
+  task_seed: int = _field(0, "seed of the sampled dataset (parity) and of "
+                          "the corrupted rows (--label_noise)")
+  label_noise: float = _field(0.0, "fraction of the table's rows whose "
+                              "training label is replaced by a random wrong "
+                              "class (validation keeps the true labels)")
   linear_dim: int = _field(100, "linear tasks: dimension n of a* "
                            "(sparse_recovery) or side of the n x n matrix "
                            "(matrix_completion)")
@@ -176,10 +194,13 @@ class Config:
                              swept=True)
   reg_strength: tuple = _field((0.0,), "strength beta of --regularizer",
                                swept=True)
+  task_index: tuple = _field((), "which of the task's tables a member learns "
+                             "(--task=algebra: an index into --algebra; "
+                             "empty: every one)", swept=True)
 
   def __post_init__(self):
     # Swept fields accept any sequence (range, list, array) or a single number.
-    for name in SWEPT + ("mlp_hidden",):
+    for name in SWEPT + ("mlp_hidden", "algebra"):
       value = getattr(self, name)
       if isinstance(value, (int, float, np.number)):
         value = (value,)
@@ -220,20 +241,46 @@ class Config:
 
   def build_task(self):
     """The task these settings name (a `Task`, or a `LinearTask`)."""
-    return tasks.make_task(self.task, self.p, op_token=self.op_token,
+    task = tasks.make_task(self.task, self.p, op_token=self.op_token,
                            symmetric=self.symmetric, linear_dim=self.linear_dim,
-                           linear_k=self.linear_k)
+                           linear_k=self.linear_k, algebra=self.algebra,
+                           dim=self.dim, parity=(self.parity_n, self.parity_k,
+                                                 self.num_samples),
+                           seed=self.task_seed)
+    if self.label_noise:
+      task = tasks.with_label_noise(task, self.label_noise, self.task_seed)
+    return task
+
+  @property
+  def num_tables(self) -> int:
+    """Label tables of the task (one per --algebra for --task=algebra, else 1)."""
+    return len(self.algebra) if self.task == "algebra" else 1
 
   def swept_values(self) -> dict[str, tuple]:
-    """Each swept axis with its values (an empty data_seed follows seed)."""
-    return {name: getattr(self, name) for name in SWEPT}
+    """Each swept axis with its values (an empty data_seed follows seed; an empty task_index is every table)."""
+    values = {name: getattr(self, name) for name in SWEPT}
+    values["task_index"] = self.task_index or tuple(range(self.num_tables))
+    return values
 
   def validate(self) -> None:
     """Raises ConfigError (one line naming the flag and the fix) for bad settings."""
     try:
-      tasks.check_task(self.task, self.p)
+      tasks.check_task(self.task, self.p, algebra=self.algebra, dim=self.dim,
+                       parity=(self.parity_n, self.parity_k,
+                               self.num_samples))
     except ValueError as e:
       raise ConfigError(str(e)) from None
+    if not 0 <= self.label_noise < 1:
+      raise ConfigError(f"--label_noise={self.label_noise}: must be in [0, 1)")
+    if self.label_noise and self.regression:
+      raise ConfigError(f"--label_noise={self.label_noise}: needs a "
+                        f"classification task, not {self.task}")
+    for t in self.task_index:
+      if int(t) != t or not 0 <= t < self.num_tables:
+        raise ConfigError(
+            f"--task_index={t}: the task has {self.num_tables} table(s) "
+            f"({', '.join(self.algebra) if self.task == 'algebra' else self.task}); "
+            f"use 0..{self.num_tables - 1} or leave it empty")
     _choice("model", self.model, MODELS)
     _choice("optimizer", self.optimizer, OPTIMIZERS)
     _choice("activation", self.activation, ACTIVATIONS)
@@ -284,7 +331,7 @@ class Config:
         raise ConfigError(f"--{name}={getattr(self, name)}: must be in (0, 1]")
     for name in SWEPT:
       values = getattr(self, name)
-      if not values and name != "data_seed":
+      if not values and name not in ("data_seed", "task_index"):
         raise ConfigError(f"--{name}: give at least one value")
       for v in values:
         if not math.isfinite(v):
@@ -300,10 +347,10 @@ class Config:
       for v in getattr(self, name):
         if v < 0:
           raise ConfigError(f"--{name}={v}: must be >= 0")
-    for name in _INT_AXES:
+    for name in INT_AXES:
       for v in getattr(self, name):
         if int(v) != v or not 0 <= v < 2**31:
-          raise ConfigError(f"--{name}={v}: seeds are integers in [0, 2^31)")
+          raise ConfigError(f"--{name}={v}: must be an integer in [0, 2^31)")
     for name in ("mem_error", "gen_error"):
       if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
         raise ConfigError(f"--{name}={getattr(self, name)}: must be > 0")
@@ -435,5 +482,5 @@ class Grid:
     """Each swept axis as an [E] array (int32 seeds, float32 otherwise)."""
     rows = self.rows()
     return {k: np.array([r[k] for r in rows],
-                        np.int32 if k in _INT_AXES else np.float32)
+                        np.int32 if k in INT_AXES else np.float32)
             for k in SWEPT}

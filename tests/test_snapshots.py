@@ -83,3 +83,28 @@ def test_unknown_step_or_member_is_a_clear_error(run):
     gj.train.load_snapshot(workdir, 7)
   with pytest.raises(ConfigError, match="--members=3"):
     gj.train.load_snapshot(workdir, 0, members=[3])
+
+
+def test_mlp_measures_hessian_landscape_and_local_complexity(run):
+  result, workdir = run
+  m = gj.analysis.compute_measures(
+      workdir, ["norms", "landscape", "hessian", "complexity"],
+      members=[0, 2], steps=[0, 40, 60], lanczos_steps=8, log=None)
+  np.testing.assert_array_equal(m["step"], [0, 40, 60])
+  history = result.history
+  a0 = int(np.argmin(np.abs(m["landscape_alpha_final"])))
+  a1 = int(np.argmin(np.abs(m["landscape_alpha_final"] - 1)))
+  for i, member in enumerate((0, 2)):
+    for j, step in enumerate((0, 40, 60)):
+      k = int(np.searchsorted(history["eval_step"], step))
+      train = history["train_loss"][member, k]
+      np.testing.assert_allclose(m["landscape_final"][i, j, a0], train,
+                                 rtol=1e-4)
+      np.testing.assert_allclose(m["landscape_final"][i, j, a1],
+                                 history["train_loss"][member, -1], rtol=1e-4)
+  assert np.all(m["hessian_max"] > 0) and np.all(m["hessian_max"] >=
+                                                  m["hessian_min"])
+  # A 16-unit ReLU layer: between 0 and 16 hyperplanes cross a neighbourhood.
+  for name in ("local_complexity", "local_complexity_test"):
+    assert np.all((m[name] >= 0) & (m[name] <= 16))
+  assert m["local_complexity"].max() > 0

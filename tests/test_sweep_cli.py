@@ -42,7 +42,7 @@ def test_a_small_sweep_groks_and_writes_a_self_describing_run_directory(tmp_path
   members = gio.read_csv(os.path.join(workdir, "members.csv"))
   assert list(members[0]) == ["member", "seed", "data_seed", "train_fraction",
                               "learning_rate", "weight_decay", "init_scale",
-                              "reg_strength"]
+                              "reg_strength", "task_index"]
   assert [m["seed"] for m in members] == ["0", "1", "2"]
   for key in members[0]:
     assert key in summary[0]
@@ -101,6 +101,10 @@ def test_overwrite_replaces_only_what_a_run_writes(tmp_path):
     (["--steps=ten"], "steps"),
     (["--flagfile=/nonexistent/run.flags"], "/nonexistent/run.flags"),
     (["--model=cnn"], "--model=cnn"),
+    (["--task=algebra", "--algebra=complex,m2", "--p=3"],
+     "--algebra=complex,m2"),
+    (["--task=algebra", "--algebra=complex", "--p=3", "--task_index=1"],
+     "--task_index=1"),
     (["--checkpoint_every=-5"], "--checkpoint_every=-5"),
     (["--members_per_group=-1"], "--members_per_group=-1"),
     (["--memory_limit_gb=-2"], "--memory_limit_gb=-2"),

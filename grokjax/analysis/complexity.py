@@ -54,16 +54,15 @@ def mlp_inputs_and_layers(params: Any, model: Any, tokens_BxL: jax.Array
   if model.activation != "relu":
     raise ValueError(f"local complexity needs ReLU units; this MLP uses "
                      f"--activation={model.activation}")
-  x, y = (tokens_BxL[:, i] for i in model.operand_positions)
+  operands = tokens_BxL[:, jnp.array(model.operand_positions)]
   if model.input == "onehot":
-    p = model.num_tokens
-    inputs = jnp.concatenate([jax.nn.one_hot(x, p), jax.nn.one_hot(y, p)],
-                             axis=-1)
+    inputs = jax.nn.one_hot(operands, model.num_tokens).reshape(
+        operands.shape[0], -1)
   else:
-    e = params["embed"]["embedding"]
-    inputs = {"sum": lambda: e[x] + e[y], "product": lambda: e[x] * e[y],
-              "concat": lambda: jnp.concatenate([e[x], e[y]], axis=-1)}[
-                  model.input]()
+    e = params["embed"]["embedding"][operands]  # [B, P, D]
+    inputs = {"sum": lambda: jnp.sum(e, axis=1),
+              "product": lambda: jnp.prod(e, axis=1),
+              "concat": lambda: e.reshape(e.shape[0], -1)}[model.input]()
   layers = []
   for i in range(len(model.hidden)):
     layer = params[f"hidden_{i}"]

@@ -308,6 +308,35 @@ def plot_landscape(path: str, measures: Mapping[str, np.ndarray]) -> None:
   plt.close(fig)
 
 
+def plot_algebras(path: str, points: Sequence[Mapping], steps: int) -> None:
+  """t_gen per member by algebra category, against total mode rank and sparsity; never = x at the top."""
+  plt = _pyplot()
+  t = np.array([p["t_gen"] for p in points], np.float64)
+  never = ~np.isfinite(t)
+  top = steps * 1.15
+  shown = np.where(never, top, t)
+  cats = sorted({p["category"] for p in points})
+  fig, axs = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True)
+  xs = [np.array([cats.index(p["category"]) for p in points], np.float64),
+        np.array([p["mode_rank_1"] + p["mode_rank_2"] + p["mode_rank_3"]
+                  for p in points], np.float64),
+        np.array([p["sparsity"] for p in points], np.float64)]
+  jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(points))
+  for ax, x, label in zip(axs, xs, ("category (~ = property fails)",
+                                    "total mode rank of C", "sparsity of C")):
+    x = x + jitter * (1 if label.startswith("category") else
+                      0.3 if "rank" in label else 0.02)
+    ax.scatter(x[~never], shown[~never], s=18, color="C0")
+    ax.scatter(x[never], shown[never], s=22, marker="x", color="C3")
+    ax.set_xlabel(label)
+    ax.axhline(steps, color="0.7", lw=0.8, ls=":")
+  axs[0].set_xticks(range(len(cats)), cats, fontsize=8)
+  axs[0].set_ylabel("t_gen (x: never within the run)")
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
 def write_plots(workdir: str, history: Mapping[str, np.ndarray],
                 summary: Sequence[Mapping], varied: Sequence[str]) -> list[str]:
   """Writes plots/curves.png and, with two swept axes, plots/grid.png; returns the paths."""

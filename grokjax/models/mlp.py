@@ -5,28 +5,33 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from grokjax.models.transformer import activation_fn
 
 
 class OneHotDense(nn.Module):
-  """`Dense` applied to [onehot(x), onehot(y)] (2 * num_tokens inputs), as a gather.
+  """`Dense` applied to [onehot(t_1), ..., onehot(t_P)] (P * num_tokens inputs), as a gather.
 
-  The kernel is the `Dense` kernel of that input (shape [2 * num_tokens,
-  features], LeCun normal over fan-in 2 * num_tokens), and the output is
-  kernel[x] + kernel[num_tokens + y] (+ bias): the same numbers as the matmul
-  with the one-hot vectors (each output is the sum of the same two products
-  by 1), without the 2 * num_tokens-wide matmul or its weight gradient.
+  The kernel is the `Dense` kernel of that input (shape [P * num_tokens,
+  features], LeCun normal over fan-in P * num_tokens), and the output is
+  sum_p kernel[p * num_tokens + t_p] (+ bias): the same numbers as the
+  matmul with the one-hot vectors (each output is the sum of the same P
+  products by 1), without the P * num_tokens-wide matmul or its weight
+  gradient. For two operands x, y: kernel[x] + kernel[num_tokens + y].
   """
   num_tokens: int
   features: int
   use_bias: bool = True
 
   @nn.compact
-  def __call__(self, x_B: jax.Array, y_B: jax.Array) -> jax.Array:
+  def __call__(self, tokens_BxP: jax.Array) -> jax.Array:
+    positions = tokens_BxP.shape[-1]
     kernel = self.param("kernel", nn.initializers.lecun_normal(),
-                        (2 * self.num_tokens, self.features))
-    h = kernel[x_B] + kernel[self.num_tokens + y_B]
+                        (positions * self.num_tokens, self.features))
+    h = kernel[tokens_BxP[..., 0]]
+    for i in range(1, positions):
+      h = h + kernel[i * self.num_tokens + tokens_BxP[..., i]]
     if self.use_bias:
       bias = self.param("bias", nn.initializers.zeros, (self.features,))
       h = h + bias.reshape((1,) * (h.ndim - 1) + (-1,))
@@ -39,11 +44,14 @@ class MLP(nn.Module):
   `input`: ``concat`` = [E(x), E(y)] (Gromov 2023, Notsawo 2026), ``sum`` =
   E(x) + E(y) (Liu et al. 2022), ``product`` = E(x) * E(y) elementwise
   (Notsawo et al. 2025's MLP), ``onehot`` = [onehot(x), onehot(y)] with no
-  embedding (Prieto et al. 2025's 226-200-200-113 MLP for p=113).
+  embedding (Prieto et al. 2025's 226-200-200-113 MLP for p=113). With more
+  than two operand positions (e.g. the bits of a parity task) each input
+  mode extends to all of them. ``features``: the input is already a float
+  vector [B, D] (image tasks: Omnigrok's 784-200-200-10 MLP).
   """
   num_tokens: int
   num_classes: int
-  operand_positions: tuple[int, int]
+  operand_positions: tuple[int, ...]
   hidden: tuple[int, ...] = (256, 256)
   embed_dim: int = 128
   input: str = "concat"
@@ -52,23 +60,27 @@ class MLP(nn.Module):
 
   @nn.compact
   def __call__(self, tokens_BxL: jax.Array) -> jax.Array:
-    x_B, y_B = (tokens_BxL[:, i] for i in self.operand_positions)
     act = activation_fn(self.activation)
     widths = tuple(self.hidden) + (self.num_classes,)
     names = [f"hidden_{i}" for i in range(len(self.hidden))] + ["readout"]
-    if self.input == "onehot":
+    if self.input == "features":  # float feature vectors (images): [B, D]
+      h = tokens_BxL
+    elif self.input == "onehot":
+      operands_BxP = tokens_BxL[:, np.asarray(self.operand_positions)]
       h = OneHotDense(self.num_tokens, widths[0], self.use_bias,
-                      name=names[0])(x_B, y_B)
+                      name=names[0])(operands_BxP)
       widths, names = widths[1:], names[1:]
       h = act(h) if names else h
     else:
-      embed = nn.Embed(self.num_tokens, self.embed_dim, name="embed")
+      operands_BxP = tokens_BxL[:, np.asarray(self.operand_positions)]
+      e_BxPxD = nn.Embed(self.num_tokens, self.embed_dim,
+                         name="embed")(operands_BxP)
       if self.input == "sum":
-        h = embed(x_B) + embed(y_B)
+        h = jnp.sum(e_BxPxD, axis=1)
       elif self.input == "product":
-        h = embed(x_B) * embed(y_B)
+        h = jnp.prod(e_BxPxD, axis=1)
       else:
-        h = jnp.concatenate([embed(x_B), embed(y_B)], axis=-1)
+        h = e_BxPxD.reshape(e_BxPxD.shape[0], -1)
     for i, (width, name) in enumerate(zip(widths, names)):
       h = nn.Dense(width, use_bias=self.use_bias, name=name)(h)
       h = act(h) if i < len(widths) - 1 else h

@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
-from grokjax.tasks.base import Task
+from grokjax.tasks.algebra import algebra_task, check_algebras
+from grokjax.tasks.base import Task, with_label_noise
+from grokjax.tasks.parity import check_parity, parity_task
 from grokjax.tasks.linear import (ERROR_NORMS, LINEAR_TASKS, LinearTask,
                                   Problem, check_linear_task)
 from grokjax.tasks.modular import OPERATORS, is_prime, modular_task, needs_prime
@@ -15,7 +17,8 @@ from grokjax.tasks.splits import Split, make_split, max_num_train, num_train
 
 
 def task_names() -> list[str]:
-  return list(OPERATORS) + [f"s5:{p}" for p in PRODUCTS] + list(LINEAR_TASKS)
+  return (list(OPERATORS) + [f"s5:{p}" for p in PRODUCTS]
+          + ["algebra", "parity"] + list(LINEAR_TASKS))
 
 
 def is_regression(name: str) -> bool:
@@ -31,8 +34,15 @@ def parse_permutation_task(name: str) -> tuple[int, str] | None:
   return None
 
 
-def check_task(name: str, p: int) -> None:
+def check_task(name: str, p: int, *, algebra=("complex",), dim: int = 2,
+               parity=(40, 3, 2000)) -> None:
   """Raises ValueError naming the flag when (task, p) cannot be built."""
+  if name == "algebra":
+    check_algebras(algebra, p, dim)
+    return
+  if name == "parity":
+    check_parity(*parity)
+    return
   perm = parse_permutation_task(name)
   if perm is not None:
     n, product = perm
@@ -54,9 +64,16 @@ def check_task(name: str, p: int) -> None:
 
 def make_task(name: str, p: int = 97, *, op_token: bool = True,
               symmetric: bool = False, linear_dim: int = 100,
-              linear_k: int = 5) -> Task | LinearTask:
-  """Builds a task by name: a modular operator (with `p`), `s<n>:<product>`, or a linear task."""
-  check_task(name, p)
+              linear_k: int = 5, algebra=("complex",),
+              dim: int = 2, parity=(40, 3, 2000),
+              seed: int = 0) -> Task | LinearTask:
+  """Builds a task by name: a modular operator (with `p`), `s<n>:<product>`, `algebra` (the `algebra` tables over F_p), `parity` ((n, k, num_samples), drawn from `seed`), or a linear task."""
+  check_task(name, p, algebra=algebra, dim=dim, parity=parity)
+  if name == "parity":
+    return parity_task(*parity, seed=seed)
+  if name == "algebra":
+    return algebra_task(algebra, p, dim, op_token=op_token,
+                        symmetric=symmetric)
   if name in LINEAR_TASKS:
     check_linear_task(name, linear_dim, linear_k)
     return LinearTask(name, linear_dim, linear_k)
@@ -69,4 +86,4 @@ def make_task(name: str, p: int = 97, *, op_token: bool = True,
 __all__ = ["Task", "LinearTask", "Problem", "LINEAR_TASKS", "ERROR_NORMS",
            "is_regression", "Split", "make_task", "check_task", "task_names",
            "make_split", "num_train", "max_num_train", "OPERATORS", "PRODUCTS",
-           "is_prime"]
+           "is_prime", "algebra_task", "parity_task", "with_label_noise"]

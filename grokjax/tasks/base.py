@@ -20,14 +20,20 @@ class Task:
     num_classes: number of distinct labels.
     operand_positions: positions of the two operands inside a sequence.
     commutative: whether ``a op b == b op a`` for every pair in the table.
+    train_labels: the labels training sees when some are corrupted
+      (``--label_noise``; None: the true labels); validation always uses
+      `labels`.
+    corrupted: ``bool[N]`` the corrupted rows (None without label noise).
   """
   name: str
   inputs: np.ndarray
   labels: np.ndarray
   vocab_size: int
   num_classes: int
-  operand_positions: tuple[int, int]
+  operand_positions: tuple[int, ...]
   commutative: bool
+  train_labels: np.ndarray | None = None
+  corrupted: np.ndarray | None = None
 
   @property
   def num_examples(self) -> int:
@@ -40,6 +46,14 @@ class Task:
   def device_arrays(self) -> tuple[jax.Array, jax.Array]:
     """Puts inputs and labels on the default device once."""
     return jax.device_put(self.inputs), jax.device_put(self.labels)
+
+
+def with_label_noise(task: Task, fraction: float, seed: int = 0) -> Task:
+  """The task with round(fraction * N) rows' training labels replaced by a wrong class."""
+  from grokjax.tasks.parity import corrupt_labels  # pylint: disable=import-outside-toplevel
+  noisy, mask = corrupt_labels(task.labels, task.num_classes, fraction, seed)
+  return dataclasses.replace(task, train_labels=noisy.astype(np.int32),
+                             corrupted=mask)
 
 
 def table_task(name: str, x: np.ndarray, y: np.ndarray, z: np.ndarray,

@@ -12,6 +12,7 @@ from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 class Split(NamedTuple):
@@ -20,10 +21,13 @@ class Split(NamedTuple):
   train_idx: ``int32[M]`` the first ``M = max_n_train`` rows of the permutation.
   train_weight: ``float32[M]`` 1 for the member's own ``n_train`` rows, else 0.
   is_train: ``bool[N]`` train membership of every example.
+  table: ``int32[]`` the label table the member learns (a task with several
+    tables, e.g. a sweep over algebras, has labels [A, N]; else 0).
   """
   train_idx: jax.Array
   train_weight: jax.Array
   is_train: jax.Array
+  table: jax.Array = np.int32(0)
 
 
 def num_train(fraction: float, num_examples: int) -> int:
@@ -31,15 +35,21 @@ def num_train(fraction: float, num_examples: int) -> int:
   return int(round(fraction * num_examples))
 
 
+def member_labels(labels: jax.Array, split: Split) -> jax.Array:
+  """[N] the labels a member learns: its own table's row when there are several."""
+  return labels if labels.ndim == 1 else labels[split.table]
+
+
 def make_split(key: jax.Array, n_train: jax.Array, num_examples: int,
-               max_n_train: int) -> Split:
+               max_n_train: int, table: jax.Array | int = 0) -> Split:
   """Split of one member; `n_train` may be traced (it is a swept value)."""
   perm = jax.random.permutation(key, num_examples)
   train_idx = perm[:max_n_train].astype(jnp.int32)
   train_weight = (jnp.arange(max_n_train) < n_train).astype(jnp.float32)
   rank = jnp.zeros(num_examples, jnp.int32).at[perm].set(
       jnp.arange(num_examples, dtype=jnp.int32))
-  return Split(train_idx, train_weight, rank < n_train)
+  return Split(train_idx, train_weight, rank < n_train,
+               jnp.asarray(table, jnp.int32))
 
 
 def max_num_train(fractions: Sequence[float], num_examples: int) -> int:

@@ -35,7 +35,8 @@ from grokjax.train import memory
 from grokjax.train import sharding as shard_lib
 from grokjax.train import snapshots as snap_lib
 from grokjax.train.state import (Hypers, MemberState, abstract_ensemble,
-                                 count_params, init_group, make_hypers)
+                                 count_params, init_group, make_hypers,
+                                 member_splits)
 from grokjax.train.step import (Data, compile_sweep_chunk, compile_sweep_eval,
                                 eval_fields, eval_schedule, padded_eval_mask)
 
@@ -178,6 +179,18 @@ def _chunk_records(config: Config, rec, ev, start: int, end: int,
           **{k: getattr(ev, k)[:, here - start] for k in ev._fields}}
 
 
+def _label_noise_record(config: Config, task, num_members: int) -> dict:
+  """config.json's record of --label_noise: the corrupted rows, and each member's corrupted share of its train rows."""
+  if getattr(task, "corrupted", None) is None:
+    return {}
+  is_train = np.asarray(member_splits(config, task,
+                                      np.arange(num_members)).is_train)
+  share = (is_train & task.corrupted[None]).sum(1) / np.maximum(
+      is_train.sum(1), 1)
+  return {"label_noise": {"corrupted_rows": int(task.corrupted.sum()),
+                          "corrupted_train_fraction": share.tolist()}}
+
+
 def sweep(config: Config, workdir: str | None = None,
           log: Callable[[str], None] | None = print,
           devices: list | None = None, overwrite: bool = False) -> SweepResult:
@@ -248,7 +261,8 @@ def sweep(config: Config, workdir: str | None = None,
   K = min(config.chunk_steps, config.steps)
   n_chunks = -(-config.steps // K)
   data = shard_lib.global_array(
-      Data(task.inputs, task.labels, padded_eval_mask(eval_steps, n_chunks * K)),
+      Data(task.inputs, task.labels, padded_eval_mask(eval_steps, n_chunks * K),
+           getattr(task, "train_labels", None)),
       rep)
   chunk_fn, chunk_traces = compile_sweep_chunk(model.apply, config, K, mesh)
   eval_fn = compile_sweep_eval(model.apply, config, mesh)
@@ -279,7 +293,7 @@ def sweep(config: Config, workdir: str | None = None,
       gio.write_config(workdir, config.to_dict(), grid.axes, {
           "num_members": E, "num_examples": task.num_examples,
           "max_n_train": max_n, "num_params_per_member": n_params,
-          "chunk_steps": K})
+          "chunk_steps": K, **_label_noise_record(config, task, E)})
       gio.write_csv(os.path.join(workdir, "members.csv"),
                     [{"member": i, **m} for i, m in enumerate(members)])
     # Lines logged after the checkpoint we resume from are logged again: drop

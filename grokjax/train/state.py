@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from grokjax.config import SWEPT, Config, ConfigError, Grid
+from grokjax.config import INT_AXES, SWEPT, Config, ConfigError, Grid
 from grokjax.models import DTYPES, cast_params, make_model, scale_init
 from grokjax.optim import make_optimizer
 from grokjax.tasks import (LinearTask, Problem, Split, Task, make_split,
@@ -26,6 +26,7 @@ class Hypers(NamedTuple):
   weight_decay: jax.Array
   init_scale: jax.Array
   reg_strength: jax.Array
+  task_index: jax.Array
   n_train: jax.Array
 
 
@@ -76,7 +77,8 @@ def init_member(model, config: Config, task: Task | LinearTask,
   if isinstance(task, LinearTask):
     return state, task.sample(split_key, hypers.n_train, max_n_train,
                               DTYPES[config.precision])
-  split = make_split(split_key, hypers.n_train, task.num_examples, max_n_train)
+  split = make_split(split_key, hypers.n_train, task.num_examples, max_n_train,
+                     hypers.task_index)
   return state, split
 
 
@@ -113,17 +115,19 @@ def abstract_ensemble(config: Config, task: Task, max_n_train: int,
   """
   from grokjax.train.step import Data  # pylint: disable=import-outside-toplevel
   model = make_model(config, task)
-  row = Hypers(*(np.zeros(num_members, np.int32 if k in ("seed", "data_seed",
-                                                         "n_train")
+  row = Hypers(*(np.zeros(num_members, np.int32 if k in INT_AXES + ("n_train",)
                           else np.float32) for k in Hypers._fields))
   spec = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype)
   hypers = jax.tree.map(spec, row)
   init = jax.vmap(functools.partial(init_member, model, config, task,
                                     max_n_train))
   state, split = jax.eval_shape(init, hypers)
-  data = Data(jax.ShapeDtypeStruct(task.inputs.shape, np.int32),
-              jax.ShapeDtypeStruct(task.labels.shape, np.int32),
-              jax.ShapeDtypeStruct((steps_in_mask,), np.bool_))
+  noisy = getattr(task, "train_labels", None)
+  data = Data(jax.ShapeDtypeStruct(task.inputs.shape, task.inputs.dtype),
+              jax.ShapeDtypeStruct(task.labels.shape, task.labels.dtype),
+              jax.ShapeDtypeStruct((steps_in_mask,), np.bool_),
+              None if noisy is None else jax.ShapeDtypeStruct(noisy.shape,
+                                                              noisy.dtype))
   return model, state, hypers, split, data
 
 
@@ -148,7 +152,8 @@ def member_splits(config: Config, task: Task, members) -> Split:
   rows = jax.tree.map(lambda x: x[np.asarray(members, np.int64)], hypers)
 
   def split(h):
-    return make_split(member_keys(h)[2], h.n_train, task.num_examples, max_n)
+    return make_split(member_keys(h)[2], h.n_train, task.num_examples, max_n,
+                      h.task_index)
   return jax.jit(jax.vmap(split))(rows)
 
 

@@ -7,7 +7,7 @@ the eval branch is a true `lax.cond` even under vmap.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -19,16 +19,29 @@ from grokjax.models import readout_weights
 from grokjax.optim import (LOSSES, correct, cross_entropy, make_optimizer,
                            weighted_mean)
 from grokjax.tasks import Problem, Split
+from grokjax.tasks.splits import member_labels
 from grokjax.tasks.linear import error
 from grokjax.train.state import Hypers, MemberState, member_keys
 
 
 
 class Data(NamedTuple):
-  """Shared by every member (unbatched): the task table and the eval schedule."""
+  """Shared by every member (unbatched): the task table and the eval schedule.
+
+  `labels` is [A, N] for a task with several tables (each member reads its
+  own, `Split.table`). `train_labels` (same shape) are the labels training
+  and the train metrics use when some are corrupted (--label_noise); None
+  otherwise. Validation always uses `labels`.
+  """
   inputs: jax.Array   # int32[N, L]
-  labels: jax.Array   # int32[N]
+  labels: jax.Array   # int32[N] (or [A, N])
   eval_at: jax.Array  # bool[S]: evaluate before the update of step s
+  train_labels: Any = None
+
+
+def _train_labels(data: Data, split: Split) -> jax.Array:
+  return member_labels(data.labels if data.train_labels is None
+                       else data.train_labels, split)
 
 
 class StepRecord(NamedTuple):
@@ -146,13 +159,20 @@ def evaluate(apply_fn, params, split: Split, data: Data,
              loss_fn=cross_entropy) -> EvalRecord:
   """Loss and accuracy on every train and validation row, the parameter l2 norm, softmax collapse."""
   logits = apply_fn({"params": params}, data.inputs)
-  loss, acc = loss_fn(logits, data.labels), correct(logits, data.labels)
+  labels = member_labels(data.labels, split)
+  loss, acc = loss_fn(logits, labels), correct(logits, labels)
+  train_loss, train_acc = loss, acc
+  if data.train_labels is not None:  # train rows are scored on what they teach
+    noisy = _train_labels(data, split)
+    train_loss, train_acc = loss_fn(logits, noisy), correct(logits, noisy)
   w_train = split.is_train.astype(jnp.float32)
   w_val = 1.0 - w_train
-  record = EvalRecord(weighted_mean(loss, w_train), weighted_mean(acc, w_train),
+  record = EvalRecord(weighted_mean(train_loss, w_train),
+                      weighted_mean(train_acc, w_train),
                       weighted_mean(loss, w_val), weighted_mean(acc, w_val),
                       optax.tree.norm(params),
-                      weighted_mean((loss == 0).astype(jnp.float32), w_train))
+                      weighted_mean((train_loss == 0).astype(jnp.float32),
+                                    w_train))
   return jax.tree.map(lambda x: x.astype(jnp.float32), record)
 
 
@@ -182,7 +202,8 @@ def train_step(apply_fn, config: Config, state: MemberState, hypers: Hypers,
                                step)
     objective = lambda p: loss_and_metrics(apply_fn, LOSSES[config.loss], p,
                                            data.inputs[rows],
-                                           data.labels[rows], weights)
+                                           _train_labels(data, split)[rows],
+                                           weights)
   (loss, acc), grads = jax.value_and_grad(objective, has_aux=True)(
       state.params)
   tx = make_optimizer(config, hypers)
