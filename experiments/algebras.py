@@ -57,12 +57,8 @@ def algebra_rows(config: gj.Config, summary: list[dict]) -> list[dict]:
 
 def main(argv):
   del argv
-  if not FLAGS.workdir:
-    raise gj.ConfigError("--workdir: give a run directory of --task=algebra")
-  if not os.path.exists(os.path.join(FLAGS.workdir, "config.json")):
-    raise gj.ConfigError(f"--workdir={FLAGS.workdir}: no config.json (not a "
-                         "run directory)")
-  config = gj.Config.from_dict(gj.io.read_config(FLAGS.workdir)["config"])
+  config = gj.Config.from_dict(flags_lib.stored_run(
+      FLAGS.workdir, "a run directory of --task=algebra")["config"])
   if config.task != "algebra":
     raise gj.ConfigError(f"--workdir={FLAGS.workdir}: a run of --task="
                          f"{config.task}; this script needs --task=algebra")

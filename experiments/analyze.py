@@ -189,12 +189,8 @@ def _measures(out: str, summary: list[dict]) -> list[str]:
 
 def main(argv):
   del argv
-  if not FLAGS.workdir:
-    raise gj.ConfigError("--workdir: give the run directory to analyze")
-  if not os.path.exists(os.path.join(FLAGS.workdir, "config.json")):
-    raise gj.ConfigError(f"--workdir={FLAGS.workdir}: no config.json (not a "
-                         "run directory)")
-  stored = gj.io.read_config(FLAGS.workdir)
+  stored = flags_lib.stored_run(FLAGS.workdir,
+                                "the run directory to analyze")
   overrides = {k: getattr(FLAGS, k) for k in (
       "mem_threshold", "gen_threshold", "phase_threshold", "phase_gap",
       "mem_error", "gen_error") if getattr(FLAGS, k) is not None}

@@ -65,6 +65,16 @@ def config_from_flags() -> gj.Config:
   return config
 
 
+def stored_run(workdir: str | None, what: str = "a run directory") -> dict:
+  """config.json of --workdir, or a ConfigError that says what is missing."""
+  if not workdir:
+    raise gj.ConfigError(f"--workdir: give {what}")
+  if not os.path.exists(os.path.join(workdir, "config.json")):
+    raise gj.ConfigError(f"--workdir={workdir}: no config.json (not a run "
+                         "directory)")
+  return gj.io.read_config(workdir)
+
+
 def default_workdir(config: gj.Config) -> str:
   safe = "".join(c if c.isalnum() or c in "+-" else "_" for c in config.task)
   return os.path.join("runs", f"{safe}_{config.model}_"

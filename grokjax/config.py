@@ -25,7 +25,8 @@ SWEPT = ("seed", "data_seed", "train_fraction", "learning_rate",
          "weight_decay", "init_scale", "reg_strength", "task_index")
 INT_AXES = ("seed", "data_seed", "task_index")
 
-MODELS = ("transformer", "mlp", "linear")
+MODELS = ("transformer", "mlp", "linear", "cnn", "resnet18", "lstm")
+IMAGE_MODELS = ("mlp", "cnn", "resnet18")
 PRECISIONS = ("float32", "bfloat16", "float64")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 ACTIVATIONS = ("relu", "gelu", "quadratic")
@@ -73,6 +74,19 @@ class Config:
                             "dataset that members split)")
   task_seed: int = _field(0, "seed of the sampled dataset (parity) and of "
                           "the corrupted rows (--label_noise)")
+  data_dir: str = _field("", "--task=mnist: folder with the MNIST IDX files "
+                         "or mnist.npz")
+  text_vocab: int = _field(10000, "--task=text: words kept (the most "
+                           "frequent in the training documents)")
+  text_max_len: int = _field(128, "--task=text: tokens kept per document "
+                             "(then a CLS token)")
+  train_size: int = _field(0, "training rows per member (each member draws "
+                           "its own subset); 0 = --train_fraction of the "
+                           "rows (image tasks: of the training pool)")
+  holdout: str = _field("none", "structured hold-out of a two-operand table "
+                        "(Gu et al. 2025): square:k (x, y < k) or strip:k "
+                        "(x < k) is never trained on and is the validation "
+                        "set")
   label_noise: float = _field(0.0, "fraction of the table's rows whose "
                               "training label is replaced by a random wrong "
                               "class (validation keeps the true labels)")
@@ -100,6 +114,13 @@ class Config:
                           " product of the operand embeddings, or onehot")
   mlp_hidden: tuple = _field((256, 256), "MLP hidden widths", kind="int_list")
   mlp_bias: bool = _field(True, "biases in the MLP model")
+  cnn_channels: tuple = _field((32, 64), "--model=cnn: widths of its 3x3 "
+                               "conv layers (each followed by 2x2 average "
+                               "pooling)", kind="int_list")
+  resnet_norm: str = _field("none", "--model=resnet18: none or group "
+                            "(GroupNorm); never BatchNorm")
+  resnet_width: float = _field(1.0, "--model=resnet18: width multiplier of "
+                               "64-128-256-512")
   # Optimizer.
   optimizer: str = _field("adamw", "adamw (decoupled wd), adam or sgd "
                           "(coupled L2 = weight_decay * params in the gradient)")
@@ -200,7 +221,7 @@ class Config:
 
   def __post_init__(self):
     # Swept fields accept any sequence (range, list, array) or a single number.
-    for name in SWEPT + ("mlp_hidden", "algebra"):
+    for name in SWEPT + ("mlp_hidden", "algebra", "cnn_channels"):
       value = getattr(self, name)
       if isinstance(value, (int, float, np.number)):
         value = (value,)
@@ -240,15 +261,27 @@ class Config:
     return self.mem_threshold, self.gen_threshold
 
   def build_task(self):
-    """The task these settings name (a `Task`, or a `LinearTask`)."""
-    task = tasks.make_task(self.task, self.p, op_token=self.op_token,
-                           symmetric=self.symmetric, linear_dim=self.linear_dim,
-                           linear_k=self.linear_k, algebra=self.algebra,
-                           dim=self.dim, parity=(self.parity_n, self.parity_k,
-                                                 self.num_samples),
-                           seed=self.task_seed)
+    """The task these settings name (a `Task`, or a `LinearTask`).
+
+    A missing or malformed data file (--data_dir) is a ConfigError.
+    """
+    try:
+      task = tasks.make_task(
+          self.task, self.p, op_token=self.op_token, symmetric=self.symmetric,
+          linear_dim=self.linear_dim, linear_k=self.linear_k,
+          algebra=self.algebra, dim=self.dim,
+          parity=(self.parity_n, self.parity_k, self.num_samples),
+          seed=self.task_seed, data_dir=self.data_dir,
+          text=(self.text_vocab, self.text_max_len))
+    except tasks.DataError as e:
+      raise ConfigError(str(e)) from None
     if self.label_noise:
       task = tasks.with_label_noise(task, self.label_noise, self.task_seed)
+    if self.holdout != "none":
+      try:
+        task = tasks.with_holdout(task, self.holdout)
+      except ValueError as e:
+        raise ConfigError(str(e)) from None
     return task
 
   @property
@@ -270,6 +303,28 @@ class Config:
                                self.num_samples))
     except ValueError as e:
       raise ConfigError(str(e)) from None
+    if self.train_size < 0:
+      raise ConfigError(f"--train_size={self.train_size}: must be >= 0")
+    if tasks.is_image_task(self.task) and self.model not in IMAGE_MODELS:
+      raise ConfigError(f"--model={self.model}: --task={self.task} has "
+                        "image inputs; use --model=mlp, cnn or resnet18")
+    if self.task == "text" and self.model not in ("transformer", "lstm"):
+      raise ConfigError(f"--model={self.model}: --task=text reads token "
+                        "sequences; use --model=transformer or lstm")
+    if self.model == "lstm" and (tasks.is_image_task(self.task) or
+                                 self.regression):
+      raise ConfigError(f"--model=lstm: needs a token task, not {self.task}")
+    for name in ("text_vocab", "text_max_len"):
+      if getattr(self, name) < 1:
+        raise ConfigError(f"--{name}={getattr(self, name)}: must be >= 1")
+    if self.model in ("cnn", "resnet18") and not tasks.is_image_task(
+        self.task):
+      raise ConfigError(f"--model={self.model}: needs an image task "
+                        f"(--task=digits or mnist), not {self.task}")
+    _choice("resnet_norm", self.resnet_norm, ("none", "group"))
+    if any(c < 1 for c in self.cnn_channels) or self.resnet_width <= 0:
+      raise ConfigError(f"--cnn_channels={self.cnn_channels} / --resnet_width"
+                        f"={self.resnet_width}: must be positive")
     if not 0 <= self.label_noise < 1:
       raise ConfigError(f"--label_noise={self.label_noise}: must be in [0, 1)")
     if self.label_noise and self.regression:

@@ -29,3 +29,20 @@ def test_nanda2023_exact_setup_groks_inside_the_papers_window(tmp_path):
   assert float(row["t_mem"]) <= 1400
   assert 5000 <= float(row["t_gen"]) <= 14000  # gen_threshold 0.95 in the flagfile
   assert row["phase"] == "grokking" and float(row["final_val_acc"]) >= 0.95
+
+
+@pytest.mark.slow
+def test_omnigrok_digits_large_init_delays_generalization(tmp_path):
+  """Omnigrok (Liu et al. 2023) on the 8x8 digits: with init scale 8 the
+  test accuracy reaches 90% thousands of steps after the training set is
+  fitted; with init scale 1 within a few hundred. One seed (~1 min)."""
+  workdir = str(tmp_path / "omnigrok")
+  proc = _sweep("--flagfile=experiments/flags/omnigrok_digits.flags",
+                "--seed=0", f"--workdir={workdir}")
+  assert proc.returncode == 0, proc.stderr
+  small, large = gio.read_csv(os.path.join(workdir, "summary.csv"))
+  assert (small["init_scale"], large["init_scale"]) == ("1", "8")
+  assert float(small["t_gen"]) <= 500 and float(small["delay"]) <= 500
+  assert float(large["t_mem"]) <= 3000
+  assert float(large["delay"]) >= 5000  # test 90% >= 5000 steps later
+  assert float(large["final_val_acc"]) >= 0.9

@@ -101,8 +101,6 @@ def test_overwrite_replaces_only_what_a_run_writes(tmp_path):
     (["--steps=ten"], "steps"),
     (["--flagfile=/nonexistent/run.flags"], "/nonexistent/run.flags"),
     (["--model=cnn"], "--model=cnn"),
-    (["--task=algebra", "--algebra=complex,m2", "--p=3"],
-     "--algebra=complex,m2"),
     (["--task=algebra", "--algebra=complex", "--p=3", "--task_index=1"],
      "--task_index=1"),
     (["--checkpoint_every=-5"], "--checkpoint_every=-5"),

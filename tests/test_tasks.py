@@ -122,3 +122,24 @@ def test_bad_tasks_name_the_flag(name, p, match):
 
 def test_composite_modulus_is_fine_without_division():
   assert tasks.make_task("x+y", 10).num_examples == 100
+
+
+@pytest.mark.parametrize("spec,held", [("square:5", 25), ("strip:3", 3 * 13)])
+def test_structured_holdouts_remove_exactly_the_region(spec, held):
+  import grokjax as gj  # pylint: disable=import-outside-toplevel
+  from grokjax.train import state as state_lib  # pylint: disable=import-outside-toplevel
+  config = gj.Config(task="x+y", p=13, holdout=spec, seed=(0, 1),
+                     train_fraction=(0.8,))
+  task = config.build_task()
+  x, y = task.inputs[:, 0], task.inputs[:, 2]
+  region = (x < 5) & (y < 5) if spec.startswith("square") else x < 3
+  assert task.num_pool == 169 - held and region.sum() == held
+  assert region[task.num_pool:].all() and not region[:task.num_pool].any()
+  np.testing.assert_array_equal(task.labels, (x + y) % 13)  # rows moved whole
+  split = state_lib.member_splits(config, task, [0, 1])
+  is_train, is_val = np.asarray(split.is_train), np.asarray(split.is_val)
+  assert not (is_train & region).any()  # never trained on
+  np.testing.assert_array_equal(is_val, np.broadcast_to(region, is_val.shape))
+  assert (is_train.sum(1) == round(0.8 * (169 - held))).all()
+  with pytest.raises(gj.ConfigError, match="--holdout=square:0"):
+    config.replace(holdout="square:0").build_task()

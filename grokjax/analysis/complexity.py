@@ -49,16 +49,20 @@ def mlp_inputs_and_layers(params: Any, model: Any, tokens_BxL: jax.Array
   """The first hidden layer's input vectors and the hidden (kernel, bias) layers of a grokjax MLP.
 
   The input is [E(x), E(y)] (concat), E(x) + E(y) (sum), E(x) * E(y)
-  (product), or the one-hot [onehot(x), onehot(y)] (onehot).
+  (product), the one-hot [onehot(x), onehot(y)] (onehot), or the pixel
+  vector itself (features: image tasks).
   """
   if model.activation != "relu":
     raise ValueError(f"local complexity needs ReLU units; this MLP uses "
                      f"--activation={model.activation}")
-  operands = tokens_BxL[:, jnp.array(model.operand_positions)]
-  if model.input == "onehot":
+  if model.input == "features":
+    inputs = tokens_BxL.astype(jnp.float32)
+  elif model.input == "onehot":
+    operands = tokens_BxL[:, jnp.array(model.operand_positions)]
     inputs = jax.nn.one_hot(operands, model.num_tokens).reshape(
         operands.shape[0], -1)
   else:
+    operands = tokens_BxL[:, jnp.array(model.operand_positions)]
     e = params["embed"]["embedding"][operands]  # [B, P, D]
     inputs = {"sum": lambda: jnp.sum(e, axis=1),
               "product": lambda: jnp.prod(e, axis=1),

@@ -38,7 +38,7 @@ validation) rows, whatever the run trained with.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -50,6 +50,7 @@ from grokjax.config import ConfigError
 from grokjax.models import readout_weights
 from grokjax.optim.losses import cross_entropy, weighted_mean
 from grokjax.tasks import OPERATORS, is_regression
+from grokjax.tasks.splits import member_labels
 
 MEASURES = ("fourier", "norms", "distance", "embedding", "pca", "landscape",
             "hessian", "complexity")
@@ -98,10 +99,29 @@ def unembedding(params: Any, p: int) -> jax.Array:
   return readout_weights(params)[:, :p].T
 
 
-def _losses(logits, labels, is_train):
-  loss = cross_entropy(logits.astype(jnp.float32), labels)
-  w = is_train.astype(jnp.float32)
-  return weighted_mean(loss, w), weighted_mean(loss, 1.0 - w)
+class _Rows(NamedTuple):
+  """One member's rows: its train and validation masks [N] and its labels [N]."""
+  train: jax.Array
+  val: jax.Array
+  labels: jax.Array
+
+
+def _member_rows(task, split, num_members: int) -> _Rows:
+  """[E] rows of the members (as trained: their own table, pool, test set)."""
+  if split is None:  # linear tasks: no rows (their measures do not use them)
+    ones = jnp.ones((num_members, 1), bool)
+    return _Rows(ones, ones, jnp.zeros((num_members, 1), jnp.int32))
+  train = jnp.asarray(split.is_train)
+  val = ~train if split.is_val is None else jnp.asarray(split.is_val)
+  labels = jax.vmap(member_labels, (None, 0))(jnp.asarray(task.labels), split)
+  return _Rows(train, val, labels)
+
+
+def _losses(logits, rows: _Rows):
+  """Cross-entropy over the member's (train, validation) rows."""
+  loss = cross_entropy(logits.astype(jnp.float32), rows.labels)
+  return (weighted_mean(loss, rows.train.astype(jnp.float32)),
+          weighted_mean(loss, rows.val.astype(jnp.float32)))
 
 
 class _Context:
@@ -110,19 +130,17 @@ class _Context:
   def __init__(self, snap, options):
     self.config, self.task, self.model = snap.config, snap.task, snap.model
     self.inputs = jnp.asarray(self.task.inputs)
-    self.labels = jnp.asarray(self.task.labels)
-    self.split = snap.split
     self.p = self.config.p
     self.options = options
 
   def logits(self, params):
     return self.model.apply({"params": params}, self.inputs)
 
-  def train_loss(self, params, is_train):
-    return _losses(self.logits(params), self.labels, is_train)[0]
+  def train_loss(self, params, rows: _Rows):
+    return _losses(self.logits(params), rows)[0]
 
 
-def _fourier(ctx: _Context, params, is_train, key_final):
+def _fourier(ctx: _Context, params, rows, key_final):
   out = {}
   norms = fourier.frequency_norms(embedding(params, ctx.p))
   out["frequency_norms"] = norms
@@ -138,9 +156,8 @@ def _fourier(ctx: _Context, params, is_train, key_final):
     part, rest = fourier.split_logits(ctx.logits(params), directions,
                                       key_final)
     (out["restricted_loss"], out["restricted_loss_test"]) = _losses(
-        part, ctx.labels, is_train)
-    (out["excluded_loss"], out["excluded_loss_test"]) = _losses(
-        rest, ctx.labels, is_train)
+        part, rows)
+    (out["excluded_loss"], out["excluded_loss_test"]) = _losses(rest, rows)
   return out
 
 
@@ -152,8 +169,8 @@ def _embedding(ctx: _Context, params):
   return out
 
 
-def _landscape(ctx: _Context, params, final, is_train, key):
-  loss = lambda q: ctx.train_loss(q, is_train)
+def _landscape(ctx: _Context, params, final, rows, key):
+  loss = lambda q: ctx.train_loss(q, rows)
   to_final = jax.tree.map(lambda a, b: a - b, final, params)
   rand = landscape.filter_normalized_direction(key, params)
   return {"landscape_final": landscape.slice_1d(
@@ -162,20 +179,20 @@ def _landscape(ctx: _Context, params, final, is_train, key):
               loss, params, rand, ctx.options["alpha_random"])}
 
 
-def _hessian(ctx: _Context, params, is_train, key):
-  ext = hessian.hessian_extremes(lambda q: ctx.train_loss(q, is_train),
+def _hessian(ctx: _Context, params, rows, key):
+  ext = hessian.hessian_extremes(lambda q: ctx.train_loss(q, rows),
                                  params, ctx.options["lanczos_steps"], key)
   return {"hessian_max": ext.max, "hessian_min": ext.min,
           "hessian_condition": ext.condition}
 
 
-def _complexity(ctx: _Context, params, is_train, key):
-  rows = ctx.options["complexity_points"]
+def _complexity(ctx: _Context, params, rows, key):
+  count = ctx.options["complexity_points"]
   out = {}
-  for name, mask in (("local_complexity", is_train),
-                     ("local_complexity_test", ~is_train)):
-    # The first `rows` rows of the set (by index; the split is random).
-    order = jnp.argsort(~mask, stable=True)[:rows]
+  for name, mask in (("local_complexity", rows.train),
+                     ("local_complexity_test", rows.val)):
+    # The first `count` rows of the set (by index; the split is random).
+    order = jnp.argsort(~mask, stable=True)[:count]
     x, layers = lc_lib.mlp_inputs_and_layers(params, ctx.model,
                                              ctx.inputs[order])
     radius = ctx.options["complexity_radius"] * jnp.sqrt(
@@ -184,22 +201,22 @@ def _complexity(ctx: _Context, params, is_train, key):
   return out
 
 
-def _per_step(ctx: _Context, names, params, final, is_train, key_final, key):
+def _per_step(ctx: _Context, names, params, final, rows, key_final, key):
   """Every chosen per-step measure of one member at one step."""
   out = {}
   k_land, k_hess, k_lc = jax.random.split(key, 3)
   if "fourier" in names:
-    out.update(_fourier(ctx, params, is_train, key_final))
+    out.update(_fourier(ctx, params, rows, key_final))
   if "norms" in names:
     out.update(weights.weight_stats(params))
   if "embedding" in names:
     out.update(_embedding(ctx, params))
   if "landscape" in names:
-    out.update(_landscape(ctx, params, final, is_train, k_land))
+    out.update(_landscape(ctx, params, final, rows, k_land))
   if "hessian" in names:
-    out.update(_hessian(ctx, params, is_train, k_hess))
+    out.update(_hessian(ctx, params, rows, k_hess))
   if "complexity" in names:
-    out.update(_complexity(ctx, params, is_train, k_lc))
+    out.update(_complexity(ctx, params, rows, k_lc))
   return out
 
 
@@ -240,7 +257,7 @@ def compute_measures(workdir: str, names: Sequence[str],
     members = final.members
     ctx = _Context(final, options)
     E, S = len(members), len(steps)
-    is_train = jnp.asarray(final.split.is_train) if final.split else None
+    rows = _member_rows(ctx.task, final.split, len(members))
     key_final = None
     if "fourier" in names:
       key_final = jax.vmap(lambda q: fourier.key_frequencies(
@@ -253,8 +270,6 @@ def compute_measures(workdir: str, names: Sequence[str],
     # (one member's Lanczos basis / forward passes at a time).
     batched = jax.jit(jax.vmap(per_step) if not heavy else
                       lambda *a: jax.lax.map(lambda x: per_step(*x), a))
-    dummy_train = (is_train if is_train is not None else
-                   jnp.ones((E, 1), bool))
     dummy_key = key_final if key_final is not None else jnp.zeros((E, 1),
                                                                    bool)
     columns: dict[str, list] = {}
@@ -264,7 +279,7 @@ def compute_measures(workdir: str, names: Sequence[str],
     for j, step in enumerate(steps.tolist()):
       snap = final if step == steps[-1] else reader.load(step, members)
       keys = jax.vmap(jax.random.fold_in, (0, None))(member_keys, step)
-      values = jax.device_get(batched(snap.params, final.params, dummy_train,
+      values = jax.device_get(batched(snap.params, final.params, rows,
                                       dummy_key, keys))
       if "distance" in names:
         values.update(_distances(snap.params, previous, init_params))

@@ -7,7 +7,9 @@ import jax
 import jax.numpy as jnp
 
 from grokjax.config import Config
+from grokjax.models.cnn import CNN, ResNet18
 from grokjax.models.linear import LinearModel
+from grokjax.models.lstm import LSTMClassifier
 from grokjax.models.mlp import MLP
 from grokjax.models.transformer import Transformer
 from grokjax.tasks import LinearTask, Task
@@ -20,6 +22,17 @@ def make_model(config: Config, task: Task | LinearTask) -> nn.Module:
   """The model named by `config.model`, sized for `task`."""
   if config.model == "linear":
     return LinearModel(shape=task.target_shape, depth=config.linear_depth)
+  if config.model == "lstm":
+    return LSTMClassifier(vocab_size=task.vocab_size,
+                          num_classes=task.num_classes,
+                          embed_dim=config.d_model, hidden=config.d_model)
+  if config.model == "cnn":
+    return CNN(image_shape=task.image_shape, num_classes=task.num_classes,
+               channels=tuple(config.cnn_channels))
+  if config.model == "resnet18":
+    return ResNet18(image_shape=task.image_shape,
+                    num_classes=task.num_classes, norm=config.resnet_norm,
+                    width_factor=config.resnet_width)
   if config.model == "transformer":
     return Transformer(vocab_size=task.vocab_size,
                        num_classes=task.num_classes, seq_len=task.seq_len,
@@ -28,11 +41,12 @@ def make_model(config: Config, task: Task | LinearTask) -> nn.Module:
                        activation=config.activation,
                        layer_norm=config.layer_norm,
                        tie_embeddings=config.tie_embeddings)
+  features = getattr(task, "features", False)
   return MLP(num_tokens=task.num_classes, num_classes=task.num_classes,
              operand_positions=task.operand_positions,
              hidden=tuple(config.mlp_hidden), embed_dim=config.d_model,
-             input=config.mlp_input, activation=config.activation,
-             use_bias=config.mlp_bias)
+             input="features" if features else config.mlp_input,
+             activation=config.activation, use_bias=config.mlp_bias)
 
 
 def scale_init(params, alpha: jax.Array):
@@ -65,5 +79,5 @@ def readout_weights(params) -> jax.Array:
                    f"among {sorted(params)}")
 
 
-__all__ = ["MLP", "Transformer", "LinearModel", "make_model", "scale_init",
+__all__ = ["CNN", "ResNet18", "LSTMClassifier", "MLP", "Transformer", "LinearModel", "make_model", "scale_init",
            "cast_params", "readout_weights", "DTYPES"]

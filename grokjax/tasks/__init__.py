@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from grokjax.tasks.algebra import algebra_task, check_algebras
 from grokjax.tasks.base import Task, with_label_noise
+from grokjax.tasks.holdout import holdout_mask, with_holdout
+from grokjax.tasks.images import IMAGE_TASKS, DataError, image_task
 from grokjax.tasks.parity import check_parity, parity_task
+from grokjax.tasks.text import text_task
 from grokjax.tasks.linear import (ERROR_NORMS, LINEAR_TASKS, LinearTask,
                                   Problem, check_linear_task)
 from grokjax.tasks.modular import OPERATORS, is_prime, modular_task, needs_prime
@@ -18,7 +21,12 @@ from grokjax.tasks.splits import Split, make_split, max_num_train, num_train
 
 def task_names() -> list[str]:
   return (list(OPERATORS) + [f"s5:{p}" for p in PRODUCTS]
-          + ["algebra", "parity"] + list(LINEAR_TASKS))
+          + ["algebra", "parity", "text"] + list(IMAGE_TASKS)
+          + list(LINEAR_TASKS))
+
+
+def is_image_task(name: str) -> bool:
+  return name in IMAGE_TASKS
 
 
 def is_regression(name: str) -> bool:
@@ -43,6 +51,8 @@ def check_task(name: str, p: int, *, algebra=("complex",), dim: int = 2,
   if name == "parity":
     check_parity(*parity)
     return
+  if name in IMAGE_TASKS or name == "text":
+    return
   perm = parse_permutation_task(name)
   if perm is not None:
     n, product = perm
@@ -66,11 +76,16 @@ def make_task(name: str, p: int = 97, *, op_token: bool = True,
               symmetric: bool = False, linear_dim: int = 100,
               linear_k: int = 5, algebra=("complex",),
               dim: int = 2, parity=(40, 3, 2000),
-              seed: int = 0) -> Task | LinearTask:
+              seed: int = 0, data_dir: str = "",
+              text=(10000, 128)) -> Task | LinearTask:
   """Builds a task by name: a modular operator (with `p`), `s<n>:<product>`, `algebra` (the `algebra` tables over F_p), `parity` ((n, k, num_samples), drawn from `seed`), or a linear task."""
   check_task(name, p, algebra=algebra, dim=dim, parity=parity)
   if name == "parity":
     return parity_task(*parity, seed=seed)
+  if name in IMAGE_TASKS:
+    return image_task(name, data_dir)
+  if name == "text":
+    return text_task(data_dir, *text)
   if name == "algebra":
     return algebra_task(algebra, p, dim, op_token=op_token,
                         symmetric=symmetric)
@@ -86,4 +101,6 @@ def make_task(name: str, p: int = 97, *, op_token: bool = True,
 __all__ = ["Task", "LinearTask", "Problem", "LINEAR_TASKS", "ERROR_NORMS",
            "is_regression", "Split", "make_task", "check_task", "task_names",
            "make_split", "num_train", "max_num_train", "OPERATORS", "PRODUCTS",
-           "is_prime", "algebra_task", "parity_task", "with_label_noise"]
+           "is_prime", "algebra_task", "parity_task", "with_label_noise",
+           "image_task", "is_image_task", "DataError", "IMAGE_TASKS",
+           "with_holdout", "holdout_mask", "text_task"]

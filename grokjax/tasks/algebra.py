@@ -183,41 +183,38 @@ def make_algebra(spec: str, p: int, dim: int = 2) -> Algebra:
 # ---------------------------------------------------------------- properties
 
 
-def rank_mod_p(matrix: np.ndarray, p: int) -> int:
-  """Rank of an integer matrix over F_p (Gaussian elimination)."""
-  a = np.array(matrix, np.int64) % p
-  rank, rows, cols = 0, a.shape[0], a.shape[1]
+def _row_reduce(a: np.ndarray, p: int, cols: int) -> tuple[np.ndarray,
+                                                           list[int]]:
+  """Reduced row echelon form over F_p of `a`, pivoting on its first `cols` columns; (form, pivot columns)."""
+  a = np.array(a, np.int64) % p
+  pivots, rows = [], a.shape[0]
   for col in range(cols):
-    pivot = next((r for r in range(rank, rows) if a[r, col]), None)
+    r0 = len(pivots)
+    pivot = next((r for r in range(r0, rows) if a[r, col]), None)
     if pivot is None:
       continue
-    a[[rank, pivot]] = a[[pivot, rank]]
-    a[rank] = a[rank] * pow(int(a[rank, col]), p - 2, p) % p
-    others = [r for r in range(rows) if r != rank and a[r, col]]
-    a[others] = (a[others] - a[others, col:col + 1] * a[rank]) % p
-    rank += 1
-    if rank == rows:
+    a[[r0, pivot]] = a[[pivot, r0]]
+    a[r0] = a[r0] * pow(int(a[r0, col]), p - 2, p) % p
+    others = [r for r in range(rows) if r != r0 and a[r, col]]
+    a[others] = (a[others] - a[others, col:col + 1] * a[r0]) % p
+    pivots.append(col)
+    if len(pivots) == rows:
       break
-  return rank
+  return a, pivots
+
+
+def rank_mod_p(matrix: np.ndarray, p: int) -> int:
+  """Rank of an integer matrix over F_p (Gaussian elimination)."""
+  return len(_row_reduce(matrix, p, np.shape(matrix)[1])[1])
 
 
 def solve_mod_p(a: np.ndarray, b: np.ndarray, p: int) -> np.ndarray | None:
   """One solution x of a x = b over F_p, or None if there is none."""
-  m, n = a.shape
-  aug = np.concatenate([np.asarray(a, np.int64), np.asarray(b, np.int64)[:, None]],
-                       axis=1) % p
-  pivots, rank = [], 0
-  for col in range(n):
-    pivot = next((r for r in range(rank, m) if aug[r, col]), None)
-    if pivot is None:
-      continue
-    aug[[rank, pivot]] = aug[[pivot, rank]]
-    aug[rank] = aug[rank] * pow(int(aug[rank, col]), p - 2, p) % p
-    others = [r for r in range(m) if r != rank and aug[r, col]]
-    aug[others] = (aug[others] - aug[others, col:col + 1] * aug[rank]) % p
-    pivots.append(col)
-    rank += 1
-  if aug[rank:, n].any():
+  n = a.shape[1]
+  aug, pivots = _row_reduce(np.concatenate(
+      [np.asarray(a, np.int64), np.asarray(b, np.int64)[:, None]], axis=1),
+      p, n)
+  if aug[len(pivots):, n].any():
     return None
   x = np.zeros(n, np.int64)
   for r, col in enumerate(pivots):

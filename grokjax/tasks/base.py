@@ -24,6 +24,9 @@ class Task:
       (``--label_noise``; None: the true labels); validation always uses
       `labels`.
     corrupted: ``bool[N]`` the corrupted rows (None without label noise).
+    num_pool: rows [0, num_pool) are the training pool and the rest a fixed
+      test set (image tasks); None: every row may train, the rest validate.
+    image_shape: (H, W, C) of an image task's flat pixel vectors.
   """
   name: str
   inputs: np.ndarray
@@ -34,6 +37,8 @@ class Task:
   commutative: bool
   train_labels: np.ndarray | None = None
   corrupted: np.ndarray | None = None
+  num_pool: int | None = None
+  image_shape: tuple[int, int, int] | None = None
 
   @property
   def num_examples(self) -> int:
@@ -42,6 +47,16 @@ class Task:
   @property
   def seq_len(self) -> int:
     return int(self.inputs.shape[1])
+
+  @property
+  def pool_size(self) -> int:
+    """Rows a training subset is drawn from (a training fraction counts these)."""
+    return self.num_examples if self.num_pool is None else self.num_pool
+
+  @property
+  def features(self) -> bool:
+    """Inputs are float feature vectors (images), not token ids."""
+    return bool(np.issubdtype(self.inputs.dtype, np.floating))
 
   def device_arrays(self) -> tuple[jax.Array, jax.Array]:
     """Puts inputs and labels on the default device once."""

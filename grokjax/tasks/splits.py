@@ -23,11 +23,14 @@ class Split(NamedTuple):
   is_train: ``bool[N]`` train membership of every example.
   table: ``int32[]`` the label table the member learns (a task with several
     tables, e.g. a sweep over algebras, has labels [A, N]; else 0).
+  is_val: ``bool[N]`` the validation rows: every row not trained on, or a
+    task's fixed test set (None: not `is_train`).
   """
   train_idx: jax.Array
   train_weight: jax.Array
   is_train: jax.Array
   table: jax.Array = np.int32(0)
+  is_val: jax.Array | None = None
 
 
 def num_train(fraction: float, num_examples: int) -> int:
@@ -41,15 +44,29 @@ def member_labels(labels: jax.Array, split: Split) -> jax.Array:
 
 
 def make_split(key: jax.Array, n_train: jax.Array, num_examples: int,
-               max_n_train: int, table: jax.Array | int = 0) -> Split:
-  """Split of one member; `n_train` may be traced (it is a swept value)."""
+               max_n_train: int, table: jax.Array | int = 0,
+               num_pool: int | None = None) -> Split:
+  """Split of one member; `n_train` may be traced (it is a swept value).
+
+  With `num_pool`, train rows come from rows [0, num_pool) only and the
+  validation rows are the fixed test set [num_pool, N).
+  """
+  if num_pool is not None:
+    perm = jax.random.permutation(key, num_pool)
+    train_idx = perm[:max_n_train].astype(jnp.int32)
+    train_weight = (jnp.arange(max_n_train) < n_train).astype(jnp.float32)
+    rank = jnp.full(num_examples, num_examples, jnp.int32).at[perm].set(
+        jnp.arange(num_pool, dtype=jnp.int32))
+    return Split(train_idx, train_weight, rank < n_train,
+                 jnp.asarray(table, jnp.int32),
+                 jnp.arange(num_examples) >= num_pool)
   perm = jax.random.permutation(key, num_examples)
   train_idx = perm[:max_n_train].astype(jnp.int32)
   train_weight = (jnp.arange(max_n_train) < n_train).astype(jnp.float32)
   rank = jnp.zeros(num_examples, jnp.int32).at[perm].set(
       jnp.arange(num_examples, dtype=jnp.int32))
   return Split(train_idx, train_weight, rank < n_train,
-               jnp.asarray(table, jnp.int32))
+               jnp.asarray(table, jnp.int32), rank >= n_train)
 
 
 def max_num_train(fractions: Sequence[float], num_examples: int) -> int:

@@ -34,7 +34,6 @@ from orbax.checkpoint import checkpoint_managers
 
 from grokjax.config import Config, ConfigError, Grid
 from grokjax.io.rundir import _atomic_write, read_config
-from grokjax.tasks import max_num_train
 from grokjax.train import state as state_lib
 
 
@@ -140,8 +139,9 @@ def load_final_state(workdir: str) -> tuple[Config, Any]:
                       "missing)")
   config = Config.from_dict(read_config(workdir)["config"])
   task = config.build_task()
-  hypers = state_lib.make_hypers(Grid.from_config(config), task)
-  max_n = max_num_train(hypers.train_fraction.tolist(), task.num_examples)
+  hypers = state_lib.make_hypers(Grid.from_config(config), task,
+                                 config.train_size)
+  max_n = int(hypers.n_train.max())
   num_members = len(hypers.seed)
   ckpts = RunCheckpoints(workdir, config.steps, 1)
   group_size = ckpts.group_size()

@@ -29,7 +29,7 @@ from grokjax import analysis
 from grokjax import io as gio
 from grokjax.config import Config, ConfigError, Grid
 from grokjax.models import make_model
-from grokjax.tasks import LinearTask, Task, max_num_train
+from grokjax.tasks import LinearTask, Task
 from grokjax.train import checkpoint as ckpt_lib
 from grokjax.train import memory
 from grokjax.train import sharding as shard_lib
@@ -224,8 +224,8 @@ def sweep(config: Config, workdir: str | None = None,
   grid = Grid.from_config(config)
   members = grid.rows()
   E = len(members)
-  hypers_host = make_hypers(grid, task)
-  max_n = max_num_train(hypers_host.train_fraction.tolist(), task.num_examples)
+  hypers_host = make_hypers(grid, task, config.train_size)
+  max_n = int(hypers_host.n_train.max())
   model = make_model(config, task)
   mesh = shard_lib.member_mesh(devices)
   D = mesh.size

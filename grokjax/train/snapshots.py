@@ -32,7 +32,6 @@ import orbax.checkpoint as ocp
 from grokjax.config import Config, ConfigError, Grid
 from grokjax.io.rundir import read_config
 from grokjax.models import make_model
-from grokjax.tasks import max_num_train
 from grokjax.train import state as state_lib
 
 
@@ -144,10 +143,10 @@ class SnapshotReader:
     self.config = _run_config(workdir)
     self.task = self.config.build_task()
     self.model = make_model(self.config, self.task)
-    hypers = state_lib.make_hypers(Grid.from_config(self.config), self.task)
+    hypers = state_lib.make_hypers(Grid.from_config(self.config), self.task,
+                                   self.config.train_size)
     self.num_members = len(hypers.seed)
-    self.max_n = max_num_train(hypers.train_fraction.tolist(),
-                               self.task.num_examples)
+    self.max_n = int(hypers.n_train.max())
     self._managers, self._abstract = {}, {}
 
   def _manager(self, group: int) -> ocp.CheckpointManager:

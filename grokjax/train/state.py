@@ -13,7 +13,7 @@ from grokjax.config import INT_AXES, SWEPT, Config, ConfigError, Grid
 from grokjax.models import DTYPES, cast_params, make_model, scale_init
 from grokjax.optim import make_optimizer
 from grokjax.tasks import (LinearTask, Problem, Split, Task, make_split,
-                           max_num_train, num_train)
+                           num_train)
 from grokjax.train import sharding as shard_lib
 
 
@@ -37,16 +37,23 @@ class MemberState(NamedTuple):
   diverged_step: jax.Array
 
 
-def make_hypers(grid: Grid, task: Task) -> Hypers:
-  """Host-side [E] arrays of every member's values; checks n_train >= 1."""
+def make_hypers(grid: Grid, task: Task, train_size: int = 0) -> Hypers:
+  """Host-side [E] arrays of every member's values; checks n_train >= 1.
+
+  n_train = round(train_fraction * pool) (the pool: every row, or an image
+  task's training pool), or `train_size` rows when it is > 0.
+  """
   columns = grid.columns()
-  n_train = np.array([num_train(f, task.num_examples)
+  pool = getattr(task, "pool_size", task.num_examples)
+  if train_size > pool:
+    raise ConfigError(f"--train_size={train_size}: the task has {pool} rows "
+                      f"to train on; use at most {pool}")
+  n_train = np.array([train_size or num_train(f, pool)
                       for f in columns["train_fraction"]], np.int32)
   if n_train.min() < 1:
     bad = float(columns["train_fraction"][n_train.argmin()])
     raise ConfigError(f"--train_fraction={bad}: gives 0 training rows out of "
-                      f"{task.num_examples}; use a fraction >= "
-                      f"{0.5 / task.num_examples:.2g}")
+                      f"{pool}; use a fraction >= {0.5 / pool:.2g}")
   return Hypers(**{k: columns[k] for k in SWEPT}, n_train=n_train)
 
 
@@ -69,7 +76,7 @@ def init_member(model, config: Config, task: Task | LinearTask,
   problem (drawn from the same data-seed key).
   """
   init_key, _, split_key = member_keys(hypers)
-  dummy = jnp.zeros((1, task.seq_len), jnp.int32)
+  dummy = jnp.zeros((1, task.seq_len), task.inputs.dtype)
   params = cast_params(scale_init(model.init(init_key, dummy)["params"],
                                   hypers.init_scale), config.precision)
   tx = make_optimizer(config, hypers)
@@ -78,7 +85,7 @@ def init_member(model, config: Config, task: Task | LinearTask,
     return state, task.sample(split_key, hypers.n_train, max_n_train,
                               DTYPES[config.precision])
   split = make_split(split_key, hypers.n_train, task.num_examples, max_n_train,
-                     hypers.task_index)
+                     hypers.task_index, task.num_pool)
   return state, split
 
 
@@ -134,8 +141,8 @@ def abstract_ensemble(config: Config, task: Task, max_n_train: int,
 def init_ensemble(config: Config, task: Task) -> Ensemble:
   """Builds the grid's members and initializes all of them on the default device."""
   grid = Grid.from_config(config)
-  hypers = make_hypers(grid, task)
-  max_n = max_num_train(hypers.train_fraction.tolist(), task.num_examples)
+  hypers = make_hypers(grid, task, config.train_size)
+  max_n = int(hypers.n_train.max())
   model = make_model(config, task)
   hypers = jax.device_put(hypers)
   state, split = init_group(model, config, task, max_n, hypers)
@@ -147,13 +154,13 @@ def member_splits(config: Config, task: Task, members) -> Split:
 
   The same split each member trained on (from its data seed and fraction).
   """
-  hypers = make_hypers(Grid.from_config(config), task)
-  max_n = max_num_train(hypers.train_fraction.tolist(), task.num_examples)
+  hypers = make_hypers(Grid.from_config(config), task, config.train_size)
+  max_n = int(hypers.n_train.max())
   rows = jax.tree.map(lambda x: x[np.asarray(members, np.int64)], hypers)
 
   def split(h):
     return make_split(member_keys(h)[2], h.n_train, task.num_examples, max_n,
-                      h.task_index)
+                      h.task_index, task.num_pool)
   return jax.jit(jax.vmap(split))(rows)
 
 

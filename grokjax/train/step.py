@@ -166,7 +166,8 @@ def evaluate(apply_fn, params, split: Split, data: Data,
     noisy = _train_labels(data, split)
     train_loss, train_acc = loss_fn(logits, noisy), correct(logits, noisy)
   w_train = split.is_train.astype(jnp.float32)
-  w_val = 1.0 - w_train
+  w_val = (1.0 - w_train if split.is_val is None
+           else split.is_val.astype(jnp.float32))
   record = EvalRecord(weighted_mean(train_loss, w_train),
                       weighted_mean(train_acc, w_train),
                       weighted_mean(loss, w_val), weighted_mean(acc, w_val),

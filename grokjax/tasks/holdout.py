@@ -1,0 +1,51 @@
+"""Structured hold-outs of a table task (Gu et al. 2025): a region of the x-y table is never trained on.
+
+``--holdout=square:k`` holds out the k x k square x < k, y < k of the table;
+``strip:k`` the k rows x < k (every y). The held-out pairs become the task's
+fixed test set: its rows move to the end (`Task.num_pool` marks where they
+start), members draw their training rows (`--train_fraction` or
+`--train_size`) from the other pairs only, and validation is exactly the
+held-out region, so t_gen measures generalization to a part of the table the
+network has seen nothing of.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from grokjax.tasks.base import Task
+
+
+def holdout_mask(task: Task, spec: str) -> np.ndarray:
+  """bool[N]: the rows a ``square:k`` / ``strip:k`` hold-out removes."""
+  kind, _, arg = spec.partition(":")
+  if kind not in ("square", "strip") or not arg.isdigit() or int(arg) < 1:
+    raise ValueError(f"--holdout={spec}: use none, square:<k> or strip:<k> "
+                     "with k >= 1")
+  k = int(arg)
+  if len(task.operand_positions) != 2 or task.features:
+    raise ValueError(f"--holdout={spec}: needs a two-operand table task "
+                     f"(x op y), not {task.name}")
+  x, y = (task.inputs[:, i] for i in task.operand_positions)
+  mask = (x < k) & (y < k) if kind == "square" else x < k
+  if mask.all() or not mask.any():
+    raise ValueError(f"--holdout={spec}: holds out {int(mask.sum())} of "
+                     f"{mask.size} rows; choose k so that both parts are "
+                     "non-empty")
+  return mask
+
+
+def with_holdout(task: Task, spec: str) -> Task:
+  """The task with the held-out rows last, as its fixed test set."""
+  mask = holdout_mask(task, spec)
+  order = np.concatenate([np.flatnonzero(~mask), np.flatnonzero(mask)])
+  take = lambda a: None if a is None else a[..., order]
+  return dataclasses.replace(
+      task, name=f"{task.name} holdout {spec}", inputs=task.inputs[order],
+      labels=take(task.labels), train_labels=take(task.train_labels),
+      corrupted=take(task.corrupted), num_pool=int((~mask).sum()))
+
+
+__all__ = ["holdout_mask", "with_holdout"]
