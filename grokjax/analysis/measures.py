@@ -320,11 +320,8 @@ def _distances(params, previous, init_params) -> dict[str, np.ndarray]:
 
 def write_measures(path: str, measures: dict[str, np.ndarray]) -> None:
   """measures.npz, written atomically."""
-  import io  # pylint: disable=import-outside-toplevel
-  from grokjax.io.rundir import _atomic_write  # pylint: disable=import-outside-toplevel
-  buf = io.BytesIO()
-  np.savez(buf, **measures)
-  _atomic_write(path, buf.getvalue())
+  from grokjax.io.rundir import write_npz  # pylint: disable=import-outside-toplevel
+  write_npz(path, measures)
 
 
 def scalar_measures(measures: dict[str, np.ndarray]) -> list[str]:

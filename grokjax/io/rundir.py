@@ -123,10 +123,16 @@ def read_csv(path: str) -> list[dict[str, str]]:
     return list(csv.DictReader(f))
 
 
-def write_history(workdir: str, history: Mapping[str, np.ndarray]) -> None:
+def write_npz(path: str, arrays: Mapping[str, np.ndarray],
+              compressed: bool = False) -> None:
+  """An .npz of `arrays`, written atomically (readers never see half a file)."""
   buf = io.BytesIO()
-  np.savez_compressed(buf, **history)
-  _atomic_write(os.path.join(workdir, "history.npz"), buf.getvalue())
+  (np.savez_compressed if compressed else np.savez)(buf, **arrays)
+  _atomic_write(path, buf.getvalue())
+
+
+def write_history(workdir: str, history: Mapping[str, np.ndarray]) -> None:
+  write_npz(os.path.join(workdir, "history.npz"), history, compressed=True)
 
 
 def read_history(workdir: str) -> dict[str, np.ndarray]:

@@ -51,22 +51,17 @@ def make_split(key: jax.Array, n_train: jax.Array, num_examples: int,
   With `num_pool`, train rows come from rows [0, num_pool) only and the
   validation rows are the fixed test set [num_pool, N).
   """
-  if num_pool is not None:
-    perm = jax.random.permutation(key, num_pool)
-    train_idx = perm[:max_n_train].astype(jnp.int32)
-    train_weight = (jnp.arange(max_n_train) < n_train).astype(jnp.float32)
-    rank = jnp.full(num_examples, num_examples, jnp.int32).at[perm].set(
-        jnp.arange(num_pool, dtype=jnp.int32))
-    return Split(train_idx, train_weight, rank < n_train,
-                 jnp.asarray(table, jnp.int32),
-                 jnp.arange(num_examples) >= num_pool)
-  perm = jax.random.permutation(key, num_examples)
+  pool = num_examples if num_pool is None else num_pool
+  perm = jax.random.permutation(key, pool)
   train_idx = perm[:max_n_train].astype(jnp.int32)
   train_weight = (jnp.arange(max_n_train) < n_train).astype(jnp.float32)
-  rank = jnp.zeros(num_examples, jnp.int32).at[perm].set(
-      jnp.arange(num_examples, dtype=jnp.int32))
-  return Split(train_idx, train_weight, rank < n_train,
-               jnp.asarray(table, jnp.int32), rank >= n_train)
+  # Rows outside the pool (a fixed test set) rank last: never trained on.
+  rank = jnp.full(num_examples, num_examples, jnp.int32).at[perm].set(
+      jnp.arange(pool, dtype=jnp.int32))
+  is_train = rank < n_train
+  is_val = ~is_train if num_pool is None else jnp.arange(num_examples) >= pool
+  return Split(train_idx, train_weight, is_train,
+               jnp.asarray(table, jnp.int32), is_val)
 
 
 def max_num_train(fractions: Sequence[float], num_examples: int) -> int:

@@ -21,7 +21,6 @@ progress, as orbax requires.
 from __future__ import annotations
 
 import glob
-import io
 import os
 import shutil
 from typing import Any, Callable
@@ -33,7 +32,7 @@ from jax.experimental import multihost_utils
 from orbax.checkpoint import checkpoint_managers
 
 from grokjax.config import Config, ConfigError, Grid
-from grokjax.io.rundir import _atomic_write, read_config
+from grokjax.io.rundir import read_config, write_npz
 from grokjax.train import state as state_lib
 
 
@@ -177,9 +176,7 @@ def write_records(workdir: str, group: int, start: int | str,
                   arrays: dict[str, np.ndarray]) -> None:
   """One chunk's records (or a group's `final` eval), written atomically."""
   os.makedirs(records_dir(workdir), exist_ok=True)
-  buf = io.BytesIO()
-  np.savez(buf, **arrays)
-  _atomic_write(_record_path(workdir, group, start), buf.getvalue())
+  write_npz(_record_path(workdir, group, start), arrays)
 
 
 def record_groups(workdir: str) -> list[int]:

@@ -5,9 +5,10 @@ the parameters of every member at step 0, at K log-spaced steps, every N
 steps, and after its last update, so the transition stays visible however
 long the run is. Layout under ``workdir``::
 
-    snapshots/g<group>/<step>/params     orbax (the group's params, [G, ...])
-    snapshots/g<group>/<step>/meta       JSON: step, group, its members, the
-                                         diverged steps and the run's config
+    snapshots/g<group>/<step>/params     orbax: the group's params [G, ...]
+                                         and diverged steps [G]
+    snapshots/g<group>/<step>/meta       JSON: step, group, its members, G
+                                         and the run's config
 
 The resume checkpoints (`checkpoint.RunCheckpoints`) keep only the latest
 states; snapshots are never deleted and hold parameters only (no optimizer
@@ -147,7 +148,7 @@ class SnapshotReader:
                                    self.config.train_size)
     self.num_members = len(hypers.seed)
     self.max_n = int(hypers.n_train.max())
-    self._managers, self._abstract = {}, {}
+    self._managers, self._abstract, self._splits = {}, {}, {}
 
   def _manager(self, group: int) -> ocp.CheckpointManager:
     if group not in self._managers:
@@ -195,12 +196,19 @@ class SnapshotReader:
     rows = [jax.tree.map(lambda x, m=m: x[m % size], loaded[int(m // size)])
             for m in members]
     stacked = jax.tree.map(lambda *xs: np.stack(xs), *rows)
-    split = None
-    if not self.config.regression:
-      split = jax.device_get(state_lib.member_splits(self.config, self.task,
-                                                     members))
     return Snapshot(self.config, int(step), members, stacked["params"],
-                    stacked["diverged_step"], self.model, self.task, split)
+                    stacked["diverged_step"], self.model, self.task,
+                    self._member_splits(members))
+
+  def _member_splits(self, members: np.ndarray):
+    """The members' splits (the same at every step: computed once per member set)."""
+    if self.config.regression:
+      return None
+    key = tuple(members.tolist())
+    if key not in self._splits:
+      self._splits[key] = jax.device_get(state_lib.member_splits(
+          self.config, self.task, members))
+    return self._splits[key]
 
   def close(self) -> None:
     for m in self._managers.values():
