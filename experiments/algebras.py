@@ -62,7 +62,7 @@ def main(argv):
   if config.task != "algebra":
     raise gj.ConfigError(f"--workdir={FLAGS.workdir}: a run of --task="
                          f"{config.task}; this script needs --task=algebra")
-  history, diverged, _ = gj.train.read_run_history(FLAGS.workdir)
+  history, diverged, _ = gj.io.RunDir(FLAGS.workdir).history_so_far()
   members = gj.io.read_csv(os.path.join(FLAGS.workdir, "members.csv"))
   members = [{k: gj.io.csv_float(v) for k, v in m.items() if k != "member"}
              for m in members]

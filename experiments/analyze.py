@@ -197,8 +197,8 @@ def main(argv):
   config = gj.Config.from_dict(stored["config"]).replace(**overrides)
   if FLAGS.measures:  # bad names or a run without snapshots: say so first
     gj.analysis.measures.check_measures(FLAGS.measures, config)
-    gj.train.snapshot_steps(FLAGS.workdir)
-  history, diverged, finished = gj.train.read_run_history(FLAGS.workdir)
+    gj.io.snapshot_steps(FLAGS.workdir)
+  history, diverged, finished = gj.io.RunDir(FLAGS.workdir).history_so_far()
   members = gj.io.read_csv(os.path.join(FLAGS.workdir, "members.csv"))
   members = [{k: gj.io.csv_float(v) for k, v in m.items() if k != "member"}
              for m in members]

@@ -12,7 +12,7 @@ import pytest
 from grokjax import analysis
 from grokjax.analysis import measures
 from grokjax.config import Config, ConfigError
-from grokjax.train import snapshot_schedule
+from grokjax.io import snapshot_schedule
 from grokjax import io as gio
 from grokjax.analysis import predict
 

@@ -6,7 +6,7 @@ import pytest
 
 import grokjax as gj
 from grokjax.config import ConfigError
-from grokjax.train import snapshots as snap_lib
+from grokjax.io import snapshots as snap_lib
 from grokjax.train import state as state_lib
 from grokjax.train.step import evaluate_member
 
@@ -38,7 +38,7 @@ def test_snapshots_at_every_scheduled_step_round_trip_bit_for_bit(run):
   np.testing.assert_array_equal(snap_lib.snapshot_steps(workdir),
                                 [0, 1, 4, 15, 20, 40, 60])
   final = jax.device_get(result.state.params)
-  snap = gj.train.load_snapshot(workdir, 60, members=[2, 0])
+  snap = gj.io.load_snapshot(workdir, 60, members=[2, 0])
   np.testing.assert_array_equal(snap.members, [2, 0])
   for i, m in enumerate((2, 0)):
     jax.tree.map(np.testing.assert_array_equal, snap.member(i),
@@ -47,12 +47,12 @@ def test_snapshots_at_every_scheduled_step_round_trip_bit_for_bit(run):
   # Step 0 is the initialization.
   init = jax.device_get(state_lib.init_ensemble(CONFIG, snap.task).state.params)
   jax.tree.map(np.testing.assert_array_equal,
-               gj.train.load_snapshot(workdir, 0).params, init)
+               gj.io.load_snapshot(workdir, 0).params, init)
 
 
 def test_a_snapshot_reproduces_the_recorded_eval_at_its_step(run):
   result, workdir = run
-  snap = gj.train.load_snapshot(workdir, 40)  # 40 is an eval step
+  snap = gj.io.load_snapshot(workdir, 40)  # 40 is an eval step
   j = int(np.searchsorted(result.history["eval_step"], 40))
   data = gj.train.Data(*snap.task.device_arrays(), np.zeros(1, bool))
   for m in range(3):
@@ -74,15 +74,15 @@ def test_a_run_without_snapshots_says_which_flag_keeps_them(tmp_path):
   gj.sweep(CONFIG.replace(keep_checkpoints=0, snapshot_every=0, steps=5,
                           seed=(0,)), workdir=str(tmp_path), log=None)
   with pytest.raises(ConfigError, match="--keep_checkpoints"):
-    gj.train.load_snapshot(str(tmp_path), 5)
+    gj.io.load_snapshot(str(tmp_path), 5)
 
 
 def test_unknown_step_or_member_is_a_clear_error(run):
   _, workdir = run
   with pytest.raises(ConfigError, match="--step=7"):
-    gj.train.load_snapshot(workdir, 7)
+    gj.io.load_snapshot(workdir, 7)
   with pytest.raises(ConfigError, match="--members=3"):
-    gj.train.load_snapshot(workdir, 0, members=[3])
+    gj.io.load_snapshot(workdir, 0, members=[3])
 
 
 def test_mlp_measures_hessian_landscape_and_local_complexity(run):
@@ -108,3 +108,20 @@ def test_mlp_measures_hessian_landscape_and_local_complexity(run):
   for name in ("local_complexity", "local_complexity_test"):
     assert np.all((m[name] >= 0) & (m[name] <= 16))
   assert m["local_complexity"].max() > 0
+
+
+def test_overwrite_replaces_the_old_runs_snapshots(run, tmp_path):
+  """--overwrite with other flags: the snapshots at the same steps are the new run's, not the old one's."""
+  _, old_workdir = run
+  workdir = str(tmp_path / "run")
+  gj.sweep(CONFIG, workdir=workdir, log=None)
+  other = CONFIG.replace(learning_rate=(1e-2,))
+  new = gj.sweep(other, workdir=workdir, log=None, overwrite=True)
+  final = jax.device_get(new.state.params)
+  jax.tree.map(np.testing.assert_array_equal,
+               gj.io.load_snapshot(workdir, 60).params,
+               jax.tree.map(lambda x: x[:3], final))
+  # The old run's final parameters differ (so the check above can fail).
+  old = gj.io.load_snapshot(old_workdir, 60).params
+  assert not np.array_equal(old["readout"]["kernel"],
+                            final["readout"]["kernel"][:3])

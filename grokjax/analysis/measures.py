@@ -47,6 +47,8 @@ import numpy as np
 from grokjax.analysis import complexity as lc_lib
 from grokjax.analysis import fourier, hessian, landscape, trajectory, weights
 from grokjax.config import ConfigError
+from grokjax.io import snapshots
+from grokjax.io.rundir import write_npz
 from grokjax.models import readout_weights
 from grokjax.optim.losses import cross_entropy, weighted_mean
 from grokjax.tasks import OPERATORS, is_regression
@@ -234,7 +236,6 @@ def compute_measures(workdir: str, names: Sequence[str],
   members: run member indices (default all); steps: saved steps (default
   all). Key frequencies, theta_final and the PCA use the last selected step.
   """
-  from grokjax.train import snapshots  # pylint: disable=import-outside-toplevel
   log = log or (lambda _: None)
   reader = snapshots.SnapshotReader(workdir)
   try:
@@ -320,7 +321,6 @@ def _distances(params, previous, init_params) -> dict[str, np.ndarray]:
 
 def write_measures(path: str, measures: dict[str, np.ndarray]) -> None:
   """measures.npz, written atomically."""
-  from grokjax.io.rundir import write_npz  # pylint: disable=import-outside-toplevel
   write_npz(path, measures)
 
 

@@ -1,7 +1,22 @@
-"""The run directory: config.json, members.csv, history.npz, metrics.jsonl, summary.csv.
+"""The run directory: one object, `RunDir`, owns every path a sweep writes.
+
+Layout of ``<workdir>/``:
+
+- ``config.json``: every flag, the grid, package versions, devices;
+- ``members.csv``: one row per member with its swept values;
+- ``records/g<group>_s<start>.npz``: each chunk's per-step and eval records as
+  it finishes, and ``g<group>_sfinal.npz`` the eval after the last update;
+- ``history.npz``: the records of every group, assembled at the end;
+- ``metrics.jsonl``: one JSON line per eval and per chunk (`tail -f` it);
+- ``summary.csv``, ``plots/``: grokking times and figures;
+- ``checkpoints/`` (``checkpoints_corrupt/``): orbax resume checkpoints;
+- ``snapshots/g<group>/<step>/``: parameter snapshots for the progress measures;
+- ``analysis/``: what `experiments/analyze.py` writes (never cleared by a run).
 
 Every file is written atomically (temporary file + rename) so an interrupted
 write never leaves a half file where a finished result was.
+`RunDir(workdir).rebuild()` recovers the config, task, grid and members'
+values of a stored run without the original flags.
 """
 
 from __future__ import annotations
@@ -15,29 +30,25 @@ import os
 import platform
 import shutil
 import sys
+import dataclasses
+import glob
 from importlib import metadata
 from typing import Any, Iterable, Mapping
 
 import jax
 import numpy as np
 
-# Everything a sweep writes into its run directory.
+from grokjax.config import Config, ConfigError, Grid
+from grokjax.members import Hypers, make_hypers
+from grokjax.tasks import LinearTask, Task
+
+# Everything a sweep writes into its run directory (what --overwrite removes).
 RUN_FILES = ("config.json", "members.csv", "history.npz", "metrics.jsonl",
              "summary.csv", "plots", "checkpoints", "checkpoints_corrupt",
-             "records")
+             "records", "snapshots")
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "chex", "numpy",
             "orbax-checkpoint", "absl-py", "matplotlib")
-
-
-def clear_run(workdir: str) -> None:
-  """Removes what a run writes in `workdir` (RUN_FILES) and nothing else."""
-  for name in RUN_FILES:
-    path = os.path.join(workdir, name)
-    if os.path.isdir(path):
-      shutil.rmtree(path)
-    elif os.path.exists(path):
-      os.remove(path)
 
 
 def versions() -> dict[str, str]:
@@ -177,3 +188,233 @@ def _logged_before(record: Mapping[str, Any], group: int, step: int,
     return True
   # Evals at s < step were in saved chunks; progress lines at s <= step.
   return s <= step if "event" in record else s < step
+
+
+def _aligned(parts: list[dict[str, np.ndarray]], keys: list[str],
+             step_key: str, num_members: int) -> dict[str, np.ndarray]:
+  """The first `num_members` of all parts on the union of their `step_key` steps; NaN where a part has none."""
+  steps = np.unique(np.concatenate([p[step_key] for p in parts]))
+  out = {step_key: steps.astype(np.int64)}
+  for key in keys:
+    blocks = []
+    for p in parts:
+      block = np.full((p[key].shape[0], len(steps)), np.nan, np.float32)
+      block[:, np.searchsorted(steps, p[step_key])] = p[key]
+      blocks.append(block)
+    out[key] = np.concatenate(blocks)[:num_members]
+  return out
+
+
+def merge_groups(parts: list[dict[str, np.ndarray]], num_members: int
+                  ) -> dict[str, np.ndarray]:
+  """Concatenates the groups' histories along members; NaN where a group stopped early."""
+  step_keys = [k for k in parts[0] if k.startswith("step_")]
+  eval_keys = [k for k in parts[0] if k not in step_keys + ["eval_step",
+                                                           "record_step"]]
+  return {**_aligned(parts, step_keys, "record_step", num_members),
+          **_aligned(parts, eval_keys, "eval_step", num_members)}
+
+
+def group_history(chunks: list[dict], final: dict) -> dict[str, np.ndarray]:
+  """One group's history: its chunks' records, then the eval after the last update."""
+  out = {}
+  keys = chunks[0] if chunks else [k for k in final if k != "diverged_step"]
+  for key in keys:
+    parts = [c[key] for c in chunks]
+    if key in final:
+      parts.append(final[key])
+    out[key] = np.concatenate(parts, axis=-1)
+  return out
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredRun:
+  """What a run directory's config.json rebuilds: no flags needed.
+
+  hypers: every member's values as host arrays [E]; max_n_train: the largest
+  training set (the split arrays' size).
+  """
+  config: Config
+  task: Task | LinearTask
+  grid: Grid
+  hypers: Hypers
+  max_n_train: int
+
+  @property
+  def num_members(self) -> int:
+    return len(self.hypers.seed)
+
+  @classmethod
+  def from_config(cls, config: Config) -> "StoredRun":
+    task = config.build_task()
+    grid = Grid.from_config(config)
+    hypers = make_hypers(grid, task, config.train_size)
+    return cls(config, task, grid, hypers, int(hypers.n_train.max()))
+
+
+class RunDir:
+  """Every path of one run directory, and what reads or writes them."""
+
+  def __init__(self, workdir: str):
+    self.path = workdir
+
+  def __repr__(self) -> str:
+    return f"RunDir({self.path!r})"
+
+  def file(self, name: str) -> str:
+    return os.path.join(self.path, name)
+
+  # --- the run's description ---------------------------------------------------
+
+  def has_run(self) -> bool:
+    """Whether a run has started here (its config.json exists)."""
+    return os.path.exists(self.file("config.json"))
+
+  def read_config(self) -> dict[str, Any]:
+    """config.json as stored (flags, grid, versions, devices, ...)."""
+    return read_config(self.path)
+
+  def config(self) -> Config:
+    """The stored run's Config; ConfigError (one line) if there is none or it is unreadable."""
+    if not self.has_run():
+      raise ConfigError(f"--workdir={self.path}: no run there (config.json "
+                        "is missing)")
+    try:
+      return Config.from_dict(self.read_config()["config"])
+    except (ValueError, KeyError, TypeError) as e:
+      raise ConfigError(f"--workdir={self.path}: config.json is unreadable "
+                        f"({e}); pass --overwrite to start afresh") from None
+
+  def rebuild(self) -> StoredRun:
+    """Config, task, grid and members' values of the stored run."""
+    return StoredRun.from_config(self.config())
+
+  def write_config(self, config: Config, grid: Grid,
+                   extra: Mapping[str, Any]) -> None:
+    write_config(self.path, config.to_dict(), grid.axes, extra)
+
+  def write_members(self, members: list[dict]) -> None:
+    write_csv(self.file("members.csv"),
+              [{"member": i, **m} for i, m in enumerate(members)])
+
+  def members(self) -> list[dict[str, str]]:
+    return read_csv(self.file("members.csv"))
+
+  def clear(self) -> None:
+    """Removes what a run writes here (RUN_FILES, snapshots included) and nothing else."""
+    for name in RUN_FILES:
+      path = self.file(name)
+      if os.path.isdir(path):
+        shutil.rmtree(path)
+      elif os.path.exists(path):
+        os.remove(path)
+
+  # --- results -----------------------------------------------------------------
+
+  def write_history(self, history: Mapping[str, np.ndarray]) -> None:
+    write_history(self.path, history)
+
+  def history(self) -> dict[str, np.ndarray]:
+    return read_history(self.path)
+
+  def write_summary(self, summary: list[dict]) -> None:
+    write_csv(self.file("summary.csv"), summary)
+
+  def summary(self) -> list[dict[str, str]]:
+    return read_csv(self.file("summary.csv"))
+
+  @property
+  def plots(self) -> str:
+    return self.file("plots")
+
+  @property
+  def checkpoints(self) -> str:
+    return os.path.abspath(self.file("checkpoints"))
+
+  def snapshot_group(self, group: int) -> str:
+    """The orbax directory of one member group's parameter snapshots."""
+    return os.path.abspath(os.path.join(self.path, "snapshots",
+                                        f"g{group:04d}"))
+
+  def snapshot_groups(self) -> list[str]:
+    return sorted(glob.glob(os.path.join(self.path, "snapshots", "g*")))
+
+  # --- per-chunk records -------------------------------------------------------
+
+  @property
+  def records(self) -> str:
+    return self.file("records")
+
+  def record_path(self, group: int, start: int | str) -> str:
+    name = f"{start:09d}" if isinstance(start, int) else start
+    return os.path.join(self.records, f"g{group:04d}_s{name}.npz")
+
+  def write_records(self, group: int, start: int | str,
+                    arrays: Mapping[str, np.ndarray]) -> None:
+    """One chunk's records (or a group's `final` eval), written atomically."""
+    os.makedirs(self.records, exist_ok=True)
+    write_npz(self.record_path(group, start), arrays)
+
+  def record_groups(self) -> list[int]:
+    """The groups that have written records so far, in order."""
+    pattern = os.path.join(self.records, "g*_s*.npz")
+    return sorted({int(os.path.basename(path)[1:5])
+                   for path in glob.glob(pattern)})
+
+  def read_records(self, group: int,
+                   below: int) -> list[dict[str, np.ndarray]]:
+    """The chunk records of a group whose chunk starts below `below`, in order."""
+    out = []
+    for path in sorted(glob.glob(self.record_path(group, "*"))):
+      tag = os.path.basename(path)[len(f"g{group:04d}_s"):-len(".npz")]
+      if tag.isdigit() and int(tag) < below:
+        with np.load(path) as f:
+          out.append({k: f[k] for k in f.files})
+    return out
+
+  def read_final(self, group: int) -> dict[str, np.ndarray]:
+    """The eval after a group's last update (FileNotFoundError while it trains)."""
+    with np.load(self.record_path(group, "final")) as f:
+      return {k: f[k] for k in f.files}
+
+
+  def history_so_far(self) -> tuple[dict[str, np.ndarray], np.ndarray, bool]:
+    """(history, diverged_step [E], finished), of a finished or a still running run.
+
+    Built from the per-chunk records under `records/` (what history.npz is
+    made of), so a running or preempted run can be analyzed without
+    retraining; a finished run without records falls back to history.npz and
+    summary.csv. A group still training has no final evaluation yet: its
+    members' ``diverged_step`` is -1 (unknown) and its curves stop at the last
+    chunk written.
+    """
+    E = len(self.members())
+    groups = self.record_groups()
+    if not groups:
+      if not os.path.exists(self.file("history.npz")):
+        raise ConfigError(f"--workdir={self.path}: no records and no "
+                          "history.npz yet; wait for the first chunk")
+      diverged = np.array([int(csv_float(r["diverged_step"]))
+                           if r["diverged_step"] else -1
+                           for r in self.summary()])
+      return self.history(), diverged, True
+    parts, div, finished = [], [], True
+    for g in groups:
+      chunks = self.read_records(g, np.iinfo(np.int64).max)
+      try:
+        final = self.read_final(g)
+      except FileNotFoundError:
+        final, finished = {}, False
+      if not chunks and not final:
+        continue
+      parts.append(group_history(chunks, final))
+      rows = next(v.shape[0] for v in parts[-1].values() if v.ndim == 2)
+      div.append(final.get("diverged_step", np.full(rows, -1)))
+    finished = finished and sum(len(d) for d in div) >= E
+    return merge_groups(parts, E), np.concatenate(div)[:E], finished
+
+
+__all__ = ["RUN_FILES", "RunDir", "StoredRun", "MetricsWriter", "csv_float",
+           "read_config", "read_csv", "read_history", "versions", "devices",
+           "write_config", "write_csv", "write_history", "write_npz",
+           "group_history", "merge_groups"]

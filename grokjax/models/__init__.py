@@ -65,6 +65,21 @@ def cast_params(params, precision: str):
                       if jnp.issubdtype(w.dtype, jnp.floating) else w, params)
 
 
+def init_params(model: nn.Module, task: Task | LinearTask, precision: str,
+                key: jax.Array, init_scale: jax.Array):
+  """A member's initial parameters: `model.init`, times alpha, in the training dtype."""
+  dummy = jnp.zeros((1, task.seq_len), task.inputs.dtype)
+  return cast_params(scale_init(model.init(key, dummy)["params"], init_scale),
+                     precision)
+
+
+def abstract_params(model: nn.Module, task: Task | LinearTask,
+                    precision: str):
+  """The parameters' shapes and dtypes (ShapeDtypeStructs), computing nothing."""
+  return jax.eval_shape(lambda: init_params(model, task, precision,
+                                            jax.random.key(0), 1.0))
+
+
 def readout_weights(params) -> jax.Array:
   """The last layer's weight matrix: the transformer's unembedding (its
   embedding when tied) or the MLP's readout kernel.
@@ -79,5 +94,5 @@ def readout_weights(params) -> jax.Array:
                    f"among {sorted(params)}")
 
 
-__all__ = ["CNN", "ResNet18", "LSTMClassifier", "MLP", "Transformer", "LinearModel", "make_model", "scale_init",
+__all__ = ["CNN", "ResNet18", "LSTMClassifier", "MLP", "Transformer", "LinearModel", "make_model", "scale_init", "init_params", "abstract_params",
            "cast_params", "readout_weights", "DTYPES"]

@@ -31,8 +31,8 @@ import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 from orbax.checkpoint import checkpoint_managers
 
-from grokjax.config import Config, ConfigError, Grid
-from grokjax.io.rundir import read_config, write_npz
+from grokjax.config import Config, ConfigError
+from grokjax.io.rundir import RunDir
 from grokjax.train import state as state_lib
 
 
@@ -46,7 +46,7 @@ class RunCheckpoints:
   def __init__(self, workdir: str, steps: int, max_groups: int):
     """`max_groups` bounds the group count (the member count will do), so the
     manager can be opened before the groups are planned."""
-    self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+    self.directory = RunDir(workdir).checkpoints
     self.steps = steps
     finals = [index_of(g, 0, steps, True) for g in range(max_groups)]
     policy = checkpoint_managers.AnyPreservationPolicy([
@@ -133,24 +133,16 @@ def load_final_state(workdir: str) -> tuple[Config, Any]:
 
   Needs nothing but the run directory: the config comes from config.json.
   """
-  if not os.path.exists(os.path.join(workdir, "config.json")):
-    raise ConfigError(f"--workdir={workdir}: no run there (config.json is "
-                      "missing)")
-  config = Config.from_dict(read_config(workdir)["config"])
-  task = config.build_task()
-  hypers = state_lib.make_hypers(Grid.from_config(config), task,
-                                 config.train_size)
-  max_n = int(hypers.n_train.max())
-  num_members = len(hypers.seed)
+  stored = RunDir(workdir).rebuild()
+  config, num_members = stored.config, stored.num_members
   ckpts = RunCheckpoints(workdir, config.steps, 1)
   group_size = ckpts.group_size()
   if group_size is None:
     raise ConfigError(f"--workdir={workdir}: no readable checkpoint; the run "
                       "has not saved one yet")
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  abstract = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
-      state_lib.abstract_ensemble(config, task, max_n, group_size, 1)[1])
+  abstract = state_lib.abstract_state(config, stored.task, stored.max_n_train,
+                                      group_size, device)
   groups = []
   for g in range(-(-num_members // group_size)):
     try:
@@ -163,44 +155,4 @@ def load_final_state(workdir: str) -> tuple[Config, Any]:
                               *groups)
 
 
-def records_dir(workdir: str) -> str:
-  return os.path.join(workdir, "records")
-
-
-def _record_path(workdir: str, group: int, start: int | str) -> str:
-  name = f"{start:09d}" if isinstance(start, int) else start
-  return os.path.join(records_dir(workdir), f"g{group:04d}_s{name}.npz")
-
-
-def write_records(workdir: str, group: int, start: int | str,
-                  arrays: dict[str, np.ndarray]) -> None:
-  """One chunk's records (or a group's `final` eval), written atomically."""
-  os.makedirs(records_dir(workdir), exist_ok=True)
-  write_npz(_record_path(workdir, group, start), arrays)
-
-
-def record_groups(workdir: str) -> list[int]:
-  """The groups that have written records so far, in order."""
-  pattern = os.path.join(records_dir(workdir), "g*_s*.npz")
-  return sorted({int(os.path.basename(path)[1:5])
-                 for path in glob.glob(pattern)})
-
-
-def read_records(workdir: str, group: int, below: int) -> list[dict[str, np.ndarray]]:
-  """The chunk records of a group whose chunk starts below `below`, in order."""
-  out = []
-  for path in sorted(glob.glob(_record_path(workdir, group, "*"))):
-    tag = os.path.basename(path)[len(f"g{group:04d}_s"):-len(".npz")]
-    if tag.isdigit() and int(tag) < below:
-      with np.load(path) as f:
-        out.append({k: f[k] for k in f.files})
-  return out
-
-
-def read_final(workdir: str, group: int) -> dict[str, np.ndarray]:
-  with np.load(_record_path(workdir, group, "final")) as f:
-    return {k: f[k] for k in f.files}
-
-
-__all__ = ["RunCheckpoints", "load_final_state", "index_of", "write_records", "read_records",
-           "read_final", "records_dir"]
+__all__ = ["RunCheckpoints", "load_final_state", "index_of"]

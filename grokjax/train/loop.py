@@ -27,17 +27,18 @@ from jax.experimental import multihost_utils
 
 from grokjax import analysis
 from grokjax import io as gio
+from grokjax.io import snapshots as snap_lib
+from grokjax.io.rundir import RunDir, group_history, merge_groups
 from grokjax.config import Config, ConfigError, Grid
 from grokjax.models import make_model
 from grokjax.tasks import LinearTask, Task
 from grokjax.train import checkpoint as ckpt_lib
 from grokjax.train import memory
 from grokjax.train import sharding as shard_lib
-from grokjax.train import snapshots as snap_lib
-from grokjax.train.state import (Hypers, MemberState, abstract_ensemble,
+from grokjax.train.state import (Data, Hypers, MemberState, abstract_state,
                                  count_params, init_group, make_hypers,
                                  member_splits)
-from grokjax.train.step import (Data, compile_sweep_chunk, compile_sweep_eval,
+from grokjax.train.step import (compile_sweep_chunk, compile_sweep_eval,
                                 eval_fields, eval_schedule, padded_eval_mask)
 
 
@@ -113,57 +114,16 @@ class _SignalFlag:
 
 def check_resumable(workdir: str, config: Config) -> bool:
   """True if `workdir` holds a run of this config; ConfigError if of another."""
-  if not os.path.exists(os.path.join(workdir, "config.json")):
+  run = RunDir(workdir)
+  if not run.has_run():
     return False
-  try:
-    stored = Config.from_dict(gio.read_config(workdir)["config"])
-  except (ValueError, KeyError, TypeError) as e:
-    raise ConfigError(f"--workdir={workdir}: config.json is unreadable ({e}); "
-                      "pass --overwrite to start afresh") from None
-  diffs = config.differences(stored)
+  diffs = config.differences(run.config())
   if diffs:
     raise ConfigError(
         f"--workdir={workdir} holds a run with other flags ({'; '.join(diffs)}"
         " [this run vs stored]); resume with the stored flags, or pass "
         "--overwrite or another --workdir")
   return True
-
-
-def _aligned(parts: list[dict[str, np.ndarray]], keys: list[str],
-             step_key: str, num_members: int) -> dict[str, np.ndarray]:
-  """The first `num_members` of all parts on the union of their `step_key` steps; NaN where a part has none."""
-  steps = np.unique(np.concatenate([p[step_key] for p in parts]))
-  out = {step_key: steps.astype(np.int64)}
-  for key in keys:
-    blocks = []
-    for p in parts:
-      block = np.full((p[key].shape[0], len(steps)), np.nan, np.float32)
-      block[:, np.searchsorted(steps, p[step_key])] = p[key]
-      blocks.append(block)
-    out[key] = np.concatenate(blocks)[:num_members]
-  return out
-
-
-def _merge_groups(parts: list[dict[str, np.ndarray]], num_members: int
-                  ) -> dict[str, np.ndarray]:
-  """Concatenates the groups' histories along members; NaN where a group stopped early."""
-  step_keys = [k for k in parts[0] if k.startswith("step_")]
-  eval_keys = [k for k in parts[0] if k not in step_keys + ["eval_step",
-                                                           "record_step"]]
-  return {**_aligned(parts, step_keys, "record_step", num_members),
-          **_aligned(parts, eval_keys, "eval_step", num_members)}
-
-
-def _group_history(chunks: list[dict], final: dict) -> dict[str, np.ndarray]:
-  """One group's history: its chunks' records, then the eval after the last update."""
-  out = {}
-  keys = chunks[0] if chunks else [k for k in final if k != "diverged_step"]
-  for key in keys:
-    parts = [c[key] for c in chunks]
-    if key in final:
-      parts.append(final[key])
-    out[key] = np.concatenate(parts, axis=-1)
-  return out
 
 
 def _chunk_records(config: Config, rec, ev, start: int, end: int,
@@ -274,13 +234,12 @@ def sweep(config: Config, workdir: str | None = None,
     return shard_lib.global_array(hyp, msh), state, split
 
   # Every group's state has the same shapes and sharding.
-  abstract = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=msh),
-      abstract_ensemble(config, task, max_n, G, 1)[1])
+  abstract = abstract_state(config, task, max_n, G, msh)
   writer = None
+  run = RunDir(workdir) if workdir else None
   if workdir:
     if overwrite and primary:
-      gio.clear_run(workdir)
+      run.clear()
     if overwrite and jax.process_count() > 1:
       multihost_utils.sync_global_devices("grokjax: run directory cleared")
     os.makedirs(workdir, exist_ok=True)
@@ -290,12 +249,11 @@ def sweep(config: Config, workdir: str | None = None,
       ckpts = ckpt_lib.RunCheckpoints(workdir, config.steps, E)
   if workdir and primary:
     if not resuming:
-      gio.write_config(workdir, config.to_dict(), grid.axes, {
+      run.write_config(config, grid, {
           "num_members": E, "num_examples": task.num_examples,
           "max_n_train": max_n, "num_params_per_member": n_params,
           "chunk_steps": K, **_label_noise_record(config, task, E)})
-      gio.write_csv(os.path.join(workdir, "members.csv"),
-                    [{"member": i, **m} for i, m in enumerate(members)])
+      run.write_members(members)
     # Lines logged after the checkpoint we resume from are logged again: drop
     # them (all group lines when the run died before its first checkpoint).
     keep = None
@@ -334,9 +292,9 @@ def sweep(config: Config, workdir: str | None = None,
       lo, hi = g * G, min((g + 1) * G, E)  # real members of this group
       if g < start_group:  # finished before this call: its records are on disk
         if primary:
-          final = ckpt_lib.read_final(workdir, g)
-          parts.append(_group_history(ckpt_lib.read_records(
-              workdir, g, config.steps + 1), final))
+          final = run.read_final(g)
+          parts.append(group_history(run.read_records(g, config.steps + 1),
+                                     final))
           div[g] = final["diverged_step"]
         continue
       hyp_dev, state, split = group_state(g)
@@ -347,7 +305,7 @@ def sweep(config: Config, workdir: str | None = None,
         done = progress["step"]
         mem[:], gen[:] = progress["memorized"], progress["generalized"]
         if primary:
-          chunks = ckpt_lib.read_records(workdir, g, done)
+          chunks = run.read_records(g, done)
       last_save = done
       snaps = None
       if snapshot_steps.size:
@@ -370,7 +328,7 @@ def sweep(config: Config, workdir: str | None = None,
         chunk = _chunk_records(config, rec, ev, start, end, eval_steps)
         chunks.append(chunk)
         if primary and workdir:
-          ckpt_lib.write_records(workdir, g, start, chunk)
+          run.write_records(g, start, chunk)
           for j, s in enumerate(chunk["eval_step"]):
             writer.write({"group": g, "step": s, **{
                 k: chunk[k][: hi - lo, j] for k in fields}})
@@ -420,7 +378,7 @@ def sweep(config: Config, workdir: str | None = None,
                "diverged_step": shard_lib.to_host(state.diverged_step),
                **{k: np.asarray(getattr(ev, k))[:, None] for k in fields}}
       if primary and workdir:
-        ckpt_lib.write_records(workdir, g, "final", final)
+        run.write_records(g, "final", final)
         writer.write({"group": g, "step": done, **{
             k: final[k][: hi - lo, 0] for k in fields}})
       if snaps:  # the last parameters, wherever the group stopped
@@ -431,7 +389,7 @@ def sweep(config: Config, workdir: str | None = None,
                            "group_size": G, "memorized": mem.tolist(),
                            "generalized": gen.tolist()})
       if primary:
-        parts.append(_group_history(chunks, final))
+        parts.append(group_history(chunks, final))
       div[g] = final["diverged_step"]
       finals[g] = state if n_groups == 1 else shard_lib.to_host(state)
     if ckpts:
@@ -459,55 +417,16 @@ def sweep(config: Config, workdir: str | None = None,
     ckpts.close()
   history, summary = {}, []
   if primary:
-    history = _merge_groups(parts, E)
+    history = merge_groups(parts, E)
     diverged = np.concatenate([div[g] for g in range(n_groups)])[:E]
     summary = analysis.summarize_config(history, members, diverged, config)
     if workdir:
-      gio.write_history(workdir, history)
-      gio.write_csv(os.path.join(workdir, "summary.csv"), summary)
+      run.write_history(history)
+      run.write_summary(summary)
       gio.write_plots(workdir, history, summary, grid.varied)
   return SweepResult(config, task, history, summary, members, state,
                      jax.tree.map(lambda x: x[:E], hypers_host), workdir,
                      seconds, n_groups)
 
 
-def read_run_history(workdir: str) -> tuple[dict[str, np.ndarray], np.ndarray,
-                                            bool]:
-  """(history, diverged_step [E], finished) of a run directory, finished or still running.
-
-  Built from the per-chunk records under `records/` (what history.npz is
-  made of), so a running or preempted run can be analyzed without
-  retraining; a finished run without records falls back to history.npz and
-  summary.csv. A group still training has no final evaluation yet: its
-  members' ``diverged_step`` is -1 (unknown) and its curves stop at the last
-  chunk written.
-  """
-  members = gio.read_csv(os.path.join(workdir, "members.csv"))
-  E = len(members)
-  groups = ckpt_lib.record_groups(workdir)
-  if not groups:
-    if not os.path.exists(os.path.join(workdir, "history.npz")):
-      raise ConfigError(f"--workdir={workdir}: no records and no "
-                        "history.npz yet; wait for the first chunk")
-    summary = gio.read_csv(os.path.join(workdir, "summary.csv"))
-    diverged = np.array([int(gio.csv_float(r["diverged_step"]))
-                         if r["diverged_step"] else -1 for r in summary])
-    return gio.read_history(workdir), diverged, True
-  parts, div, finished = [], [], True
-  for g in groups:
-    chunks = ckpt_lib.read_records(workdir, g, np.iinfo(np.int64).max)
-    try:
-      final = ckpt_lib.read_final(workdir, g)
-    except FileNotFoundError:
-      final, finished = {}, False
-    if not chunks and not final:
-      continue
-    parts.append(_group_history(chunks, final))
-    rows = next(v.shape[0] for v in parts[-1].values() if v.ndim == 2)
-    div.append(final.get("diverged_step", np.full(rows, -1)))
-  finished = finished and sum(len(d) for d in div) >= E
-  return _merge_groups(parts, E), np.concatenate(div)[:E], finished
-
-
-__all__ = ["SweepResult", "Preempted", "sweep", "check_resumable",
-           "read_run_history"]
+__all__ = ["SweepResult", "Preempted", "sweep", "check_resumable"]

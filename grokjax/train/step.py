@@ -21,22 +21,8 @@ from grokjax.optim import (LOSSES, correct, cross_entropy, make_optimizer,
 from grokjax.tasks import Problem, Split
 from grokjax.tasks.splits import member_labels
 from grokjax.tasks.linear import error
-from grokjax.train.state import Hypers, MemberState, member_keys
+from grokjax.train.state import Data, Hypers, MemberState, member_keys
 
-
-
-class Data(NamedTuple):
-  """Shared by every member (unbatched): the task table and the eval schedule.
-
-  `labels` is [A, N] for a task with several tables (each member reads its
-  own, `Split.table`). `train_labels` (same shape) are the labels training
-  and the train metrics use when some are corrupted (--label_noise); None
-  otherwise. Validation always uses `labels`.
-  """
-  inputs: jax.Array   # int32[N, L]
-  labels: jax.Array   # int32[N] (or [A, N])
-  eval_at: jax.Array  # bool[S]: evaluate before the update of step s
-  train_labels: Any = None
 
 
 def _train_labels(data: Data, split: Split) -> jax.Array:

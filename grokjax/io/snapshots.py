@@ -22,7 +22,6 @@ state: a third of an AdamW checkpoint). Each one carries the config, so
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
 from typing import Any, Sequence
 
@@ -30,10 +29,10 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from grokjax.config import Config, ConfigError, Grid
-from grokjax.io.rundir import read_config
-from grokjax.models import make_model
-from grokjax.train import state as state_lib
+from grokjax.config import Config, ConfigError
+from grokjax.io.rundir import RunDir
+from grokjax.members import member_splits
+from grokjax.models import abstract_params, make_model
 
 
 def snapshot_schedule(config: Config) -> np.ndarray:
@@ -59,10 +58,6 @@ def next_stop(schedule: np.ndarray, start: int, end: int) -> int:
   return int(inside[0]) if inside.size else end
 
 
-def _group_dir(workdir: str, group: int) -> str:
-  return os.path.abspath(os.path.join(workdir, "snapshots", f"g{group:04d}"))
-
-
 class SnapshotWriter:
   """Saves one member group's parameters at the snapshot steps (asynchronously)."""
 
@@ -74,13 +69,14 @@ class SnapshotWriter:
     self.group_size = group_size
     self.config = config.to_dict()
     self.manager = ocp.CheckpointManager(
-        _group_dir(workdir, group),
+        RunDir(workdir).snapshot_group(group),
         options=ocp.CheckpointManagerOptions(create=True))
 
   def saved(self) -> set[int]:
     return set(self.manager.all_steps())
 
-  def save(self, step: int, state: state_lib.MemberState) -> None:
+  def save(self, step: int, state) -> None:
+    """Saves `state.params` and `state.diverged_step` ([G] leading axes) at `step`."""
     if step in self.saved():  # a resumed run passes steps saved before
       return
     meta = {"step": int(step), "group": self.group, "members": self.members,
@@ -118,19 +114,19 @@ class Snapshot:
     return jax.tree.map(lambda x: x[i], self.params)
 
 
-def _run_config(workdir: str) -> Config:
-  if not os.path.isdir(os.path.join(workdir, "snapshots")):
+def _with_snapshots(workdir: str) -> RunDir:
+  run = RunDir(workdir)
+  if not run.snapshot_groups():
     raise ConfigError(f"--workdir={workdir}: no snapshots there; train with "
                       "--keep_checkpoints=K (or --snapshot_every=N) to keep "
                       "parameters over time")
-  return Config.from_dict(read_config(workdir)["config"])
+  return run
 
 
 def snapshot_steps(workdir: str) -> np.ndarray:
   """The steps at which every member group has a snapshot, sorted."""
-  _run_config(workdir)
   steps = None
-  for d in sorted(glob.glob(os.path.join(workdir, "snapshots", "g*"))):
+  for d in _with_snapshots(workdir).snapshot_groups():
     here = {int(s) for s in os.listdir(d) if s.isdigit()}
     steps = here if steps is None else steps & here
   return np.array(sorted(steps or ()), np.int64)
@@ -140,19 +136,16 @@ class SnapshotReader:
   """Reads a run's snapshots: one orbax manager per group, opened once."""
 
   def __init__(self, workdir: str):
-    self.workdir = workdir
-    self.config = _run_config(workdir)
-    self.task = self.config.build_task()
+    self.workdir, self._run = workdir, _with_snapshots(workdir)
+    stored = self._run.rebuild()
+    self.config, self.task = stored.config, stored.task
     self.model = make_model(self.config, self.task)
-    hypers = state_lib.make_hypers(Grid.from_config(self.config), self.task,
-                                   self.config.train_size)
-    self.num_members = len(hypers.seed)
-    self.max_n = int(hypers.n_train.max())
+    self.num_members = stored.num_members
     self._managers, self._abstract, self._splits = {}, {}, {}
 
   def _manager(self, group: int) -> ocp.CheckpointManager:
     if group not in self._managers:
-      path = _group_dir(self.workdir, group)
+      path = self._run.snapshot_group(group)
       if not os.path.isdir(path):
         raise ConfigError(f"--workdir={self.workdir}: no snapshots of member "
                           f"group {group} ({path} is missing); resume the run")
@@ -167,11 +160,12 @@ class SnapshotReader:
   def _group_params(self, group: int, step: int, size: int) -> dict:
     if size not in self._abstract:
       device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-      state = state_lib.abstract_ensemble(self.config, self.task, self.max_n,
-                                          size, 1)[1]
+      params = abstract_params(self.model, self.task, self.config.precision)
       self._abstract[size] = jax.tree.map(
-          lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
-          {"params": state.params, "diverged_step": state.diverged_step})
+          lambda x: jax.ShapeDtypeStruct((size, *x.shape), x.dtype,
+                                         sharding=device),
+          {"params": params,
+           "diverged_step": jax.ShapeDtypeStruct((), np.int32)})
     if step not in self._manager(group).all_steps():
       raise ConfigError(f"--step={step}: group {group} of {self.workdir} has "
                         "no snapshot there; snapshot_steps(workdir) lists "
@@ -206,7 +200,7 @@ class SnapshotReader:
       return None
     key = tuple(members.tolist())
     if key not in self._splits:
-      self._splits[key] = jax.device_get(state_lib.member_splits(
+      self._splits[key] = jax.device_get(member_splits(
           self.config, self.task, members))
     return self._splits[key]
 
