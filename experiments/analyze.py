@@ -213,10 +213,12 @@ def main(argv):
   gj.io.write_csv(os.path.join(out, "stats.csv"), stats)
   written = [os.path.join(out, n) for n in ("summary.csv", "stats.csv")]
   written += gj.io.write_plots(out, history, summary, varied)
-  fits = {"thresholds": dict(zip(("mem", "gen"), config.thresholds())),
+  objective = gj.objective.objective_of(config)
+  thresholds = objective.thresholds(config)
+  fits = {"thresholds": dict(zip(("mem", "gen"), thresholds)),
           "finished": finished}
   fractions = sorted({r["train_fraction"] for r in summary})
-  if len(fractions) >= 3 and not config.regression:
+  if len(fractions) >= 3 and objective.higher_is_better:
     others = [a for a in axes if a != "train_fraction"]
     fits["power_law"] = _power_law_fits(summary, varied, FLAGS.bootstrap)
     path = os.path.join(out, "plots", "power_law.png")
@@ -247,7 +249,7 @@ def main(argv):
   when = lambda v: f"{v:g}" if math.isfinite(v) else "never"
   state = "finished" if finished else "still running (partial)"
   print(f"{FLAGS.workdir}: {len(summary)} members, {state}; thresholds "
-        f"mem {config.thresholds()[0]:g}, gen {config.thresholds()[1]:g}")
+        f"mem {thresholds[0]:g}, gen {thresholds[1]:g}")
   for s in stats:
     point = ", ".join(f"{a}={s[a]:g}" for a in axes) or "all members"
     print(f"  {point}: generalized {s['generalized']}/{s['members']}; median "

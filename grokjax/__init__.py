@@ -5,7 +5,7 @@
     result.summary[0]["t_gen"]
 """
 
-from grokjax import analysis, io, models, optim, tasks, train
+from grokjax import analysis, io, members, models, objective, optim, tasks, train
 from grokjax.config import Config, ConfigError, Grid, parse_values
 from grokjax.tasks import Task, make_task
 from grokjax.train import Preempted, SweepResult, sweep
@@ -13,5 +13,5 @@ from grokjax.train import Preempted, SweepResult, sweep
 __version__ = "0.1.0"
 
 __all__ = ["Config", "ConfigError", "Grid", "Preempted", "SweepResult", "Task",
-           "analysis", "io", "make_task", "models", "optim", "parse_values", "sweep",
+           "analysis", "io", "make_task", "members", "models", "objective", "optim", "parse_values", "sweep",
            "tasks", "train"]

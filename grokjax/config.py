@@ -249,17 +249,6 @@ class Config:
         out.append(f"--{f.name}: {_show(a)} vs {_show(b)}")
     return out
 
-  @property
-  def regression(self) -> bool:
-    """A linear task: errors (lower is better) replace accuracies."""
-    return tasks.is_regression(self.task)
-
-  def thresholds(self) -> tuple[float, float]:
-    """(mem, gen) thresholds: accuracies to reach, or errors to get below (linear tasks)."""
-    if self.regression:
-      return self.mem_error, self.gen_error
-    return self.mem_threshold, self.gen_threshold
-
   def build_task(self):
     """The task these settings name (a `Task`, or a `LinearTask`).
 
@@ -312,7 +301,7 @@ class Config:
       raise ConfigError(f"--model={self.model}: --task=text reads token "
                         "sequences; use --model=transformer or lstm")
     if self.model == "lstm" and (tasks.is_image_task(self.task) or
-                                 self.regression):
+                                 tasks.is_regression(self.task)):
       raise ConfigError(f"--model=lstm: needs a token task, not {self.task}")
     for name in ("text_vocab", "text_max_len"):
       if getattr(self, name) < 1:
@@ -327,7 +316,7 @@ class Config:
                         f"={self.resnet_width}: must be positive")
     if not 0 <= self.label_noise < 1:
       raise ConfigError(f"--label_noise={self.label_noise}: must be in [0, 1)")
-    if self.label_noise and self.regression:
+    if self.label_noise and tasks.is_regression(self.task):
       raise ConfigError(f"--label_noise={self.label_noise}: needs a "
                         f"classification task, not {self.task}")
     for t in self.task_index:
@@ -417,7 +406,7 @@ class Config:
 
 
   def _validate_linear(self) -> None:
-    linear_task, linear_model = self.regression, self.model == "linear"
+    linear_task, linear_model = tasks.is_regression(self.task), self.model == "linear"
     if linear_task and not linear_model:
       raise ConfigError(f"--model={self.model}: --task={self.task} trains the "
                         "parameter vector/matrix itself; use --model=linear")

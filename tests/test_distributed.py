@@ -3,11 +3,20 @@
 Each case runs in fresh subprocesses, since the device count is fixed when JAX
 starts (`--xla_force_host_platform_device_count`).
 
-Equality is to float32 rounding, not bitwise: with the member axis sharded,
-XLA:CPU compiles a partitioned program whose fusions and thread splits differ
-from the one-device program's, and the first differences (~5e-7 in a loss of
-~2) appear after a few Adam steps. (Bitwise equality holds where the compiled
-program is the same: resume, and member isolation; see test_resume/test_train.)
+What is bitwise, and what is not (the reproducibility contract):
+- the same sweep on the same device configuration is bitwise: the sharded
+  sweep run twice in one 4-device process gives identical histories and
+  parameters;
+- another device configuration is not, even at the same per-device member
+  count: XLA:CPU compiles each configuration's program on its own (fusions,
+  thread splits), and Adam amplifies the rounding. Measured for this config
+  (120 steps): the sharded sweep against one device first differs at step 4,
+  by 4.8e-7 in a loss of ~2.4, and by 4.4e-6 in the final parameters; the
+  largest difference seen in any clean run of the old rtol/atol 1e-5 check
+  was 1.9e-5. The cross-configuration checks below allow BOUND = 1e-3
+  absolute: 50x the largest drift measured, and 100x below what a wrong
+  member order, a dropped padding row or a lost shard gives (any two
+  members' final unembeddings differ by at least 0.13, max abs).
 """
 
 import os
@@ -32,7 +41,7 @@ CONFIG = gj.Config(task="x+y", p=11, depth=1, d_model=16, num_heads=2,
                    d_mlp=32, steps=120, chunk_steps=40, eval_every=20,
                    checkpoint_every=40, seed=(0, 1, 2), learning_rate=(1e-3, 3e-3),
                    batch_size=16)
-TOL = dict(rtol=1e-5, atol=1e-5)
+BOUND = dict(rtol=0, atol=1e-3)  # see the module docstring
 
 
 def _env(devices):
@@ -46,7 +55,7 @@ def _assert_histories_close(a, b):
   assert a.keys() == b.keys()
   for key in a:
     assert a[key].shape == b[key].shape, key
-    np.testing.assert_allclose(a[key], b[key], err_msg=key, **TOL)
+    np.testing.assert_allclose(a[key], b[key], err_msg=key, **BOUND)
 
 
 def test_four_devices_equal_one_device(tmp_path):
@@ -55,11 +64,14 @@ def test_four_devices_equal_one_device(tmp_path):
       config = gj.Config(**{CONFIG.to_dict()!r})
       assert jax.device_count() == 4
       sharded = gj.sweep(config, log=None)
+      again = gj.sweep(config, log=None)
       single = gj.sweep(config, log=None, devices=jax.devices()[:1])
       np.savez("{tmp_path}/sharded.npz", **sharded.history)
+      np.savez("{tmp_path}/again.npz", **again.history)
       np.savez("{tmp_path}/single.npz", **single.history)
       leaves = lambda r: [np.asarray(x) for x in jax.tree.leaves(r.state.params)]
       np.savez("{tmp_path}/params.npz", *leaves(sharded), *leaves(single))
+      np.savez("{tmp_path}/params_again.npz", *leaves(again))
       print("devices", len(jax.tree.leaves(sharded.state.params)[0].sharding.device_set))
   """)
   proc = subprocess.run([sys.executable, "-c", script], env=_env(4),
@@ -68,13 +80,22 @@ def test_four_devices_equal_one_device(tmp_path):
   sharded = dict(np.load(tmp_path / "sharded.npz"))
   single = dict(np.load(tmp_path / "single.npz"))
   assert sharded["step_train_loss"].shape == (6, 120)  # padding dropped
-  _assert_histories_close(sharded, single)
+  # Same sweep, same device configuration: bitwise.
+  again = dict(np.load(tmp_path / "again.npz"))
+  assert again.keys() == sharded.keys()
+  for key in sharded:
+    np.testing.assert_array_equal(again[key], sharded[key], err_msg=key)
   params = np.load(tmp_path / "params.npz")
+  params_again = np.load(tmp_path / "params_again.npz")
   n = len(params.files) // 2
+  for i in range(n):
+    np.testing.assert_array_equal(params_again[f"arr_{i}"], params[f"arr_{i}"])
+  # One device: the same numbers up to the measured drift.
+  _assert_histories_close(sharded, single)
   for i in range(n):
     a, b = params[f"arr_{i}"], params[f"arr_{i + n}"]
     assert a.shape[0] == 6
-    np.testing.assert_allclose(a, b, **TOL)
+    np.testing.assert_allclose(a, b, **BOUND)
 
 
 def test_two_processes_on_localhost_equal_one_process(tmp_path):
@@ -102,4 +123,4 @@ def test_two_processes_on_localhost_equal_one_process(tmp_path):
   assert loaded_config == CONFIG
   for a, b in zip(np.asarray(state.params["unembed"]["kernel"]),
                   np.asarray(reference.state.params["unembed"]["kernel"])):
-    np.testing.assert_allclose(a, b, **TOL)
+    np.testing.assert_allclose(a, b, **BOUND)

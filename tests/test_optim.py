@@ -138,7 +138,8 @@ def test_softmax_collapse_metric_counts_train_rows_with_exactly_zero_loss():
   logits_of = lambda variables, inputs: jax.nn.one_hot(
       labels, 3) * margins[:, None]
   data = step_lib.Data(jnp.zeros((4, 1), jnp.int32), labels, jnp.zeros(1, bool))
-  split = Split(jnp.arange(3), jnp.ones(3), jnp.array([True, True, True, False]))
+  is_train = jnp.array([True, True, True, False])
+  split = Split(jnp.arange(3), jnp.ones(3), is_train, jnp.int32(0), ~is_train)
   record = step_lib.evaluate(logits_of, {}, split, data)
   np.testing.assert_allclose(record.train_zero_loss, 2 / 3)
   record = step_lib.evaluate(logits_of, {}, split, data,
@@ -154,7 +155,8 @@ def test_softmax_collapse_is_counted_in_the_training_dtype():
   from grokjax.tasks import Split  # pylint: disable=import-outside-toplevel
   labels = jnp.array([0])
   data = step_lib.Data(jnp.zeros((1, 1), jnp.int32), labels, jnp.zeros(1, bool))
-  split = Split(jnp.arange(1), jnp.ones(1), jnp.array([True]))
+  split = Split(jnp.arange(1), jnp.ones(1), jnp.array([True]), jnp.int32(0),
+                jnp.array([False]))
   zero_loss = {}
   for dtype in (jnp.float32, jnp.bfloat16):
     logits_of = lambda variables, inputs, dtype=dtype: (

@@ -2,9 +2,9 @@
 
 from grokjax.analysis.grokking import (PHASES, first_step_below,
                                        first_step_reaching, grokking_times,
-                                       group_medians, is_regression,
+                                       group_medians,
                                        median_time, notsawo_times, phases,
-                                       reached, summarize, summarize_config,
+                                       summarize, summarize_config,
                                        time_statistics)
 from grokjax.analysis import (complexity, fourier, hessian, landscape,
                               measures, trajectory, weights)
@@ -19,6 +19,6 @@ __all__ = ["complexity", "fourier", "hessian", "landscape", "measures",
            "trajectory", "weights", "MEASURES", "compute_measures", "grokking_at_onsets", "slingshot_onsets", "power_law_fit", "Hjorth", "band_energies", "detrend", "hjorth", "power_spectrum",
            "spectral_moments", "PHASES", "bootstrap_loglog", "column_product", "loglog_fit",
            "first_step_below", "first_step_reaching",
-           "grokking_times", "group_medians", "is_regression", "median_time",
-           "notsawo_times", "phases", "reached", "summarize",
+           "grokking_times", "group_medians", "median_time",
+           "notsawo_times", "phases", "summarize",
            "summarize_config", "time_statistics"]

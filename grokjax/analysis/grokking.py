@@ -10,6 +10,8 @@ from typing import Mapping
 
 import numpy as np
 
+from grokjax.objective import Objective, objective_of, objective_of_history
+
 PHASES = ("comprehension", "grokking", "memorization", "confusion")
 
 
@@ -30,38 +32,23 @@ def first_step_below(steps_T: np.ndarray, values_ExT: np.ndarray,
                              -threshold)
 
 
-def is_regression(history: Mapping[str, np.ndarray]) -> bool:
-  """A linear task's history: errors (lower is better) instead of accuracies."""
-  return "train_error" in history
-
-
-def reached(history: Mapping[str, np.ndarray], thresholds: tuple[float, float]
-            ) -> tuple[np.ndarray, np.ndarray]:
-  """bool [E, Te]: where train (val) accuracy is >= (a linear task's error <=) its threshold."""
-  mem, gen = thresholds
-  with np.errstate(invalid="ignore"):
-    if is_regression(history):
-      return history["train_error"] <= mem, history["val_error"] <= gen
-    return history["train_acc"] >= mem, history["val_acc"] >= gen
-
-
 def grokking_times(history: Mapping[str, np.ndarray], mem_threshold: float = 0.99,
-                   gen_threshold: float = 0.99) -> dict[str, np.ndarray]:
+                   gen_threshold: float = 0.99,
+                   objective: Objective | None = None) -> dict[str, np.ndarray]:
   """t_mem (train acc >= mem_threshold), t_gen (val acc >= gen_threshold), delay = t_gen - t_mem.
 
   Power et al. 2022 report the median over seeds of t_gen at 0.99; Grokfast
   (Lee et al. 2024) uses gen_threshold = 0.95. For a linear task (a history
   with ``train_error``/``val_error``) the thresholds are errors to get below:
   t_mem when the measurements are fit, t_gen when a* is recovered (Notsawo et
-  al. 2025 use 1e-3 for both).
+  al. 2025 use 1e-3 for both). `objective`: the history's own by default.
   """
-  steps = history["eval_step"]
-  if is_regression(history):
-    t_mem = first_step_below(steps, history["train_error"], mem_threshold)
-    t_gen = first_step_below(steps, history["val_error"], gen_threshold)
-  else:
-    t_mem = first_step_reaching(steps, history["train_acc"], mem_threshold)
-    t_gen = first_step_reaching(steps, history["val_acc"], gen_threshold)
+  objective = objective or objective_of_history(history)
+  first = (first_step_reaching if objective.higher_is_better
+           else first_step_below)
+  steps, metric = history["eval_step"], objective.metric
+  t_mem = first(steps, history[f"train_{metric}"], mem_threshold)
+  t_gen = first(steps, history[f"val_{metric}"], gen_threshold)
   return {"t_mem": t_mem, "t_gen": t_gen, "delay": t_gen - t_mem}
 
 
@@ -163,12 +150,13 @@ def summarize(history: Mapping[str, np.ndarray], members: list[dict],
   A linear task's phases use its mem/gen error thresholds (Liu's 0.9 accuracy
   has no counterpart there); `phase_threshold` is then ignored.
   """
-  t = grokking_times(history, mem_threshold, gen_threshold)
-  metric = "error" if is_regression(history) else "acc"
-  if metric == "error":
-    phase = phases(history, mem_threshold, phase_gap, gen_threshold)
-  else:
+  objective = objective_of_history(history)
+  t = grokking_times(history, mem_threshold, gen_threshold, objective)
+  metric = objective.metric
+  if objective.higher_is_better:
     phase = phases(history, phase_threshold, phase_gap)
+  else:
+    phase = phases(history, mem_threshold, phase_gap, gen_threshold)
   final_train = _last_finite(history[f"train_{metric}"])
   final_val = _last_finite(history[f"val_{metric}"])
   rows = []
@@ -188,7 +176,7 @@ def summarize(history: Mapping[str, np.ndarray], members: list[dict],
 def summarize_config(history: Mapping[str, np.ndarray], members: list[dict],
                      diverged_step: np.ndarray, config) -> list[dict]:
   """`summarize` with a Config's thresholds (errors for a linear task)."""
-  mem, gen = config.thresholds()
+  mem, gen = objective_of(config).thresholds(config)
   return summarize(history, members, diverged_step, mem_threshold=mem,
                    gen_threshold=gen, phase_threshold=config.phase_threshold,
                    phase_gap=config.phase_gap)

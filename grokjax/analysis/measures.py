@@ -51,7 +51,8 @@ from grokjax.io import snapshots
 from grokjax.io.rundir import write_npz
 from grokjax.models import readout_weights
 from grokjax.optim.losses import cross_entropy, weighted_mean
-from grokjax.tasks import OPERATORS, is_regression
+from grokjax.objective import CLASSIFICATION, objective_of
+from grokjax.tasks import OPERATORS
 from grokjax.tasks.splits import member_labels
 
 MEASURES = ("fourier", "norms", "distance", "embedding", "pca", "landscape",
@@ -76,7 +77,7 @@ def check_measures(names: Sequence[str], config) -> list[str]:
 
 def _applies(name: str, config) -> str | None:
   """None if measure `name` applies to the run's config, else why not."""
-  if is_regression(config.task) and name not in ("norms", "distance", "pca"):
+  if objective_of(config) is not CLASSIFICATION and name not in ("norms", "distance", "pca"):
     return f"needs a classification task, not {config.task}"
   if name in ("fourier", "embedding") and config.task not in OPERATORS:
     return f"needs a task over Z_p (x op y mod p), not {config.task}"

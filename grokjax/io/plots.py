@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from grokjax.analysis.grokking import is_regression
+from grokjax.objective import objective_of_history
 
 MAX_CURVES = 24
 
@@ -32,8 +32,9 @@ def plot_curves(path: str, history: Mapping[str, np.ndarray],
   """
   plt = _pyplot()
   steps = np.maximum(history["eval_step"], 1)
-  regression = is_regression(history)  # a linear task: errors, log scale
-  metric = "error" if regression else "acc"
+  objective = objective_of_history(history)
+  metric = objective.metric
+  regression = not objective.higher_is_better  # errors, on a log scale
   fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(13, 4.8))
   cmap = plt.get_cmap("viridis")
   n = min(len(summary), MAX_CURVES)
@@ -57,9 +58,9 @@ def plot_curves(path: str, history: Mapping[str, np.ndarray],
     ax.set_xscale("log")
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
-  what = "error" if regression else "accuracy"
-  ax_acc.set_ylabel(f"{what} (dashed train, solid val; o t_mem, * t_gen)")
-  ax_loss.set_ylabel("1/2 squared error" if regression else "loss")
+  ax_acc.set_ylabel(f"{objective.metric_label} (dashed train, solid val; "
+                    "o t_mem, * t_gen)")
+  ax_loss.set_ylabel(objective.loss_label)
   if regression:
     ax_acc.set_yscale("log")
   ax_loss.set_yscale("log")

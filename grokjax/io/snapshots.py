@@ -33,6 +33,7 @@ from grokjax.config import Config, ConfigError
 from grokjax.io.rundir import RunDir
 from grokjax.members import member_splits
 from grokjax.models import abstract_params, make_model
+from grokjax.objective import CLASSIFICATION, objective_of
 
 
 def snapshot_schedule(config: Config) -> np.ndarray:
@@ -196,8 +197,8 @@ class SnapshotReader:
 
   def _member_splits(self, members: np.ndarray):
     """The members' splits (the same at every step: computed once per member set)."""
-    if self.config.regression:
-      return None
+    if objective_of(self.config) is not CLASSIFICATION:
+      return None  # a linear task's member data is its Problem, not a split
     key = tuple(members.tolist())
     if key not in self._splits:
       self._splits[key] = jax.device_get(member_splits(

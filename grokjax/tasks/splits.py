@@ -12,7 +12,6 @@ from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 
 class Split(NamedTuple):
@@ -24,13 +23,13 @@ class Split(NamedTuple):
   table: ``int32[]`` the label table the member learns (a task with several
     tables, e.g. a sweep over algebras, has labels [A, N]; else 0).
   is_val: ``bool[N]`` the validation rows: every row not trained on, or a
-    task's fixed test set (None: not `is_train`).
+    task's fixed test set.
   """
   train_idx: jax.Array
   train_weight: jax.Array
   is_train: jax.Array
-  table: jax.Array = np.int32(0)
-  is_val: jax.Array | None = None
+  table: jax.Array
+  is_val: jax.Array
 
 
 def num_train(fraction: float, num_examples: int) -> int:

@@ -20,7 +20,6 @@ progress, as orbax requires.
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 from typing import Any, Callable

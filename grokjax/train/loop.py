@@ -31,6 +31,7 @@ from grokjax.io import snapshots as snap_lib
 from grokjax.io.rundir import RunDir, group_history, merge_groups
 from grokjax.config import Config, ConfigError, Grid
 from grokjax.models import make_model
+from grokjax.objective import objective_of
 from grokjax.tasks import LinearTask, Task
 from grokjax.train import checkpoint as ckpt_lib
 from grokjax.train import memory
@@ -39,7 +40,7 @@ from grokjax.train.state import (Data, Hypers, MemberState, abstract_state,
                                  count_params, init_group, make_hypers,
                                  member_splits)
 from grokjax.train.step import (compile_sweep_chunk, compile_sweep_eval,
-                                eval_fields, eval_schedule, padded_eval_mask)
+                                eval_schedule, padded_eval_mask)
 
 
 class Preempted(Exception):
@@ -226,7 +227,8 @@ def sweep(config: Config, workdir: str | None = None,
       rep)
   chunk_fn, chunk_traces = compile_sweep_chunk(model.apply, config, K, mesh)
   eval_fn = compile_sweep_eval(model.apply, config, mesh)
-  fields = eval_fields(config)
+  objective = objective_of(config)
+  fields = objective.eval_fields
 
   def group_state(g):
     hyp = jax.tree.map(lambda x: x[g * G:(g + 1) * G], hypers_pad)
@@ -332,7 +334,8 @@ def sweep(config: Config, workdir: str | None = None,
           for j, s in enumerate(chunk["eval_step"]):
             writer.write({"group": g, "step": s, **{
                 k: chunk[k][: hi - lo, j] for k in fields}})
-        reached_mem, reached_gen = analysis.reached(chunk, config.thresholds())
+        reached_mem, reached_gen = objective.reached(
+            chunk, objective.thresholds(config))
         mem |= reached_mem.any(axis=1)
         gen |= reached_gen.any(axis=1)
         done, steps_run = end, steps_run + end - start

@@ -26,7 +26,8 @@ from grokjax.config import Config, ConfigError
 from grokjax.tasks import LinearTask, Task
 from grokjax.train import sharding as shard_lib
 from grokjax.train.state import abstract_ensemble
-from grokjax.train.step import Data, compile_sweep_chunk, record_types
+from grokjax.objective import Data, objective_of
+from grokjax.train.step import compile_sweep_chunk
 
 GiB = 1 << 30
 RESERVE = 0.9  # use at most this fraction of the device budget
@@ -74,8 +75,9 @@ def estimate(config: Config, task: Task, max_n_train: int) -> MemoryEstimate:
   # The larger of the marginal and the average cost: never below either probe.
   per_member = max((m1 - m0) / (e1 - e0), m1 / e1, 1.0)
   shared = max(m1 - e1 * per_member, 0.0)
-  step_type, eval_type = record_types(config)
-  records = (4.0 * (len(step_type._fields) + len(eval_type._fields)) *
+  objective = objective_of(config)
+  records = (4.0 * (len(objective.step_record._fields) +
+                    len(objective.eval_fields)) *
              min(config.chunk_steps, config.steps))
   return MemoryEstimate(per_member, shared, records)
 

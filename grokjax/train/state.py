@@ -10,26 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from grokjax.config import INT_AXES, Config, Grid
-from grokjax.models import DTYPES, init_params, make_model
-from grokjax.optim import make_optimizer
-from grokjax.members import (Hypers, make_hypers, member_keys, member_split,
+from grokjax.models import init_params, make_model
+from grokjax.members import (Hypers, make_hypers, member_keys,  # re-exported
                              member_splits)
+from grokjax.objective import Data, objective_of
+from grokjax.optim import make_optimizer
 from grokjax.tasks import LinearTask, Problem, Split, Task
 from grokjax.train import sharding as shard_lib
-
-
-class Data(NamedTuple):
-  """Shared by every member (unbatched): the task table and the eval schedule.
-
-  `labels` is [A, N] for a task with several tables (each member reads its
-  own, `Split.table`). `train_labels` (same shape) are the labels training
-  and the train metrics use when some are corrupted (--label_noise); None
-  otherwise. Validation always uses `labels`.
-  """
-  inputs: jax.Array   # int32[N, L]
-  labels: jax.Array   # int32[N] (or [A, N])
-  eval_at: jax.Array  # bool[S]: evaluate before the update of step s
-  train_labels: Any = None
 
 
 class MemberState(NamedTuple):
@@ -47,15 +34,13 @@ def init_member(model, config: Config, task: Task | LinearTask,
   The data is the member's train/val split, or for a linear task its own
   problem (drawn from the same data-seed key).
   """
-  init_key, _, split_key = member_keys(hypers)
+  init_key = member_keys(hypers)[0]
   params = init_params(model, task, config.precision, init_key,
                        hypers.init_scale)
   tx = make_optimizer(config, hypers)
   state = MemberState(params, tx.init(params), jnp.array(-1, jnp.int32))
-  if isinstance(task, LinearTask):
-    return state, task.sample(split_key, hypers.n_train, max_n_train,
-                              DTYPES[config.precision])
-  return state, member_split(task, max_n_train, hypers)
+  return state, objective_of(config).member_data(task, max_n_train, hypers,
+                                                 config.precision)
 
 
 class Ensemble(NamedTuple):

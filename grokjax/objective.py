@@ -1,0 +1,275 @@
+"""The objective, chosen once from the task: classification or regression.
+
+Everything that depends on the task's kind lives here and nowhere else: the
+per-step and eval records, the loss a step minimizes, the evaluation, what a
+member's data is (a train/validation `Split`, or a linear task's own
+`Problem`), the memorization and generalization criteria, and plot labels.
+
+- `CLASSIFICATION` (tables, images, text): cross-entropy (or --loss) on
+  batches of the member's train rows; accuracy; a threshold is reached when
+  accuracy is >= it.
+- `REGRESSION` (linear tasks, Notsawo et al. 2025): 1/2 ||X a - y||^2 over the
+  member's measurements, full batch; errors (--regression_error); a threshold
+  is reached when the error is <= it.
+
+`objective_of(config)` picks one; `objective_of_history(history)` recognises
+one by its own eval record's fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from grokjax import tasks
+from grokjax.members import Hypers, member_keys, member_split
+from grokjax.models import DTYPES, readout_weights
+from grokjax.optim import LOSSES, correct, weighted_mean
+from grokjax.tasks import Problem, Split
+from grokjax.tasks.linear import error
+from grokjax.tasks.splits import member_labels
+
+
+class Data(NamedTuple):
+  """Shared by every member (unbatched): the task table and the eval schedule.
+
+  `labels` is [A, N] for a task with several tables (each member reads its
+  own, `Split.table`). `train_labels` (same shape) are the labels training
+  and the train metrics use when some are corrupted (--label_noise); None
+  otherwise. Validation always uses `labels`.
+  """
+  inputs: jax.Array   # int32[N, L]
+  labels: jax.Array   # int32[N] (or [A, N])
+  eval_at: jax.Array  # bool[S]: evaluate before the update of step s
+  train_labels: Any = None
+
+
+class StepRecord(NamedTuple):
+  """Per-step scalars of one member: the loss/accuracy of the batch it trained
+  on, and the l2 norm of the last layer's weights that produced them (Thilak
+  et al. 2022's slingshot signal)."""
+  train_loss: jax.Array
+  train_acc: jax.Array
+  last_layer_norm: jax.Array
+
+
+class EvalRecord(NamedTuple):
+  """Losses are the training loss (--loss); `train_zero_loss` is the fraction of
+  train rows whose loss is exactly 0 in the training dtype (softmax collapse,
+  Prieto 2025)."""
+  train_loss: jax.Array
+  train_acc: jax.Array
+  val_loss: jax.Array
+  val_acc: jax.Array
+  param_norm: jax.Array
+  train_zero_loss: jax.Array
+
+
+class RegressionStepRecord(NamedTuple):
+  """Per-step scalars of one member of a linear task."""
+  train_loss: jax.Array
+  train_error: jax.Array
+
+
+class RegressionEvalRecord(NamedTuple):
+  """A linear task's eval: train_loss = 1/2 ||X a - y||^2 over the member's
+  measurements, val_loss = 1/2 ||a - a*||^2, and the errors of
+  --regression_error (train: of the measurements; val: of a against a*)."""
+  train_loss: jax.Array
+  train_error: jax.Array
+  val_loss: jax.Array
+  val_error: jax.Array
+  param_norm: jax.Array
+
+
+def _as_float32(record):
+  return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), record)
+
+
+def train_labels(data: Data, split: Split) -> jax.Array:
+  """[N] the labels a member trains on (corrupted ones under --label_noise)."""
+  return member_labels(data.labels if data.train_labels is None
+                       else data.train_labels, split)
+
+
+def batch_rows(config, split: Split, batch_key: jax.Array, num_examples: int,
+               step: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Row indices [B] and weights [B] of one step's batch, drawn from the member's train rows.
+
+  Full batch (`batch_size=0`): all `max_n_train` slots, weighted by membership.
+  Minibatch: `B` distinct train rows drawn uniformly for every step from
+  ``fold_in(key, step)`` (random numbers over N, so they do not depend on the
+  sweep's max_n_train); a member with fewer than B rows uses all of them.
+  """
+  max_n = split.train_idx.shape[0]
+  if config.batch_size == 0 or config.batch_size >= max_n:
+    return split.train_idx, split.train_weight
+  u = jax.random.uniform(jax.random.fold_in(batch_key, step),
+                         (num_examples,), jnp.float32)[:max_n]
+  u = jnp.where(split.train_weight > 0, u, 2.0)
+  _, slots = jax.lax.top_k(-u, config.batch_size)
+  return split.train_idx[slots], split.train_weight[slots]
+
+
+def loss_and_metrics(apply_fn, loss_fn, params, inputs, labels, weights):
+  """(weighted mean loss, weighted accuracy) of a batch."""
+  logits = apply_fn({"params": params}, inputs)
+  loss = weighted_mean(loss_fn(logits, labels), weights)
+  return loss, weighted_mean(correct(logits, labels), weights)
+
+
+def evaluate(apply_fn, params, split: Split, data: Data,
+             loss_fn=LOSSES["cross_entropy"]) -> EvalRecord:
+  """Loss and accuracy on every train and validation row, the parameter l2 norm, softmax collapse."""
+  logits = apply_fn({"params": params}, data.inputs)
+  labels = member_labels(data.labels, split)
+  loss, acc = loss_fn(logits, labels), correct(logits, labels)
+  train_loss, train_acc = loss, acc
+  if data.train_labels is not None:  # train rows are scored on what they teach
+    noisy = train_labels(data, split)
+    train_loss, train_acc = loss_fn(logits, noisy), correct(logits, noisy)
+  w_train = split.is_train.astype(jnp.float32)
+  w_val = split.is_val.astype(jnp.float32)
+  record = EvalRecord(weighted_mean(train_loss, w_train),
+                      weighted_mean(train_acc, w_train),
+                      weighted_mean(loss, w_val), weighted_mean(acc, w_val),
+                      optax.tree.norm(params),
+                      weighted_mean((train_loss == 0).astype(jnp.float32),
+                                    w_train))
+  return jax.tree.map(lambda x: x.astype(jnp.float32), record)
+
+
+def _fit(problem: Problem, a: jax.Array, norm: str):
+  residual = (problem.measure(a) - problem.y) * problem.weight
+  return (0.5 * jnp.sum(jnp.square(residual)),
+          error(residual, problem.y * problem.weight, norm))
+
+
+def squared_error(apply_fn, params, problem: Problem, inputs,
+                  norm: str) -> tuple[jax.Array, jax.Array]:
+  """(1/2 ||X a - y||^2 summed over the member's measurements, its error)."""
+  return _fit(problem, apply_fn({"params": params}, inputs), norm)
+
+
+def evaluate_regression(apply_fn, params, problem: Problem, data: Data,
+                        norm: str) -> RegressionEvalRecord:
+  """Fit of the measurements and distance to the ground truth (float32 records)."""
+  a = apply_fn({"params": params}, data.inputs)
+  loss, err = _fit(problem, a, norm)
+  diff = a - problem.target
+  return _as_float32(RegressionEvalRecord(
+      loss, err, 0.5 * jnp.sum(jnp.square(diff)),
+      error(diff, problem.target, norm), optax.tree.norm(params)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+  """What training minimizes and how a member is judged, for one task kind.
+
+  name: ``classification`` or ``regression``.
+  step_record, eval_record: the NamedTuples of per-step and eval records.
+  metric: the history suffix of the judged quantity (``acc``, ``error``).
+  higher_is_better: accuracy (True) or error (False).
+  metric_label, loss_label: plot axis labels.
+  """
+  name: str
+  step_record: type
+  eval_record: type
+  metric: str
+  higher_is_better: bool
+  metric_label: str
+  loss_label: str
+
+  @property
+  def eval_fields(self) -> tuple[str, ...]:
+    return self.eval_record._fields
+
+  # --- judging histories (host, numpy) -----------------------------------------
+
+  def thresholds(self, config) -> tuple[float, float]:
+    """(mem, gen) thresholds: accuracies to reach, or errors to get below."""
+    if self.higher_is_better:
+      return config.mem_threshold, config.gen_threshold
+    return config.mem_error, config.gen_error
+
+  def reached(self, history: Mapping[str, np.ndarray],
+              thresholds: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """bool [E, Te]: where the train (val) metric is at its threshold or better (NaN never is)."""
+    mem, gen = thresholds
+    train, val = (history[f"{s}_{self.metric}"] for s in ("train", "val"))
+    with np.errstate(invalid="ignore"):
+      if self.higher_is_better:
+        return train >= mem, val >= gen
+      return train <= mem, val <= gen
+
+  # --- training (traced, one member) -------------------------------------------
+
+  def member_data(self, task, max_n_train: int, hypers: Hypers,
+                  precision: str) -> Split | Problem:
+    """A member's data: its train/validation split, or its own linear problem."""
+    if self.higher_is_better:
+      return member_split(task, max_n_train, hypers)
+    return task.sample(member_keys(hypers)[2], hypers.n_train, max_n_train,
+                       DTYPES[precision])
+
+  def batch_loss(self, apply_fn, config, hypers: Hypers, member, data: Data,
+                 step: jax.Array) -> Callable[[Any], tuple[jax.Array,
+                                                         jax.Array]]:
+    """params -> (loss, metric) of the batch the member trains on at `step`."""
+    if not self.higher_is_better:  # full batch over the member's Problem
+      return lambda p: squared_error(apply_fn, p, member, data.inputs,
+                                     config.regression_error)
+    _, batch_key, _ = member_keys(hypers)
+    rows, weights = batch_rows(config, member, batch_key,
+                               data.inputs.shape[0], step)
+    return lambda p: loss_and_metrics(apply_fn, LOSSES[config.loss], p,
+                                      data.inputs[rows],
+                                      train_labels(data, member)[rows],
+                                      weights)
+
+  def step_values(self, loss, metric, params) -> list[jax.Array]:
+    """The step record's values, given the parameters that produced them."""
+    if not self.higher_is_better:
+      return [loss, metric]
+    return [loss, metric, jnp.linalg.norm(readout_weights(params).astype(
+        jnp.float32))]
+
+  def evaluate(self, apply_fn, config, params, member, data: Data):
+    """The member's eval record (float32)."""
+    if not self.higher_is_better:
+      return evaluate_regression(apply_fn, params, member, data,
+                                 config.regression_error)
+    return evaluate(apply_fn, params, member, data, LOSSES[config.loss])
+
+
+CLASSIFICATION = Objective("classification", StepRecord, EvalRecord, "acc",
+                           True, "accuracy", "loss")
+REGRESSION = Objective("regression", RegressionStepRecord,
+                       RegressionEvalRecord, "error", False, "error",
+                       "1/2 squared error")
+OBJECTIVES = (CLASSIFICATION, REGRESSION)
+
+
+def objective_of(config) -> Objective:
+  """The objective of the config's task (linear tasks: regression)."""
+  return REGRESSION if tasks.is_regression(config.task) else CLASSIFICATION
+
+
+def objective_of_history(history: Mapping[str, np.ndarray]) -> Objective:
+  """The objective whose eval records a history holds."""
+  for objective in OBJECTIVES:
+    if f"val_{objective.metric}" in history:
+      return objective
+  raise ValueError("history: no val_acc or val_error; not a grokjax history")
+
+
+__all__ = ["Objective", "CLASSIFICATION", "REGRESSION", "objective_of",
+           "objective_of_history", "Data", "StepRecord", "EvalRecord",
+           "RegressionStepRecord", "RegressionEvalRecord", "batch_rows",
+           "loss_and_metrics", "evaluate", "evaluate_regression",
+           "squared_error", "train_labels"]
