@@ -15,7 +15,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from grokjax import tasks
+from grokjax import models, tasks
+from grokjax.optim import chain
+from grokjax.optim.losses import LOSSES
 
 # Swept axes in grid order. `data_seed` left empty follows `seed`.
 # Fields a resumed run may change (they never change a result).
@@ -25,18 +27,8 @@ SWEPT = ("seed", "data_seed", "train_fraction", "learning_rate",
          "weight_decay", "init_scale", "reg_strength", "task_index")
 INT_AXES = ("seed", "data_seed", "task_index")
 
-MODELS = ("transformer", "mlp", "linear", "cnn", "resnet18", "lstm")
-IMAGE_MODELS = ("mlp", "cnn", "resnet18")
 PRECISIONS = ("float32", "bfloat16", "float64")
-OPTIMIZERS = ("adamw", "adam", "sgd")
-ACTIVATIONS = ("relu", "gelu", "quadratic")
-MLP_INPUTS = ("concat", "sum", "product", "onehot")
 EVAL_SCHEDULES = ("linear", "log")
-REGULARIZERS = ("none", "l1", "l1_prox", "l2", "l2_init", "nuclear",
-                "nuclear_prox")
-REG_MASKS = ("not_biases", "matrices", "all")
-GRAD_FILTERS = ("none", "ema", "ma")
-LOSS_NAMES = ("cross_entropy", "stablemax", "mse")
 
 
 class ConfigError(ValueError):
@@ -54,10 +46,8 @@ def _field(default: Any, help: str, **kw):  # pylint: disable=redefined-builtin
 class Config:
   """Everything that defines a sweep. Every field is also a flag of `experiments/sweep.py`."""
   # Task.
-  task: str = _field("x+y", "operator mod p (x+y, x-y, x*y, x/y, x^2+y^2, ...) "
-                     ", s<n>:<product> (s5:x*y, s5:x*y*x^-1, s5:x*y*x), or "
-                     "a linear task: sparse_recovery, matrix_completion "
-                     "(with --model=linear)")
+  task: str = _field("x+y", "one of " + ", ".join(tasks.task_names()) +
+                     " (any s<n>:<product> with n in 2..6)")
   p: int = _field(97, "modulus for the modular operators; the prime of "
                   "F_p for --task=algebra")
   algebra: tuple = _field(("complex",), "--task=algebra: the algebras over "
@@ -101,53 +91,51 @@ class Config:
   symmetric: bool = _field(False, "keep a∘b and drop b∘a (commutative tasks only)")
   op_token: bool = _field(True, "sequences are `x op y =` (else `x y =`)")
   # Model.
-  model: str = _field("transformer", "transformer, mlp, or linear (the "
-                      "parameter vector/matrix of a linear task)")
+  model: str = _field("transformer", "; ".join(
+      f"{m.name}: {m.help}" for m in models.MODELS.values()))
   depth: int = _field(2, "transformer blocks")
   d_model: int = _field(128, "transformer width / MLP embedding width")
   num_heads: int = _field(4, "attention heads")
   d_mlp: int = _field(512, "hidden width of the transformer's MLP")
-  activation: str = _field("relu", "relu, gelu or quadratic")
+  activation: str = _field("relu", ", ".join(models.ACTIVATIONS))
   layer_norm: bool = _field(True, "pre-LayerNorm in the transformer")
   tie_embeddings: bool = _field(False, "unembed with the embedding matrix")
-  mlp_input: str = _field("concat", "MLP input: concat, sum or (elementwise)"
-                          " product of the operand embeddings, or onehot")
+  mlp_input: str = _field("concat", "MLP input: " + ", ".join(
+      models.MLP_INPUTS) + " (concat, sum or elementwise product of the "
+                          "operand embeddings, or one-hot operands)")
   mlp_hidden: tuple = _field((256, 256), "MLP hidden widths", kind="int_list")
   mlp_bias: bool = _field(True, "biases in the MLP model")
   cnn_channels: tuple = _field((32, 64), "--model=cnn: widths of its 3x3 "
                                "conv layers (each followed by 2x2 average "
                                "pooling)", kind="int_list")
-  resnet_norm: str = _field("none", "--model=resnet18: none or group "
-                            "(GroupNorm); never BatchNorm")
+  resnet_norm: str = _field("none", "--model=resnet18: " + " or ".join(
+      models.RESNET_NORMS) + " (GroupNorm); never BatchNorm")
   resnet_width: float = _field(1.0, "--model=resnet18: width multiplier of "
                                "64-128-256-512")
   # Optimizer.
-  optimizer: str = _field("adamw", "adamw (decoupled wd), adam or sgd "
-                          "(coupled L2 = weight_decay * params in the gradient)")
+  optimizer: str = _field("adamw", "; ".join(
+      f"{o.name}: {o.help}" for o in chain.OPTIMIZERS.values()))
   beta1: float = _field(0.9, "Adam beta1")
   beta2: float = _field(0.98, "Adam beta2")
   eps: float = _field(1e-8, "Adam epsilon")
   momentum: float = _field(0.0, "SGD momentum (0 = none)")
   warmup_steps: int = _field(10, "linear learning-rate warmup from 0")
-  loss: str = _field("cross_entropy", "training loss: cross_entropy (softmax)"
-                     ", stablemax (Prieto 2025) or mse (on one-hot targets, "
-                     "Omnigrok); linear tasks always use 1/2 ||X a - y||^2")
+  loss: str = _field("cross_entropy", "training loss: " + ", ".join(LOSSES)
+                     + " (see grokjax.optim.losses); linear tasks always "
+                     "use 1/2 ||X a - y||^2")
   precision: str = _field("float32", "dtype of parameters, optimizer state "
                           "and activations: float32, bfloat16 or float64 "
                           "(needs 64-bit JAX: the CLI turns it on)")
   # Regularizers and gradient tricks (grokjax.optim.regularizers), on top of
   # the optimizer's own weight decay.
-  regularizer: str = _field("none", "penalty of strength --reg_strength: l1 "
-                            "(subgradient beta*sign(w)), l1_prox (soft-"
-                            "threshold by lr*beta after the step), l2 "
-                            "(coupled beta*w), l2_init (beta*(w - w_init)), "
-                            "nuclear (subgradient beta*U V^T), nuclear_prox "
-                            "(singular-value threshold by lr*beta)")
-  reg_mask: str = _field("not_biases", "leaves the penalty acts on: "
-                         "not_biases (>= 2-D), matrices (2-D), all; nuclear "
-                         "penalties act on 2-D leaves only")
-  grad_filter: str = _field("none", "Grokfast filter: ema (alpha, lamb) or ma "
-                            "(window, lamb)")
+  regularizer: str = _field("none", "penalty of strength --reg_strength "
+                            "(beta): none; " + chain.choice_help(
+                                "regularizer"))
+  reg_mask: str = _field("not_biases", "leaves the penalty acts on: " +
+                         ", ".join(chain.MASKS) + " (>= 2-D, 2-D, every "
+                         "leaf); nuclear penalties act on 2-D leaves only")
+  grad_filter: str = _field("none", "none; " + chain.choice_help(
+      "grad_filter"))
   grokfast_alpha: float = _field(0.98, "Grokfast EMA momentum")
   grokfast_lamb: float = _field(2.0, "Grokfast amplification of the slow "
                                 "gradient")
@@ -250,19 +238,17 @@ class Config:
     return out
 
   def build_task(self):
-    """The task these settings name (a `Task`, or a `LinearTask`).
+    """The task these settings name (a `Task`, or a `LinearTask`), from its registry row.
 
     A missing or malformed data file (--data_dir) is a ConfigError.
     """
     try:
-      task = tasks.make_task(
-          self.task, self.p, op_token=self.op_token, symmetric=self.symmetric,
-          linear_dim=self.linear_dim, linear_k=self.linear_k,
-          algebra=self.algebra, dim=self.dim,
-          parity=(self.parity_n, self.parity_k, self.num_samples),
-          seed=self.task_seed, data_dir=self.data_dir,
-          text=(self.text_vocab, self.text_max_len))
+      family = tasks.family_of(self.task)
+      family.check(self)
+      task = family.build(self)
     except tasks.DataError as e:
+      raise ConfigError(str(e)) from None
+    except ValueError as e:
       raise ConfigError(str(e)) from None
     if self.label_noise:
       task = tasks.with_label_noise(task, self.label_noise, self.task_seed)
@@ -276,7 +262,10 @@ class Config:
   @property
   def num_tables(self) -> int:
     """Label tables of the task (one per --algebra for --task=algebra, else 1)."""
-    return len(self.algebra) if self.task == "algebra" else 1
+    try:
+      return tasks.family_of(self.task).num_tables(self)
+    except ValueError:  # an unknown task: validate() names it
+      return 1
 
   def swept_values(self) -> dict[str, tuple]:
     """Each swept axis with its values (an empty data_seed follows seed; an empty task_index is every table)."""
@@ -285,38 +274,23 @@ class Config:
     return values
 
   def validate(self) -> None:
-    """Raises ConfigError (one line naming the flag and the fix) for bad settings."""
+    """Raises ConfigError (one line naming the flag and the fix) for bad settings.
+
+    The task's, the model's and the optimizer chain's own checks live beside
+    them (`tasks.FAMILIES`, `models.MODELS`, `optim.chain.TRANSFORMS`); this
+    checks the choices the registries offer and the generic ranges.
+    """
     try:
-      tasks.check_task(self.task, self.p, algebra=self.algebra, dim=self.dim,
-                       parity=(self.parity_n, self.parity_k,
-                               self.num_samples))
+      family = tasks.family_of(self.task)
+      family.check(self)
+      models.check_model(self, family.inputs)
     except ValueError as e:
       raise ConfigError(str(e)) from None
     if self.train_size < 0:
       raise ConfigError(f"--train_size={self.train_size}: must be >= 0")
-    if tasks.is_image_task(self.task) and self.model not in IMAGE_MODELS:
-      raise ConfigError(f"--model={self.model}: --task={self.task} has "
-                        "image inputs; use --model=mlp, cnn or resnet18")
-    if self.task == "text" and self.model not in ("transformer", "lstm"):
-      raise ConfigError(f"--model={self.model}: --task=text reads token "
-                        "sequences; use --model=transformer or lstm")
-    if self.model == "lstm" and (tasks.is_image_task(self.task) or
-                                 tasks.is_regression(self.task)):
-      raise ConfigError(f"--model=lstm: needs a token task, not {self.task}")
-    for name in ("text_vocab", "text_max_len"):
-      if getattr(self, name) < 1:
-        raise ConfigError(f"--{name}={getattr(self, name)}: must be >= 1")
-    if self.model in ("cnn", "resnet18") and not tasks.is_image_task(
-        self.task):
-      raise ConfigError(f"--model={self.model}: needs an image task "
-                        f"(--task=digits or mnist), not {self.task}")
-    _choice("resnet_norm", self.resnet_norm, ("none", "group"))
-    if any(c < 1 for c in self.cnn_channels) or self.resnet_width <= 0:
-      raise ConfigError(f"--cnn_channels={self.cnn_channels} / --resnet_width"
-                        f"={self.resnet_width}: must be positive")
     if not 0 <= self.label_noise < 1:
       raise ConfigError(f"--label_noise={self.label_noise}: must be in [0, 1)")
-    if self.label_noise and tasks.is_regression(self.task):
+    if self.label_noise and family.objective != "classification":
       raise ConfigError(f"--label_noise={self.label_noise}: needs a "
                         f"classification task, not {self.task}")
     for t in self.task_index:
@@ -325,18 +299,14 @@ class Config:
             f"--task_index={t}: the task has {self.num_tables} table(s) "
             f"({', '.join(self.algebra) if self.task == 'algebra' else self.task}); "
             f"use 0..{self.num_tables - 1} or leave it empty")
-    _choice("model", self.model, MODELS)
-    _choice("optimizer", self.optimizer, OPTIMIZERS)
-    _choice("activation", self.activation, ACTIVATIONS)
-    _choice("mlp_input", self.mlp_input, MLP_INPUTS)
+    _choice("optimizer", self.optimizer, tuple(chain.OPTIMIZERS))
     _choice("eval_schedule", self.eval_schedule, EVAL_SCHEDULES)
-    _choice("loss", self.loss, tuple(LOSS_NAMES))
+    _choice("loss", self.loss, tuple(LOSSES))
     _choice("precision", self.precision, PRECISIONS)
     _choice("regression_error", self.regression_error, tasks.ERROR_NORMS)
-    self._validate_linear()
-    _choice("regularizer", self.regularizer, REGULARIZERS)
-    _choice("reg_mask", self.reg_mask, REG_MASKS)
-    _choice("grad_filter", self.grad_filter, GRAD_FILTERS)
+    _choice("regularizer", self.regularizer, chain.choices("regularizer"))
+    _choice("reg_mask", self.reg_mask, tuple(chain.MASKS))
+    _choice("grad_filter", self.grad_filter, chain.choices("grad_filter"))
     if self.grokfast_window < 1:
       raise ConfigError(f"--grokfast_window={self.grokfast_window}: must be "
                         ">= 1")
@@ -349,7 +319,7 @@ class Config:
     if self.regularizer == "none" and any(self.reg_strength):
       raise ConfigError(f"--reg_strength={_show(self.reg_strength)}: has no "
                         "effect without --regularizer; choose one of "
-                        f"{', '.join(REGULARIZERS[1:])}")
+                        f"{', '.join(chain.choices('regularizer')[1:])}")
     for name in ("depth", "d_model", "num_heads", "d_mlp", "steps",
                  "eval_every", "chunk_steps"):
       if getattr(self, name) < 1:
@@ -365,8 +335,6 @@ class Config:
     if self.d_model % self.num_heads:
       raise ConfigError(f"--num_heads={self.num_heads}: must divide "
                         f"--d_model={self.d_model}")
-    if any(w < 1 for w in self.mlp_hidden):
-      raise ConfigError(f"--mlp_hidden={self.mlp_hidden}: widths must be >= 1")
     for name in ("beta1", "beta2", "momentum"):
       if not 0 <= getattr(self, name) < 1:
         raise ConfigError(f"--{name}={getattr(self, name)}: must be in [0, 1)")
@@ -399,52 +367,13 @@ class Config:
       if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
         raise ConfigError(f"--{name}={getattr(self, name)}: must be > 0")
     if self.symmetric:
-      task = tasks.make_task(self.task, self.p, op_token=self.op_token)
+      if family.inputs != "table":
+        raise ConfigError(f"--symmetric: --task={self.task} is not a table "
+                          "of two operands; drop --symmetric")
+      task = family.build(self.replace(symmetric=False))
       if not task.commutative:
-        raise ConfigError(f"--symmetric: --task={self.task} is not commutative;"
-                          " drop --symmetric")
-
-
-  def _validate_linear(self) -> None:
-    linear_task, linear_model = tasks.is_regression(self.task), self.model == "linear"
-    if linear_task and not linear_model:
-      raise ConfigError(f"--model={self.model}: --task={self.task} trains the "
-                        "parameter vector/matrix itself; use --model=linear")
-    if linear_model and not linear_task:
-      raise ConfigError(f"--model=linear: needs a linear task; use --task="
-                        f"{' or --task='.join(tasks.LINEAR_TASKS)}")
-    if not linear_task:
-      return
-    try:
-      tasks.check_linear_task(self.task, self.linear_dim, self.linear_k)
-    except ValueError as e:
-      raise ConfigError(str(e)) from None
-    if self.linear_depth < 1:
-      raise ConfigError(f"--linear_depth={self.linear_depth}: must be >= 1")
-    if self.task == "sparse_recovery" and self.linear_depth != 1:
-      raise ConfigError(f"--linear_depth={self.linear_depth}: sparse_recovery "
-                        "learns the vector itself; use --linear_depth=1 (or "
-                        "--task=matrix_completion)")
-    if self.loss != "cross_entropy":
-      raise ConfigError(f"--loss={self.loss}: linear tasks train on 1/2 "
-                        "||X a - y||^2; drop --loss")
-    if self.batch_size:
-      raise ConfigError(f"--batch_size={self.batch_size}: linear tasks train "
-                        "by full-batch (sub)gradient descent; use "
-                        "--batch_size=0")
-    if self.symmetric:
-      raise ConfigError(f"--symmetric: --task={self.task} is not a table; "
-                        "drop --symmetric")
-    if self.task == "sparse_recovery" and self.regularizer.startswith(
-        "nuclear"):
-      raise ConfigError(f"--regularizer={self.regularizer}: sparse_recovery "
-                        "learns a vector; use l1/l1_prox, or --task="
-                        "matrix_completion")
-    if (self.task == "sparse_recovery" and self.regularizer != "none"
-        and self.reg_mask != "all"):
-      raise ConfigError(f"--reg_mask={self.reg_mask}: the sparse_recovery "
-                        "parameter is a vector (1-D), which this mask "
-                        "excludes; use --reg_mask=all")
+        raise ConfigError(f"--symmetric: --task={self.task} is not "
+                          "commutative; drop --symmetric")
 
 
 def _show(value: Any) -> str:

@@ -55,7 +55,7 @@ def test_factorized_model_is_the_product_of_its_factors():
 
 @pytest.mark.parametrize("change, message", [
     (dict(model="mlp"), "--model=mlp"),
-    (dict(task="x+y"), "--model=linear: needs a linear task"),
+    (dict(task="x+y"), "--model=linear: --task=x+y has table inputs"),
     (dict(reg_mask="not_biases"), "--reg_mask=not_biases"),
     (dict(regularizer="nuclear"), "--regularizer=nuclear"),
     (dict(batch_size=8), "--batch_size=8"),

@@ -8,6 +8,7 @@ import pytest
 
 import grokjax as gj
 from grokjax.config import ConfigError
+from grokjax.tasks import base as base_lib
 from grokjax.tasks import parity as parity_lib
 
 
@@ -31,7 +32,7 @@ def test_parity_labels_are_the_xor_of_the_first_k_bits():
 
 def test_label_noise_corrupts_exactly_the_fraction_to_wrong_classes():
   task = gj.make_task("x+y", 13)
-  noisy, mask = parity_lib.corrupt_labels(task.labels, 13, 0.2, seed=0)
+  noisy, mask = base_lib.corrupt_labels(task.labels, 13, 0.2, seed=0)
   assert mask.sum() == round(0.2 * 169)
   assert (noisy[mask] != task.labels[mask]).all()
   np.testing.assert_array_equal(noisy[~mask], task.labels[~mask])

@@ -199,3 +199,24 @@ def test_a_sweep_over_reg_strength_trains_each_member_with_its_own():
   np.testing.assert_allclose(result.history["val_loss"][1],
                              single.history["val_loss"][0], rtol=1e-5)
   assert [m["reg_strength"] for m in result.members] == [0.0, 0.05]
+
+
+def test_the_chain_table_puts_each_transform_in_its_stage():
+  """--regularizer=l2_decoupled sits after Adam: w - lr*adam(g) - lr*beta*w (not Adam of g + beta*w)."""
+  import grokjax as gj  # pylint: disable=import-outside-toplevel
+  from grokjax.members import Hypers  # pylint: disable=import-outside-toplevel
+  config = gj.Config(optimizer="adam", warmup_steps=0,
+                     regularizer="l2_decoupled", reg_mask="all")
+  lr, beta = 0.1, 0.5
+  hypers = Hypers(*(jnp.float32(v) for v in (0, 0, 1, lr, 0.0, 1, beta, 0,
+                                             1)))
+  tx = gj.optim.make_optimizer(config, hypers)
+  updates, _ = tx.update(GRADS, tx.init(PARAMS), PARAMS)
+  # Adam's first step is lr * g / (|g| + eps) = lr * sign(g) (eps = 1e-8).
+  expected = jax.tree.map(
+      lambda g, w: -lr * np.asarray(g) / (np.abs(g) + 1e-8) - lr * beta * w,
+      GRADS, PARAMS)
+  _close(updates, expected)
+  assert [t.name for t in gj.optim.TRANSFORMS if t.flag == "regularizer"] == [
+      "l1", "l2", "l2_init", "nuclear", "l1_prox", "nuclear_prox",
+      "l2_decoupled"]

@@ -2,51 +2,127 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any, Callable
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from grokjax.config import Config
 from grokjax.models.cnn import CNN, ResNet18
 from grokjax.models.linear import LinearModel
 from grokjax.models.lstm import LSTMClassifier
-from grokjax.models.mlp import MLP
-from grokjax.models.transformer import Transformer
+from grokjax.models.mlp import MLP, MLP_INPUTS
+from grokjax.models.transformer import ACTIVATIONS, Transformer
 from grokjax.tasks import LinearTask, Task
+
+RESNET_NORMS = ("none", "group")
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16,
           "float64": jnp.float64}
 
 
-def make_model(config: Config, task: Task | LinearTask) -> nn.Module:
-  """The model named by `config.model`, sized for `task`."""
-  if config.model == "linear":
-    return LinearModel(shape=task.target_shape, depth=config.linear_depth)
-  if config.model == "lstm":
-    return LSTMClassifier(vocab_size=task.vocab_size,
-                          num_classes=task.num_classes,
-                          embed_dim=config.d_model, hidden=config.d_model)
-  if config.model == "cnn":
-    return CNN(image_shape=task.image_shape, num_classes=task.num_classes,
-               channels=tuple(config.cnn_channels))
-  if config.model == "resnet18":
-    return ResNet18(image_shape=task.image_shape,
-                    num_classes=task.num_classes, norm=config.resnet_norm,
-                    width_factor=config.resnet_width)
-  if config.model == "transformer":
-    return Transformer(vocab_size=task.vocab_size,
-                       num_classes=task.num_classes, seq_len=task.seq_len,
-                       depth=config.depth, d_model=config.d_model,
-                       num_heads=config.num_heads, d_mlp=config.d_mlp,
-                       activation=config.activation,
-                       layer_norm=config.layer_norm,
-                       tie_embeddings=config.tie_embeddings)
-  features = getattr(task, "features", False)
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """One registry row: a model name, the task input kinds it reads
+  (`tasks.INPUT_KINDS`), its builder from (config, task), its own checks."""
+  name: str
+  inputs: tuple[str, ...]
+  help: str
+  build: Callable[[Any, Any], nn.Module]
+  check: Callable[[Any], None] = lambda config: None
+
+
+def _transformer(c, task) -> nn.Module:
+  return Transformer(vocab_size=task.vocab_size, num_classes=task.num_classes,
+                     seq_len=task.seq_len, depth=c.depth, d_model=c.d_model,
+                     num_heads=c.num_heads, d_mlp=c.d_mlp,
+                     activation=c.activation, layer_norm=c.layer_norm,
+                     tie_embeddings=c.tie_embeddings)
+
+
+def _mlp(c, task) -> nn.Module:
+  # Operands are elements of the table, which are also its classes.
   return MLP(num_tokens=task.num_classes, num_classes=task.num_classes,
              operand_positions=task.operand_positions,
-             hidden=tuple(config.mlp_hidden), embed_dim=config.d_model,
-             input="features" if features else config.mlp_input,
-             activation=config.activation, use_bias=config.mlp_bias)
+             hidden=tuple(c.mlp_hidden), embed_dim=c.d_model,
+             input="features" if getattr(task, "features", False)
+             else c.mlp_input,
+             activation=c.activation, use_bias=c.mlp_bias)
+
+
+def _check_mlp(c) -> None:
+  if c.mlp_input not in MLP_INPUTS:
+    raise ValueError(f"--mlp_input={c.mlp_input}: choose one of "
+                     f"{', '.join(MLP_INPUTS)}")
+  if any(w < 1 for w in c.mlp_hidden):
+    raise ValueError(f"--mlp_hidden={c.mlp_hidden}: widths must be >= 1")
+
+
+def _check_cnn(c) -> None:
+  if any(ch < 1 for ch in c.cnn_channels):
+    raise ValueError(f"--cnn_channels={c.cnn_channels}: must be positive")
+
+
+def _check_resnet(c) -> None:
+  if c.resnet_norm not in RESNET_NORMS:
+    raise ValueError(f"--resnet_norm={c.resnet_norm}: choose one of "
+                     f"{', '.join(RESNET_NORMS)}")
+  if c.resnet_width <= 0:
+    raise ValueError(f"--resnet_width={c.resnet_width}: must be positive")
+
+
+MODELS = {m.name: m for m in (
+    ModelSpec("transformer", ("table", "sequence"),
+              "decoder-only, readout at the last token (--depth, --d_model, "
+              "--num_heads, --d_mlp)", _transformer),
+    ModelSpec("mlp", ("table", "image"),
+              "operand embeddings (--mlp_input) or pixels through "
+              "--mlp_hidden", _mlp, _check_mlp),
+    ModelSpec("linear", ("linear",),
+              "the parameter vector/matrix of a linear task",
+              lambda c, task: LinearModel(shape=task.target_shape,
+                                          depth=c.linear_depth)),
+    ModelSpec("cnn", ("image",), "3x3 convolutions + 2x2 average pooling "
+              "(--cnn_channels)",
+              lambda c, task: CNN(image_shape=task.image_shape,
+                                  num_classes=task.num_classes,
+                                  channels=tuple(c.cnn_channels)),
+              _check_cnn),
+    ModelSpec("resnet18", ("image",), "ResNet-18 without BatchNorm "
+              "(--resnet_norm, --resnet_width)",
+              lambda c, task: ResNet18(image_shape=task.image_shape,
+                                       num_classes=task.num_classes,
+                                       norm=c.resnet_norm,
+                                       width_factor=c.resnet_width),
+              _check_resnet),
+    ModelSpec("lstm", ("table", "sequence"), "one LSTM layer of width "
+              "--d_model over the tokens",
+              lambda c, task: LSTMClassifier(vocab_size=task.vocab_size,
+                                             num_classes=task.num_classes,
+                                             embed_dim=c.d_model,
+                                             hidden=c.d_model)),
+)}
+
+
+def check_model(config, inputs: str) -> None:
+  """--model exists, reads the task's `inputs` kind, and its own settings are valid."""
+  if config.model not in MODELS:
+    raise ValueError(f"--model={config.model}: choose one of "
+                     f"{', '.join(MODELS)}")
+  if inputs not in MODELS[config.model].inputs:
+    fits = [m.name for m in MODELS.values() if inputs in m.inputs]
+    raise ValueError(f"--model={config.model}: --task={config.task} has "
+                     f"{inputs} inputs; use --model={' or '.join(fits)}")
+  if config.activation not in ACTIVATIONS:
+    raise ValueError(f"--activation={config.activation}: choose one of "
+                     f"{', '.join(ACTIVATIONS)}")
+  MODELS[config.model].check(config)
+
+
+def make_model(config, task) -> nn.Module:
+  """The model named by `config.model`, sized for `task`."""
+  return MODELS[config.model].build(config, task)
 
 
 def scale_init(params, alpha: jax.Array):
@@ -94,5 +170,6 @@ def readout_weights(params) -> jax.Array:
                    f"among {sorted(params)}")
 
 
-__all__ = ["CNN", "ResNet18", "LSTMClassifier", "MLP", "Transformer", "LinearModel", "make_model", "scale_init", "init_params", "abstract_params",
+__all__ = ["MODELS", "ModelSpec", "check_model", "ACTIVATIONS", "MLP_INPUTS",
+           "CNN", "ResNet18", "LSTMClassifier", "MLP", "Transformer", "LinearModel", "make_model", "scale_init", "init_params", "abstract_params",
            "cast_params", "readout_weights", "DTYPES"]

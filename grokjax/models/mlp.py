@@ -38,6 +38,10 @@ class OneHotDense(nn.Module):
     return h
 
 
+# --mlp_input's choices (``features`` is set for image tasks, never by the flag).
+MLP_INPUTS = ("concat", "sum", "product", "onehot")
+
+
 class MLP(nn.Module):
   """Tokens [B, L] -> logits [B, V] from the operands at `operand_positions`.
 

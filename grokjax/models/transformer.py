@@ -14,8 +14,13 @@ import jax
 import jax.numpy as jnp
 
 
+# --activation's choices (the transformer's and the MLP's hidden layers).
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": nn.relu, "gelu": nn.gelu, "quadratic": jnp.square}
+
+
 def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
-  return {"relu": nn.relu, "gelu": nn.gelu, "quadratic": jnp.square}[name]
+  return ACTIVATIONS[name]
 
 
 class Attention(nn.Module):

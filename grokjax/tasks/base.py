@@ -8,6 +8,10 @@ import jax
 import numpy as np
 
 
+class DataError(ValueError):
+  """A missing or malformed data file (the message names the path and the layout)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Task:
   """A dataset of `N` sequences of `L` tokens, each with one class label.
@@ -63,9 +67,27 @@ class Task:
     return jax.device_put(self.inputs), jax.device_put(self.labels)
 
 
+def corrupt_labels(labels: np.ndarray, num_classes: int, fraction: float,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """(noisy labels, bool mask of the corrupted rows): round(fraction * N) rows get a wrong class.
+
+  The rows are a uniform random subset (from `seed`); each gets a class drawn
+  uniformly among the num_classes - 1 wrong ones. Labels [A, N] (several
+  tables) are corrupted at the same rows.
+  """
+  rng = np.random.default_rng(seed)
+  n = labels.shape[-1]
+  rows = rng.permutation(n)[:int(round(fraction * n))]
+  mask = np.zeros(n, bool)
+  mask[rows] = True
+  shift = rng.integers(1, num_classes, rows.size)
+  noisy = labels.copy()
+  noisy[..., rows] = (labels[..., rows] + shift) % num_classes
+  return noisy, mask
+
+
 def with_label_noise(task: Task, fraction: float, seed: int = 0) -> Task:
   """The task with round(fraction * N) rows' training labels replaced by a wrong class."""
-  from grokjax.tasks.parity import corrupt_labels  # pylint: disable=import-outside-toplevel
   noisy, mask = corrupt_labels(task.labels, task.num_classes, fraction, seed)
   return dataclasses.replace(task, train_labels=noisy.astype(np.int32),
                              corrupted=mask)

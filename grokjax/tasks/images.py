@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from grokjax.tasks.base import Task
+from grokjax.tasks.base import DataError, Task
 
 IMAGE_TASKS = ("digits", "mnist")
 DIGITS_TEST = 500
@@ -36,10 +36,6 @@ _LAYOUT = ("the four MNIST IDX files (train-images-idx3-ubyte, "
            "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
            "t10k-labels-idx1-ubyte; .gz allowed) or mnist.npz with x_train, "
            "y_train, x_test, y_test")
-
-
-class DataError(ValueError):
-  """A missing or malformed data file (the message names the path and the layout)."""
 
 
 def _feature_task(name: str, pool_x, pool_y, test_x, test_y,

@@ -131,6 +131,40 @@ class LinearTask:
     return jax.device_put(self.inputs), jax.device_put(self.labels)
 
 
+def check_config(config) -> None:
+  """A linear task's settings; ValueError naming the flag and the fix."""
+  check_linear_task(config.task, config.linear_dim, config.linear_k)
+  if config.linear_depth < 1:
+    raise ValueError(f"--linear_depth={config.linear_depth}: must be >= 1")
+  sparse = config.task == "sparse_recovery"
+  if sparse and config.linear_depth != 1:
+    raise ValueError(f"--linear_depth={config.linear_depth}: sparse_recovery "
+                     "learns the vector itself; use --linear_depth=1 (or "
+                     "--task=matrix_completion)")
+  if config.loss != "cross_entropy":
+    raise ValueError(f"--loss={config.loss}: linear tasks train on 1/2 "
+                     "||X a - y||^2; drop --loss")
+  if config.batch_size:
+    raise ValueError(f"--batch_size={config.batch_size}: linear tasks train "
+                     "by full-batch (sub)gradient descent; use "
+                     "--batch_size=0")
+  if config.regression_error not in ERROR_NORMS:
+    raise ValueError(f"--regression_error={config.regression_error}: choose "
+                     f"one of {', '.join(ERROR_NORMS)}")
+  if sparse and config.regularizer.startswith("nuclear"):
+    raise ValueError(f"--regularizer={config.regularizer}: sparse_recovery "
+                     "learns a vector; use l1/l1_prox, or --task="
+                     "matrix_completion")
+  if sparse and config.regularizer != "none" and config.reg_mask != "all":
+    raise ValueError(f"--reg_mask={config.reg_mask}: the sparse_recovery "
+                     "parameter is a vector (1-D), which this mask "
+                     "excludes; use --reg_mask=all")
+
+
+def build(config) -> "LinearTask":
+  return LinearTask(config.task, config.linear_dim, config.linear_k)
+
+
 def check_linear_task(name: str, n: int, k: int) -> None:
   """Raises ValueError naming the flag when the problem is ill-posed."""
   if n < 2:

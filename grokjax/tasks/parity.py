@@ -35,23 +35,4 @@ def parity_task(n: int = 40, k: int = 3, num_samples: int = 2000,
               operand_positions=tuple(range(n)), commutative=False)
 
 
-def corrupt_labels(labels: np.ndarray, num_classes: int, fraction: float,
-                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-  """(noisy labels, bool mask of the corrupted rows): round(fraction * N) rows get a wrong class.
-
-  The rows are a uniform random subset (from `seed`); each gets a class drawn
-  uniformly among the num_classes - 1 wrong ones. Labels [A, N] (several
-  tables) are corrupted at the same rows.
-  """
-  rng = np.random.default_rng(seed)
-  n = labels.shape[-1]
-  rows = rng.permutation(n)[:int(round(fraction * n))]
-  mask = np.zeros(n, bool)
-  mask[rows] = True
-  shift = rng.integers(1, num_classes, rows.size)
-  noisy = labels.copy()
-  noisy[..., rows] = (labels[..., rows] + shift) % num_classes
-  return noisy, mask
-
-
-__all__ = ["parity_task", "check_parity", "corrupt_labels"]
+__all__ = ["parity_task", "check_parity"]

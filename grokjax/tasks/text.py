@@ -31,8 +31,7 @@ import re
 
 import numpy as np
 
-from grokjax.tasks.base import Task
-from grokjax.tasks.images import DataError
+from grokjax.tasks.base import DataError, Task
 
 PAD, UNK, CLS = 0, 1, 2
 _WORD = re.compile(r"[a-z0-9']+")

@@ -1,0 +1,233 @@
+"""The whole optimizer as one `optax.chain`, assembled from one declarative table.
+
+Each row of `TRANSFORMS` says where a regularizer or gradient trick sits in the
+chain (`Stage`), which config setting turns it on, how to build it from the
+member's swept values, and (for penalties) which leaves it acts on. Adding one
+is adding a row; the flags' choices and help come from the table:
+
+    Transform("l1", Stage.GRADIENT, "regularizer", "subgradient beta*sign(w)",
+              lambda c, h, mask: reg.l1_subgradient(h.reg_strength, mask),
+              masked=True)
+
+Order (as in big_vision's optax.make, one chain): perp-grad, the Grokfast
+filter, the gradient side of --regularizer, gradient noise, the base optimizer
+(with --weight_decay), the update side of --regularizer, weight noise, the
+fixed-norm projection. Every strength comes from the member's hypers (traced
+under vmap), so one compiled program trains members with different values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from grokjax.optim import regularizers as reg
+
+
+class Stage(enum.IntEnum):
+  """Where a transform sits in the chain (lower runs first)."""
+  PERP = 0          # change the gradient's direction
+  FILTER = 1        # Grokfast: amplify the slow gradient
+  GRADIENT = 2      # penalties' gradients, added to g
+  GRADIENT_NOISE = 3
+  OPTIMIZER = 4     # AdamW / Adam / SGD: gradient -> update
+  UPDATE = 5        # proximal steps and decoupled decay on the update
+  WEIGHT_NOISE = 6
+  PROJECTION = 7    # constraints on w + u
+
+
+def warmup_schedule(peak: jax.Array, warmup_steps: int) -> optax.Schedule:
+  """Linear warmup from 0 to `peak` over `warmup_steps` updates, then constant.
+
+  Same as PyTorch's ``LambdaLR(lambda s: min(s / warmup, 1))`` used by Power et al.
+  2022 and Nanda et al. 2023 (the first update has learning rate 0).
+  """
+  if warmup_steps == 0:
+    return lambda count: peak
+  return lambda count: peak * jnp.minimum(count / warmup_steps, 1.0)
+
+
+def base_optimizer(config, learning_rate: jax.Array,
+                   weight_decay: jax.Array) -> optax.GradientTransformation:
+  """AdamW (decoupled decay lr*wd*w), Adam or SGD (coupled L2: wd*w added to the gradient)."""
+  return OPTIMIZERS[config.optimizer].build(
+      config, warmup_schedule(learning_rate, config.warmup_steps),
+      weight_decay)
+
+
+@dataclasses.dataclass(frozen=True)
+class Optimizer:
+  """A base optimizer: `build(config, lr schedule, weight_decay)`."""
+  name: str
+  help: str
+  build: Callable[[Any, optax.Schedule, jax.Array],
+                  optax.GradientTransformation]
+
+
+def _adamw(c, lr, wd):
+  return optax.adamw(lr, b1=c.beta1, b2=c.beta2, eps=c.eps, weight_decay=wd)
+
+
+def _adam(c, lr, wd):
+  return optax.chain(optax.add_decayed_weights(wd),
+                     optax.adam(lr, b1=c.beta1, b2=c.beta2, eps=c.eps))
+
+
+def _sgd(c, lr, wd):
+  return optax.chain(optax.add_decayed_weights(wd),
+                     optax.sgd(lr, momentum=c.momentum or None))
+
+
+OPTIMIZERS = {o.name: o for o in (
+    Optimizer("adamw", "AdamW (decoupled weight decay lr*wd*w)", _adamw),
+    Optimizer("adam", "Adam with coupled L2 (wd*w added to the gradient)",
+              _adam),
+    Optimizer("sgd", "SGD (--momentum) with coupled L2", _sgd),
+)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Transform:
+  """One row of the chain table.
+
+  name: the value of `flag` that selects it (or, for an on/off trick, the
+    flag itself).
+  stage: where it sits in the chain.
+  flag: the Config field that turns it on: a choice field (``regularizer``,
+    ``grad_filter``) whose value is `name`, or a bool/float field that turns
+    it on when truthy.
+  help: one line for the flag's help.
+  build: (config, hypers, mask, lr schedule, noise key) -> transform.
+  masked: acts on the leaves --reg_mask selects (and, with `matrices_only`,
+    2-D leaves only).
+  """
+  name: str
+  stage: Stage
+  flag: str
+  help: str
+  build: Callable[..., optax.GradientTransformation]
+  masked: bool = False
+  matrices_only: bool = False
+
+  def selected(self, config) -> bool:
+    value = getattr(config, self.flag)
+    return value == self.name if isinstance(value, str) else bool(value)
+
+
+MASKS = {"not_biases": reg.not_biases, "matrices": reg.matrices,
+         "all": lambda params: jax.tree.map(lambda _: True, params)}
+
+
+def _mask(config, matrices_only: bool):
+  chosen = MASKS[config.reg_mask]
+  if not matrices_only:
+    return chosen
+  return lambda params: jax.tree.map(lambda a, b: a and b, chosen(params),
+                                     reg.matrices(params))
+
+
+TRANSFORMS = (
+    Transform("perp_grad", Stage.PERP, "perp_grad",
+              "remove each tensor's gradient component along its weights, "
+              "keep the norm (Prieto 2025)",
+              lambda c, h, m, lr, key: reg.perp_grad()),
+    Transform("ema", Stage.FILTER, "grad_filter",
+              "Grokfast EMA filter (--grokfast_alpha, --grokfast_lamb)",
+              lambda c, h, m, lr, key: reg.grokfast_ema(c.grokfast_alpha,
+                                                        c.grokfast_lamb)),
+    Transform("ma", Stage.FILTER, "grad_filter",
+              "Grokfast MA filter (--grokfast_window, --grokfast_lamb)",
+              lambda c, h, m, lr, key: reg.grokfast_ma(c.grokfast_window,
+                                                       c.grokfast_lamb)),
+    Transform("l1", Stage.GRADIENT, "regularizer",
+              "subgradient beta*sign(w)",
+              lambda c, h, m, lr, key: reg.l1_subgradient(h.reg_strength, m),
+              masked=True),
+    Transform("l2", Stage.GRADIENT, "regularizer", "coupled beta*w",
+              lambda c, h, m, lr, key: reg.l2_penalty(h.reg_strength, False,
+                                                      m),
+              masked=True),
+    Transform("l2_init", Stage.GRADIENT, "regularizer",
+              "coupled beta*(w - w_init)",
+              lambda c, h, m, lr, key: reg.l2_penalty(h.reg_strength, True, m),
+              masked=True),
+    Transform("nuclear", Stage.GRADIENT, "regularizer",
+              "subgradient beta*U V^T of each 2-D leaf",
+              lambda c, h, m, lr, key: reg.nuclear_subgradient(h.reg_strength,
+                                                               m),
+              masked=True, matrices_only=True),
+    Transform("gradient_noise", Stage.GRADIENT_NOISE, "gradient_noise",
+              "Gaussian noise of this std added to the gradient",
+              lambda c, h, m, lr, key: reg.gradient_noise(c.gradient_noise,
+                                                          key(0))),
+    Transform("l1_prox", Stage.UPDATE, "regularizer",
+              "soft-threshold by lr*beta after the step",
+              lambda c, h, m, lr, key: reg.l1_proximal(h.reg_strength, lr, m),
+              masked=True),
+    Transform("nuclear_prox", Stage.UPDATE, "regularizer",
+              "singular-value threshold of each 2-D leaf by lr*beta",
+              lambda c, h, m, lr, key: reg.nuclear_proximal(h.reg_strength,
+                                                            lr, m),
+              masked=True, matrices_only=True),
+    Transform("l2_decoupled", Stage.UPDATE, "regularizer",
+              "decoupled lr*beta*w after the step (AdamW's decay, for any "
+              "optimizer)",
+              lambda c, h, m, lr, key: reg.l2_decay(h.reg_strength, lr, False,
+                                                    m),
+              masked=True),
+    Transform("weight_noise", Stage.WEIGHT_NOISE, "weight_noise",
+              "Gaussian noise of this std added to the weights after the step",
+              lambda c, h, m, lr, key: reg.weight_noise(c.weight_noise,
+                                                        key(1))),
+    Transform("fixed_norm", Stage.PROJECTION, "fixed_norm",
+              "project the weights back to their initial total l2 norm "
+              "(Omnigrok)",
+              lambda c, h, m, lr, key: reg.project_to_norm()),
+)
+
+
+def choices(flag: str) -> tuple[str, ...]:
+  """The values a choice flag takes: "none" and its rows' names, in table order."""
+  return ("none",) + tuple(t.name for t in TRANSFORMS if t.flag == flag)
+
+
+def choice_help(flag: str) -> str:
+  """`name (help), ...` for a choice flag's rows."""
+  return "; ".join(f"{t.name}: {t.help}" for t in TRANSFORMS
+                   if t.flag == flag)
+
+
+def transform(flag: str, name: str) -> Transform:
+  return next(t for t in TRANSFORMS if t.flag == flag and t.name == name)
+
+
+def make_optimizer(config, hypers) -> optax.GradientTransformation:
+  """The member's whole chain, from its swept values (traced under vmap).
+
+  `hypers` needs learning_rate, weight_decay, reg_strength and seed (any object
+  with those attributes; noise keys are ``fold_in(fold_in(key(seed), 2), i)``).
+  """
+  lr = warmup_schedule(hypers.learning_rate, config.warmup_steps)
+  noise_key = lambda i: jax.random.fold_in(jax.random.fold_in(
+      jax.random.key(hypers.seed), 2), i)
+  rows = sorted((t for t in TRANSFORMS if t.selected(config)),
+                key=lambda t: t.stage)
+  before = [t for t in rows if t.stage < Stage.OPTIMIZER]
+  after = [t for t in rows if t.stage > Stage.OPTIMIZER]
+  build = lambda t: t.build(config, hypers, _mask(config, t.matrices_only)
+                            if t.masked else None, lr, noise_key)
+  chain = ([build(t) for t in before]
+           + [base_optimizer(config, hypers.learning_rate,
+                             hypers.weight_decay)]
+           + [build(t) for t in after])
+  return chain[0] if len(chain) == 1 else optax.chain(*chain)
+
+
+__all__ = ["Stage", "Transform", "TRANSFORMS", "Optimizer", "OPTIMIZERS",
+           "MASKS", "choices", "choice_help", "make_optimizer",
+           "base_optimizer", "warmup_schedule"]
