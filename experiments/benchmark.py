@@ -55,11 +55,13 @@ FLAGS = flags.FLAGS
 
 def _setup(config: gj.Config, num_members: int):
   config = config.replace(seed=tuple(range(num_members)), steps=10**9)
-  task = config.build_task()
-  ens = state_lib.init_ensemble(config, task)
-  inputs, labels = task.device_arrays()
+  run = gj.io.StoredRun.from_config(config)
+  model = gj.models.make_model(config, run.task)
+  state, split = state_lib.init_group(model, config, run.task,
+                                      run.max_n_train, run.hypers)
+  inputs, labels = run.task.device_arrays()
   data = step_lib.Data(inputs, labels, jnp.zeros(FLAGS.steps, bool))
-  return config, ens.model, ens.hypers, ens.state, ens.split, data
+  return config, model, jax.device_put(run.hypers), state, split, data
 
 
 def step_flops(model, config, state, hypers, split, data) -> float:
@@ -108,7 +110,7 @@ def time_sequential(config: gj.Config, num_members: int) -> float:
   config, model, hypers, state, split, data = _setup(config, num_members)
   step = jax.jit(functools.partial(step_lib.train_step, model.apply, config),
                  donate_argnums=(0,))
-  take = state_lib.take_member
+  take = lambda tree, i: jax.tree.map(lambda x: x[i], tree)
   members = [(take(state, i), take(hypers, i), take(split, i))
              for i in range(num_members)]
   s, h, sp = members[0]

@@ -37,6 +37,8 @@ def define_config_flags() -> None:
       flags.DEFINE_float(f.name, default, help_)
     else:
       flags.DEFINE_string(f.name, default, help_)
+  for old, new in gj.config.ALIASES.items():
+    flags.DEFINE_alias(old, new)
   flags.DEFINE_string("workdir", None, "run directory (default: "
                       "runs/<task>_<model>_<time>)")
   flags.DEFINE_bool("overwrite", False, "replace an existing run directory's "

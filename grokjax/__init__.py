@@ -3,6 +3,19 @@
     import grokjax as gj
     result = gj.sweep(gj.Config(task="x+y", p=31, seed=range(4), steps=3000))
     result.summary[0]["t_gen"]
+
+Layers (each imports only those above it in this list; no cycles):
+  tasks, models, optim   datasets, Flax modules, Optax transforms and losses,
+                         each with its registry (tasks.FAMILIES,
+                         models.MODELS, optim.chain.TRANSFORMS, LOSSES); they
+                         know nothing of configs or training
+  config                 Config and Grid; choices and help from the registries
+  members, objective     each member's values, keys and split; the one
+                         objective (classification or regression) of a task
+  io                     RunDir (every path of a run directory), snapshots,
+                         plots
+  analysis               reads arrays and run directories; never `train`
+  train                  the step, the chunk, the sweep's host loop
 """
 
 from grokjax import analysis, io, members, models, objective, optim, tasks, train

@@ -19,13 +19,20 @@ from grokjax import models, tasks
 from grokjax.optim import chain
 from grokjax.optim.losses import LOSSES
 
-# Swept axes in grid order. `data_seed` left empty follows `seed`.
+# Old flag names that still work (flagfiles, stored config.json): old -> new.
+ALIASES = {"keep_checkpoints": "snapshot_count"}
+
 # Fields a resumed run may change (they never change a result).
 RUN_ONLY = ("checkpoint_every", "members_per_group", "memory_limit_gb")
 
-SWEPT = ("seed", "data_seed", "train_fraction", "learning_rate",
-         "weight_decay", "init_scale", "reg_strength", "task_index")
-INT_AXES = ("seed", "data_seed", "task_index")
+# A swept field's `swept=` names its values' range (checked by validate).
+SWEPT_RANGES = {
+    "index": (lambda v: int(v) == v and 0 <= v < 2**31,
+              "must be an integer in [0, 2^31)"),
+    "fraction": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    "positive": (lambda v: v > 0, "must be > 0"),
+    "nonnegative": (lambda v: v >= 0, "must be >= 0"),
+}
 
 PRECISIONS = ("float32", "bfloat16", "float64")
 EVAL_SCHEDULES = ("linear", "log")
@@ -160,7 +167,7 @@ class Config:
                              "step in history.npz (0 = none; long runs)")
   stop_when_generalized: bool = _field(False, "stop once every member has "
                                        "generalized")
-  keep_checkpoints: int = _field(0, "parameter snapshots of every member kept "
+  snapshot_count: int = _field(0, "parameter snapshots of every member kept "
                                  "at this many log-spaced steps (plus step 0 "
                                  "and the last) under <workdir>/snapshots, "
                                  "for the progress measures (0 = none)")
@@ -192,20 +199,26 @@ class Config:
                                  "absolute (the norms) or max (largest "
                                  "entry of |Xa - y|, |a - a*|)")
   # Swept: lists and ranges on the command line; the grid is their product.
-  seed: tuple = _field((0,), "model-init and batch seeds, e.g. 0:8", swept=True)
-  data_seed: tuple = _field((), "split seeds (empty: follow --seed)", swept=True)
+  # A new swept value is one field here (with `swept=` its range) and its
+  # consumer reading `hypers.<name>`: SWEPT, the grid and Hypers follow.
+  seed: tuple = _field((0,), "model-init and batch seeds, e.g. 0:8",
+                       swept="index")
+  data_seed: tuple = _field((), "split seeds (empty: follow --seed)",
+                            swept="index", optional=True)
   train_fraction: tuple = _field((0.5,), "fractions of all pairs used for "
-                                 "training, in (0, 1]", swept=True)
-  learning_rate: tuple = _field((1e-3,), "peak learning rates", swept=True)
+                                 "training, in (0, 1]", swept="fraction")
+  learning_rate: tuple = _field((1e-3,), "peak learning rates",
+                                swept="positive")
   weight_decay: tuple = _field((1.0,), "weight decay (AdamW) or L2 coefficient",
-                               swept=True)
+                               swept="nonnegative")
   init_scale: tuple = _field((1.0,), "multiplier alpha of every initial weight",
-                             swept=True)
+                             swept="positive")
   reg_strength: tuple = _field((0.0,), "strength beta of --regularizer",
-                               swept=True)
+                               swept="nonnegative")
   task_index: tuple = _field((), "which of the task's tables a member learns "
                              "(--task=algebra: an index into --algebra; "
-                             "empty: every one)", swept=True)
+                             "empty: every one)", swept="index",
+                             optional=True)
 
   def __post_init__(self):
     # Swept fields accept any sequence (range, list, array) or a single number.
@@ -226,6 +239,7 @@ class Config:
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> "Config":
     names = {f.name for f in dataclasses.fields(cls)}
+    d = {ALIASES.get(k, k): v for k, v in d.items()}
     return cls(**{k: v for k, v in d.items() if k in names})
 
   def differences(self, other: "Config") -> list[str]:
@@ -286,6 +300,13 @@ class Config:
       models.check_model(self, family.inputs)
     except ValueError as e:
       raise ConfigError(str(e)) from None
+    self._validate_data(family)
+    self._validate_optimizer()
+    self._validate_ranges()
+    self._validate_swept()
+
+  def _validate_data(self, family) -> None:
+    """Training subsets, label noise, tables, --symmetric."""
     if self.train_size < 0:
       raise ConfigError(f"--train_size={self.train_size}: must be >= 0")
     if not 0 <= self.label_noise < 1:
@@ -299,6 +320,17 @@ class Config:
             f"--task_index={t}: the task has {self.num_tables} table(s) "
             f"({', '.join(self.algebra) if self.task == 'algebra' else self.task}); "
             f"use 0..{self.num_tables - 1} or leave it empty")
+    if self.symmetric:
+      if family.inputs != "table":
+        raise ConfigError(f"--symmetric: --task={self.task} is not a table "
+                          "of two operands; drop --symmetric")
+      task = family.build(self.replace(symmetric=False))
+      if not task.commutative:
+        raise ConfigError(f"--symmetric: --task={self.task} is not "
+                          "commutative; drop --symmetric")
+
+  def _validate_optimizer(self) -> None:
+    """Choices from the optimizer chain's table and the losses, and their ranges."""
     _choice("optimizer", self.optimizer, tuple(chain.OPTIMIZERS))
     _choice("eval_schedule", self.eval_schedule, EVAL_SCHEDULES)
     _choice("loss", self.loss, tuple(LOSSES))
@@ -320,12 +352,18 @@ class Config:
       raise ConfigError(f"--reg_strength={_show(self.reg_strength)}: has no "
                         "effect without --regularizer; choose one of "
                         f"{', '.join(chain.choices('regularizer')[1:])}")
+    for name in ("beta1", "beta2", "momentum"):
+      if not 0 <= getattr(self, name) < 1:
+        raise ConfigError(f"--{name}={getattr(self, name)}: must be in [0, 1)")
+
+  def _validate_ranges(self) -> None:
+    """Sizes, schedules and thresholds."""
     for name in ("depth", "d_model", "num_heads", "d_mlp", "steps",
                  "eval_every", "chunk_steps"):
       if getattr(self, name) < 1:
         raise ConfigError(f"--{name}={getattr(self, name)}: must be >= 1")
     for name in ("batch_size", "warmup_steps", "phase_gap", "checkpoint_every",
-                 "members_per_group", "record_every", "keep_checkpoints",
+                 "members_per_group", "record_every", "snapshot_count",
                  "snapshot_every"):
       if getattr(self, name) < 0:
         raise ConfigError(f"--{name}={getattr(self, name)}: must be >= 0")
@@ -335,45 +373,35 @@ class Config:
     if self.d_model % self.num_heads:
       raise ConfigError(f"--num_heads={self.num_heads}: must divide "
                         f"--d_model={self.d_model}")
-    for name in ("beta1", "beta2", "momentum"):
-      if not 0 <= getattr(self, name) < 1:
-        raise ConfigError(f"--{name}={getattr(self, name)}: must be in [0, 1)")
     for name in ("mem_threshold", "gen_threshold", "phase_threshold"):
       if not 0 < getattr(self, name) <= 1:
         raise ConfigError(f"--{name}={getattr(self, name)}: must be in (0, 1]")
-    for name in SWEPT:
-      values = getattr(self, name)
-      if not values and name not in ("data_seed", "task_index"):
-        raise ConfigError(f"--{name}: give at least one value")
-      for v in values:
-        if not math.isfinite(v):
-          raise ConfigError(f"--{name}={v}: must be finite")
-    for f in self.train_fraction:
-      if not 0 < f <= 1:
-        raise ConfigError(f"--train_fraction={f}: must be in (0, 1]")
-    for name in ("learning_rate", "init_scale"):
-      for v in getattr(self, name):
-        if v <= 0:
-          raise ConfigError(f"--{name}={v}: must be > 0")
-    for name in ("weight_decay", "reg_strength"):
-      for v in getattr(self, name):
-        if v < 0:
-          raise ConfigError(f"--{name}={v}: must be >= 0")
-    for name in INT_AXES:
-      for v in getattr(self, name):
-        if int(v) != v or not 0 <= v < 2**31:
-          raise ConfigError(f"--{name}={v}: must be an integer in [0, 2^31)")
     for name in ("mem_error", "gen_error"):
       if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
         raise ConfigError(f"--{name}={getattr(self, name)}: must be > 0")
-    if self.symmetric:
-      if family.inputs != "table":
-        raise ConfigError(f"--symmetric: --task={self.task} is not a table "
-                          "of two operands; drop --symmetric")
-      task = family.build(self.replace(symmetric=False))
-      if not task.commutative:
-        raise ConfigError(f"--symmetric: --task={self.task} is not "
-                          "commutative; drop --symmetric")
+
+  def _validate_swept(self) -> None:
+    """Every swept value: present, finite, in range."""
+    for f in dataclasses.fields(self):
+      if not f.metadata.get("swept"):
+        continue
+      values = getattr(self, f.name)
+      if not values and not f.metadata.get("optional"):
+        raise ConfigError(f"--{f.name}: give at least one value")
+      for v in values:
+        if not math.isfinite(v):
+          raise ConfigError(f"--{f.name}={v}: must be finite")
+      in_range, rule = SWEPT_RANGES[f.metadata["swept"]]
+      for v in values:
+        if not in_range(v):
+          raise ConfigError(f"--{f.name}={v}: {rule}")
+
+
+# Swept axes in grid order (the first varies slowest); integer ones.
+SWEPT = tuple(f.name for f in dataclasses.fields(Config)
+              if f.metadata.get("swept"))
+INT_AXES = tuple(f.name for f in dataclasses.fields(Config)
+                 if f.metadata.get("swept") == "index")
 
 
 def _show(value: Any) -> str:

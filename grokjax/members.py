@@ -9,7 +9,7 @@ these alone, so they live below all of them.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import collections
 
 import jax
 import numpy as np
@@ -18,17 +18,9 @@ from grokjax.config import SWEPT, Config, ConfigError, Grid
 from grokjax.tasks import Split, Task, make_split, num_train
 
 
-class Hypers(NamedTuple):
-  """A member's swept values (arrays [E] in a sweep) plus its derived n_train."""
-  seed: jax.Array
-  data_seed: jax.Array
-  train_fraction: jax.Array
-  learning_rate: jax.Array
-  weight_decay: jax.Array
-  init_scale: jax.Array
-  reg_strength: jax.Array
-  task_index: jax.Array
-  n_train: jax.Array
+# A member's swept values (arrays [E] in a sweep, in SWEPT order) plus its
+# derived training-set size n_train: one field per swept Config field.
+Hypers = collections.namedtuple("Hypers", SWEPT + ("n_train",))
 
 
 def make_hypers(grid: Grid, task: Task, train_size: int = 0) -> Hypers:

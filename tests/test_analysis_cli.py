@@ -28,7 +28,7 @@ GRID = ["--task=x+y", "--p=31", "--depth=1", "--d_model=64", "--d_mlp=256",
         "--num_heads=4", "--nolayer_norm", "--steps=800", "--eval_every=50",
         "--chunk_steps=400", "--learning_rate=2e-3,4e-3", "--weight_decay=1",
         "--train_fraction=0.6,0.75,0.9", "--seed=0:2", "--phase_gap=200",
-        "--keep_checkpoints=6", "--snapshot_every=200"]
+        "--snapshot_count=6", "--snapshot_every=200"]
 
 
 def _run(cmd, **kw):
@@ -114,7 +114,7 @@ def test_analyze_measures_see_the_fourier_circuit_form(run_dir, tmp_path):
   m = dict(np.load(os.path.join(out, "measures.npz")))
   # Every saved step: 0, geomspace(1, 800, 6) rounded, every 200, and 800.
   np.testing.assert_array_equal(m["step"], snapshot_schedule(
-      Config(steps=800, keep_checkpoints=6, snapshot_every=200)))
+      Config(steps=800, snapshot_count=6, snapshot_every=200)))
   assert m["step"].tolist() == [0, 1, 4, 14, 55, 200, 210, 400, 600, 800]
   np.testing.assert_array_equal(m["members"], [5, 11])
   S = len(m["step"])

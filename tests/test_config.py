@@ -73,3 +73,9 @@ def test_swept_fields_take_ranges_lists_arrays_and_scalars():
   assert config.weight_decay == (0.1, 1.0)
   assert type(config.weight_decay[0]) is float  # JSON-serializable
   assert len(Grid.from_config(config)) == 12
+
+
+def test_old_flag_names_are_aliases():
+  """--keep_checkpoints (renamed --snapshot_count) still reads from flagfiles and stored runs."""
+  config = gj.Config.from_dict({"keep_checkpoints": 7, "steps": 50})
+  assert config.snapshot_count == 7 and config.steps == 50

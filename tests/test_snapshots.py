@@ -14,7 +14,7 @@ from grokjax.train.step import evaluate_member
 CONFIG = gj.Config(task="x+y", p=11, model="mlp", mlp_hidden=(16,), d_model=8,
                    steps=60, chunk_steps=25, eval_every=10, seed=(0, 1, 2),
                    train_fraction=(0.5,), learning_rate=(3e-3,),
-                   members_per_group=2, keep_checkpoints=4, snapshot_every=20)
+                   members_per_group=2, snapshot_count=4, snapshot_every=20)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def run(tmp_path_factory):
 
 
 def test_schedule_is_step0_log_spaced_every_n_and_the_last():
-  config = gj.Config(steps=1000, keep_checkpoints=4, snapshot_every=500)
+  config = gj.Config(steps=1000, snapshot_count=4, snapshot_every=500)
   np.testing.assert_array_equal(snap_lib.snapshot_schedule(config),
                                 [0, 1, 10, 100, 500, 1000])
   assert snap_lib.snapshot_schedule(gj.Config(steps=10)).size == 0
@@ -45,7 +45,9 @@ def test_snapshots_at_every_scheduled_step_round_trip_bit_for_bit(run):
                  jax.tree.map(lambda x, m=m: x[m], final))
   np.testing.assert_array_equal(snap.diverged_step, [-1, -1])
   # Step 0 is the initialization.
-  init = jax.device_get(state_lib.init_ensemble(CONFIG, snap.task).state.params)
+  run = gj.io.StoredRun.from_config(CONFIG)
+  init = jax.device_get(state_lib.init_group(
+      snap.model, CONFIG, run.task, run.max_n_train, run.hypers)[0].params)
   jax.tree.map(np.testing.assert_array_equal,
                gj.io.load_snapshot(workdir, 0).params, init)
 
@@ -57,23 +59,23 @@ def test_a_snapshot_reproduces_the_recorded_eval_at_its_step(run):
   data = gj.train.Data(*snap.task.device_arrays(), np.zeros(1, bool))
   for m in range(3):
     ev = evaluate_member(snap.model.apply, CONFIG, snap.member(m),
-                         state_lib.take_member(snap.split, m), data)
+                         jax.tree.map(lambda x, m=m: x[m], snap.split), data)
     np.testing.assert_allclose(ev.val_loss, result.history["val_loss"][m, j],
                                rtol=1e-5)
 
 
 def test_stopping_chunks_at_snapshots_leaves_training_unchanged(run):
   result, _ = run
-  plain = gj.sweep(CONFIG.replace(keep_checkpoints=0, snapshot_every=0),
+  plain = gj.sweep(CONFIG.replace(snapshot_count=0, snapshot_every=0),
                    workdir=None, log=None)
   for key in ("step_train_loss", "val_loss", "param_norm"):
     np.testing.assert_array_equal(result.history[key], plain.history[key])
 
 
 def test_a_run_without_snapshots_says_which_flag_keeps_them(tmp_path):
-  gj.sweep(CONFIG.replace(keep_checkpoints=0, snapshot_every=0, steps=5,
+  gj.sweep(CONFIG.replace(snapshot_count=0, snapshot_every=0, steps=5,
                           seed=(0,)), workdir=str(tmp_path), log=None)
-  with pytest.raises(ConfigError, match="--keep_checkpoints"):
+  with pytest.raises(ConfigError, match="--snapshot_count"):
     gj.io.load_snapshot(str(tmp_path), 5)
 
 

@@ -57,11 +57,13 @@ def test_log_eval_schedule():
 
 
 def _chunk_inputs(config):
-  task = gj.make_task(config.task, config.p)
-  ens = state_lib.init_ensemble(config, task)
-  inputs, labels = task.device_arrays()
+  run = gj.io.StoredRun.from_config(config)
+  model = gj.models.make_model(config, run.task)
+  state, split = state_lib.init_group(model, config, run.task,
+                                      run.max_n_train, run.hypers)
+  inputs, labels = run.task.device_arrays()
   data = step_lib.Data(inputs, labels, jnp.zeros(100, bool).at[::10].set(True))
-  return ens.model, ens.hypers, ens.state, ens.split, data
+  return model, jax.device_put(run.hypers), state, split, data
 
 
 def test_chunk_traces_once_across_chunks_and_swept_values():

@@ -1,7 +1,7 @@
 """Progress measures over a run's saved steps: every member, vmapped.
 
 `compute_measures(workdir, names)` loads the parameter snapshots of a run
-(`--keep_checkpoints` / `--snapshot_every`), applies the chosen measures to
+(`--snapshot_count` / `--snapshot_every`), applies the chosen measures to
 every selected member at every saved step and returns (and
 `experiments/analyze.py --measures=...` writes) the arrays of ``measures.npz``:
 
@@ -37,6 +37,7 @@ validation) rows, whatever the run trained with.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -47,7 +48,7 @@ import numpy as np
 from grokjax.analysis import complexity as lc_lib
 from grokjax.analysis import fourier, hessian, landscape, trajectory, weights
 from grokjax.config import ConfigError
-from grokjax.io import snapshots
+from grokjax.io import plots, snapshots
 from grokjax.io.rundir import write_npz
 from grokjax.models import readout_weights
 from grokjax.optim.losses import cross_entropy, weighted_mean
@@ -55,39 +56,32 @@ from grokjax.objective import CLASSIFICATION, objective_of
 from grokjax.tasks import OPERATORS
 from grokjax.tasks.splits import member_labels
 
-MEASURES = ("fourier", "norms", "distance", "embedding", "pca", "landscape",
-            "hessian", "complexity")
 # x op y mod p whose answer is alpha x + beta y: restricted/excluded loss apply.
 _LINEAR_OPS = {"x+y": (1, 1), "x-y": (1, -1)}
 
 
-def check_measures(names: Sequence[str], config) -> list[str]:
-  """The measures to run, in MEASURES order; ConfigError for an unknown or inapplicable one."""
-  if list(names) == ["all"]:
-    names = [n for n in MEASURES if _applies(n, config) is None]
-  for n in names:
-    if n not in MEASURES:
-      raise ConfigError(f"--measures={n}: unknown; choose from "
-                        f"{', '.join(MEASURES)} (or all)")
-    why = _applies(n, config)
-    if why:
-      raise ConfigError(f"--measures={n}: {why}; drop it from --measures")
-  return [n for n in MEASURES if n in names]
-
-
-def _applies(name: str, config) -> str | None:
-  """None if measure `name` applies to the run's config, else why not."""
-  if objective_of(config) is not CLASSIFICATION and name not in ("norms", "distance", "pca"):
+def _classification(config) -> str | None:
+  if objective_of(config) is not CLASSIFICATION:
     return f"needs a classification task, not {config.task}"
-  if name in ("fourier", "embedding") and config.task not in OPERATORS:
-    return f"needs a task over Z_p (x op y mod p), not {config.task}"
-  if name == "embedding" and config.model == "mlp" and \
-      config.mlp_input == "onehot":
-    return "the one-hot MLP has no embedding"
-  if name == "complexity" and (config.model != "mlp" or
-                               config.activation != "relu"):
-    return "needs a ReLU MLP (--model=mlp --activation=relu)"
   return None
+
+
+def _over_z_p(config) -> str | None:
+  if config.task not in OPERATORS:
+    return f"needs a task over Z_p (x op y mod p), not {config.task}"
+  return _classification(config)
+
+
+def _has_embedding(config) -> str | None:
+  if config.model == "mlp" and config.mlp_input == "onehot":
+    return "the one-hot MLP has no embedding"
+  return _over_z_p(config)
+
+
+def _relu_mlp(config) -> str | None:
+  if config.model != "mlp" or config.activation != "relu":
+    return "needs a ReLU MLP (--model=mlp --activation=relu)"
+  return _classification(config)
 
 
 def embedding(params: Any, p: int) -> jax.Array:
@@ -114,8 +108,7 @@ def _member_rows(task, split, num_members: int) -> _Rows:
   if split is None:  # linear tasks: no rows (their measures do not use them)
     ones = jnp.ones((num_members, 1), bool)
     return _Rows(ones, ones, jnp.zeros((num_members, 1), jnp.int32))
-  train = jnp.asarray(split.is_train)
-  val = ~train if split.is_val is None else jnp.asarray(split.is_val)
+  train, val = jnp.asarray(split.is_train), jnp.asarray(split.is_val)
   labels = jax.vmap(member_labels, (None, 0))(jnp.asarray(task.labels), split)
   return _Rows(train, val, labels)
 
@@ -143,7 +136,15 @@ class _Context:
     return _losses(self.logits(params), rows)[0]
 
 
-def _fourier(ctx: _Context, params, rows, key_final):
+def _key_frequencies(ctx: _Context, final_params) -> dict:
+  """Nanda et al. fix the key frequencies from the final model."""
+  return {"key_frequencies": jax.vmap(lambda q: fourier.key_frequencies(
+      fourier.frequency_norms(embedding(q, ctx.p))))(final_params)}
+
+
+def _fourier(ctx: _Context, params, final, rows, prepared, key):
+  del final, key
+  key_final = prepared["key_frequencies"]
   out = {}
   norms = fourier.frequency_norms(embedding(params, ctx.p))
   out["frequency_norms"] = norms
@@ -164,7 +165,13 @@ def _fourier(ctx: _Context, params, rows, key_final):
   return out
 
 
-def _embedding(ctx: _Context, params):
+def _norms(ctx: _Context, params, final, rows, prepared, key):
+  del ctx, final, rows, prepared, key
+  return weights.weight_stats(params)
+
+
+def _embedding(ctx: _Context, params, final, rows, prepared, key):
+  del final, rows, prepared, key
   e = embedding(params, ctx.p)
   out = {"med": weights.med(e)}
   if ctx.config.task == "x+y":
@@ -172,7 +179,8 @@ def _embedding(ctx: _Context, params):
   return out
 
 
-def _landscape(ctx: _Context, params, final, rows, key):
+def _landscape(ctx: _Context, params, final, rows, prepared, key):
+  del prepared
   loss = lambda q: ctx.train_loss(q, rows)
   to_final = jax.tree.map(lambda a, b: a - b, final, params)
   rand = landscape.filter_normalized_direction(key, params)
@@ -182,14 +190,16 @@ def _landscape(ctx: _Context, params, final, rows, key):
               loss, params, rand, ctx.options["alpha_random"])}
 
 
-def _hessian(ctx: _Context, params, rows, key):
+def _hessian(ctx: _Context, params, final, rows, prepared, key):
+  del final, prepared
   ext = hessian.hessian_extremes(lambda q: ctx.train_loss(q, rows),
                                  params, ctx.options["lanczos_steps"], key)
   return {"hessian_max": ext.max, "hessian_min": ext.min,
           "hessian_condition": ext.condition}
 
 
-def _complexity(ctx: _Context, params, rows, key):
+def _complexity(ctx: _Context, params, final, rows, prepared, key):
+  del final, prepared
   count = ctx.options["complexity_points"]
   out = {}
   for name, mask in (("local_complexity", rows.train),
@@ -204,23 +214,128 @@ def _complexity(ctx: _Context, params, rows, key):
   return out
 
 
-def _per_step(ctx: _Context, names, params, final, rows, key_final, key):
+@dataclasses.dataclass(frozen=True)
+class Measure:
+  """One progress measure: when it applies and how it is computed and shown.
+
+  applies: config -> None, or why it does not apply (one line).
+  per_step: (ctx, params, final, rows, prepared, key) -> {name: array} for
+    one member at one saved step (traced; vmapped over members, or mapped
+    one member at a time when `heavy`).
+  prepare: (ctx, final params [E]) -> {name: [E, ...]} computed once from
+    the last selected step and passed to per_step as `prepared`.
+  host_step: (params [E], previous [E] or None, initial [E] or None) ->
+    {name: [E]} computed on the host between steps (distances).
+  trajectory: (ctx, flat params [E, S, P]) -> {name: [E, ...]} over all
+    selected steps (trajectory PCA).
+  extras: ctx -> {name: array} of run-level outputs (a slice's abscissae).
+  key_slot: which of the per-step key's `KEY_SLOTS` splits it draws from.
+  shown: the scalar outputs printed per member by the report.
+  plot: (path of plots/, measures, t_mem, t_gen) -> written file, or None.
+  """
+  name: str
+  applies: Callable[[Any], str | None]
+  per_step: Callable[..., dict] | None = None
+  prepare: Callable[..., dict] | None = None
+  host_step: Callable[..., dict] | None = None
+  trajectory: Callable[..., dict] | None = None
+  heavy: bool = False
+  key_slot: int | None = None
+  extras: Callable[..., dict] | None = None
+  shown: tuple[str, ...] = ()
+  plot: Callable[..., str] | None = None
+
+
+def _plot_frequency_norms(folder, m, t_mem, t_gen) -> str:
+  path = f"{folder}/frequency_norms.png"
+  plots.plot_frequency_norms(path, m, t_mem, t_gen)
+  return path
+
+
+def _plot_landscape(folder, m, t_mem, t_gen) -> str:
+  del t_mem, t_gen
+  path = f"{folder}/landscape.png"
+  plots.plot_landscape(path, m)
+  return path
+
+
+def _pca(ctx: _Context, trajectory_ExSxP) -> dict:
+  return {"pca_explained": np.asarray(jax.vmap(functools.partial(
+      trajectory.trajectory_pca, k=ctx.options["pca_components"]))(
+          jnp.asarray(trajectory_ExSxP)))}
+
+
+KEY_SLOTS = 3  # per-step keys are split this many ways (see Measure.key_slot)
+
+REGISTRY = {m.name: m for m in (
+    Measure("fourier", _over_z_p, _fourier, prepare=_key_frequencies,
+            shown=("gini", "restricted_loss", "excluded_loss",
+                   "excluded_loss_test"), plot=_plot_frequency_norms),
+    Measure("norms", lambda config: None, _norms,
+            shown=("l2_norm", "effective_rank")),
+    Measure("distance", lambda config: None, host_step=lambda p, prev, init:
+            _distances(p, prev, init)),
+    Measure("embedding", _has_embedding, _embedding, shown=("med",)),
+    Measure("pca", lambda config: None, trajectory=_pca),
+    Measure("landscape", _classification, _landscape, heavy=True,
+            key_slot=0, plot=_plot_landscape, extras=lambda ctx: {
+                "landscape_alpha_final": np.asarray(
+                    ctx.options["alpha_final"]),
+                "landscape_alpha_random": np.asarray(
+                    ctx.options["alpha_random"])}),
+    Measure("hessian", _classification, _hessian, heavy=True, key_slot=1,
+            shown=("hessian_max",)),
+    Measure("complexity", _relu_mlp, _complexity, key_slot=2,
+            shown=("local_complexity",)),
+)}
+MEASURES = tuple(REGISTRY)
+
+
+def check_measures(names: Sequence[str], config) -> list[str]:
+  """The measures to run, in registry order; ConfigError for an unknown or inapplicable one."""
+  if list(names) == ["all"]:
+    names = [n for n in MEASURES if REGISTRY[n].applies(config) is None]
+  for n in names:
+    if n not in REGISTRY:
+      raise ConfigError(f"--measures={n}: unknown; choose from "
+                        f"{', '.join(MEASURES)} (or all)")
+    why = REGISTRY[n].applies(config)
+    if why:
+      raise ConfigError(f"--measures={n}: {why}; drop it from --measures")
+  return [n for n in MEASURES if n in names]
+
+
+def _per_step(ctx: _Context, names, params, final, rows, prepared, key):
   """Every chosen per-step measure of one member at one step."""
   out = {}
-  k_land, k_hess, k_lc = jax.random.split(key, 3)
-  if "fourier" in names:
-    out.update(_fourier(ctx, params, rows, key_final))
-  if "norms" in names:
-    out.update(weights.weight_stats(params))
-  if "embedding" in names:
-    out.update(_embedding(ctx, params))
-  if "landscape" in names:
-    out.update(_landscape(ctx, params, final, rows, k_land))
-  if "hessian" in names:
-    out.update(_hessian(ctx, params, rows, k_hess))
-  if "complexity" in names:
-    out.update(_complexity(ctx, params, rows, k_lc))
+  keys = jax.random.split(key, KEY_SLOTS)
+  for name in names:
+    m = REGISTRY[name]
+    if m.per_step is not None:
+      out.update(m.per_step(ctx, params, final, rows, prepared,
+                            None if m.key_slot is None else keys[m.key_slot]))
   return out
+
+
+def _select_steps(workdir: str, steps: Sequence[int] | None) -> np.ndarray:
+  saved = snapshots.snapshot_steps(workdir)
+  steps = saved if steps is None else np.asarray(sorted(set(steps)), np.int64)
+  missing = sorted(set(steps.tolist()) - set(saved.tolist()))
+  if missing:
+    raise ConfigError(f"--steps={missing[0]}: no snapshot there; saved "
+                      f"steps are {', '.join(map(str, saved))}")
+  if not steps.size:
+    raise ConfigError(f"--workdir={workdir}: no snapshot saved yet")
+  return steps
+
+
+def _batched(ctx: _Context, chosen: list[Measure]):
+  """jit of the per-step measures over members: vmapped, or mapped one member
+  at a time when one is heavy (a Lanczos basis, a landscape's forward passes)."""
+  per_step = functools.partial(_per_step, ctx, tuple(m.name for m in chosen))
+  if any(m.heavy for m in chosen):
+    return jax.jit(lambda *a: jax.lax.map(lambda x: per_step(*x), a))
+  return jax.jit(jax.vmap(per_step))
 
 
 def compute_measures(workdir: str, names: Sequence[str],
@@ -239,72 +354,55 @@ def compute_measures(workdir: str, names: Sequence[str],
   """
   log = log or (lambda _: None)
   reader = snapshots.SnapshotReader(workdir)
+  options = {"lanczos_steps": lanczos_steps, "rqi_delta": rqi_delta,
+             "complexity_points": complexity_points,
+             "complexity_radius": complexity_radius,
+             "pca_components": pca_components,
+             "alpha_final": jnp.linspace(-0.5, 1.5, landscape_points),
+             "alpha_random": jnp.linspace(-1.0, 1.0, landscape_points)}
   try:
-    names = check_measures(names, reader.config)
-    saved = snapshots.snapshot_steps(workdir)
-    steps = saved if steps is None else np.asarray(sorted(set(steps)),
-                                                   np.int64)
-    missing = sorted(set(steps.tolist()) - set(saved.tolist()))
-    if missing:
-      raise ConfigError(f"--steps={missing[0]}: no snapshot there; saved "
-                        f"steps are {', '.join(map(str, saved))}")
-    if not steps.size:
-      raise ConfigError(f"--workdir={workdir}: no snapshot saved yet")
-    options = {"lanczos_steps": lanczos_steps, "rqi_delta": rqi_delta,
-               "complexity_points": complexity_points,
-               "complexity_radius": complexity_radius,
-               "alpha_final": jnp.linspace(-0.5, 1.5, landscape_points),
-               "alpha_random": jnp.linspace(-1.0, 1.0, landscape_points)}
+    chosen = [REGISTRY[n] for n in check_measures(names, reader.config)]
+    steps = _select_steps(workdir, steps)
     final = reader.load(int(steps[-1]), members)
-    members = final.members
     ctx = _Context(final, options)
-    E, S = len(members), len(steps)
-    rows = _member_rows(ctx.task, final.split, len(members))
-    key_final = None
-    if "fourier" in names:
-      key_final = jax.vmap(lambda q: fourier.key_frequencies(
-          fourier.frequency_norms(embedding(q, ctx.p))))(final.params)
-    member_keys = jax.vmap(lambda m: jax.random.fold_in(
-        jax.random.key(seed), m))(jnp.asarray(members))
-    heavy = {"landscape", "hessian"} & set(names)
-    per_step = functools.partial(_per_step, ctx, tuple(names))
-    # Light measures vmap over members; the Hessian and slices map over them
-    # (one member's Lanczos basis / forward passes at a time).
-    batched = jax.jit(jax.vmap(per_step) if not heavy else
-                      lambda *a: jax.lax.map(lambda x: per_step(*x), a))
-    dummy_key = key_final if key_final is not None else jnp.zeros((E, 1),
-                                                                   bool)
+    rows = _member_rows(ctx.task, final.split, len(final.members))
+    prepared = {}
+    for m in chosen:
+      if m.prepare is not None:
+        prepared.update(m.prepare(ctx, final.params))
+    member_keys = jax.vmap(lambda i: jax.random.fold_in(
+        jax.random.key(seed), i))(jnp.asarray(final.members))
+    batched = _batched(ctx, chosen)
+    initial = (reader.load(0, final.members).params
+               if any(m.host_step for m in chosen)
+               and 0 in snapshots.snapshot_steps(workdir) else None)
     columns: dict[str, list] = {}
     flats, previous = [], None
-    init_params = (reader.load(0, members).params if 0 in saved and
-                   "distance" in names else None)
     for j, step in enumerate(steps.tolist()):
-      snap = final if step == steps[-1] else reader.load(step, members)
+      snap = final if step == steps[-1] else reader.load(step, final.members)
       keys = jax.vmap(jax.random.fold_in, (0, None))(member_keys, step)
       values = jax.device_get(batched(snap.params, final.params, rows,
-                                      dummy_key, keys))
-      if "distance" in names:
-        values.update(_distances(snap.params, previous, init_params))
+                                      prepared, keys))
+      for m in chosen:
+        if m.host_step is not None:
+          values.update(m.host_step(snap.params, previous, initial))
       previous = snap.params
-      if "pca" in names:
+      if any(m.trajectory for m in chosen):
         flats.append(np.asarray(jax.vmap(weights.flat)(snap.params)))
       for k, v in values.items():
         columns.setdefault(k, []).append(np.asarray(v))
-      log(f"measures: step {step} ({j + 1}/{S})")
+      log(f"measures: step {step} ({j + 1}/{len(steps)})")
   finally:
     reader.close()
-  out = {"step": steps, "members": np.asarray(members, np.int64)}
+  out = {"step": steps, "members": np.asarray(final.members, np.int64)}
   for k, vs in columns.items():
     out[k] = np.stack(vs, axis=1).astype(np.float32)  # [E, S, ...]
-  if key_final is not None:
-    out["key_frequencies"] = np.asarray(key_final)
-  if "pca" in names:
-    traj = np.stack(flats, axis=1)  # [E, S, P]
-    out["pca_explained"] = np.asarray(jax.vmap(functools.partial(
-        trajectory.trajectory_pca, k=pca_components))(jnp.asarray(traj)))
-  if "landscape" in names:
-    out["landscape_alpha_final"] = np.asarray(options["alpha_final"])
-    out["landscape_alpha_random"] = np.asarray(options["alpha_random"])
+  out.update({k: np.asarray(v) for k, v in prepared.items()})
+  for m in chosen:
+    if m.trajectory is not None:
+      out.update(m.trajectory(ctx, np.stack(flats, axis=1)))  # [E, S, P]
+    if m.extras is not None:
+      out.update(m.extras(ctx))
   return out
 
 
@@ -333,5 +431,5 @@ def scalar_measures(measures: dict[str, np.ndarray]) -> list[str]:
           and k not in ("key_frequencies", "pca_explained")]
 
 
-__all__ = ["MEASURES", "check_measures", "compute_measures", "write_measures",
+__all__ = ["MEASURES", "REGISTRY", "Measure", "KEY_SLOTS", "check_measures", "compute_measures", "write_measures",
            "scalar_measures", "embedding", "unembedding"]

@@ -1,6 +1,6 @@
 """Parameter snapshots over training: what the progress measures read.
 
-With ``--keep_checkpoints=K`` (and/or ``--snapshot_every=N``) a sweep keeps
+With ``--snapshot_count=K`` (and/or ``--snapshot_every=N``) a sweep keeps
 the parameters of every member at step 0, at K log-spaced steps, every N
 steps, and after its last update, so the transition stays visible however
 long the run is. Layout under ``workdir``::
@@ -37,13 +37,13 @@ from grokjax.objective import CLASSIFICATION, objective_of
 
 
 def snapshot_schedule(config: Config) -> np.ndarray:
-  """Sorted snapshot steps in [0, steps]: 0, `keep_checkpoints` log-spaced steps, every `snapshot_every`, and `steps`.
+  """Sorted snapshot steps in [0, steps]: 0, `snapshot_count` log-spaced steps, every `snapshot_every`, and `steps`.
 
   Empty when both flags are 0 (no snapshots).
   """
   parts = []
-  if config.keep_checkpoints:
-    points = np.geomspace(1, config.steps, config.keep_checkpoints)
+  if config.snapshot_count:
+    points = np.geomspace(1, config.steps, config.snapshot_count)
     parts.append(np.round(points).astype(np.int64))
   if config.snapshot_every:
     parts.append(np.arange(0, config.steps + 1, config.snapshot_every))
@@ -119,7 +119,7 @@ def _with_snapshots(workdir: str) -> RunDir:
   run = RunDir(workdir)
   if not run.snapshot_groups():
     raise ConfigError(f"--workdir={workdir}: no snapshots there; train with "
-                      "--keep_checkpoints=K (or --snapshot_every=N) to keep "
+                      "--snapshot_count=K (or --snapshot_every=N) to keep "
                       "parameters over time")
   return run
 

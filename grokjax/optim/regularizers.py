@@ -338,7 +338,15 @@ def perp_grad(mask: Mask = None) -> optax.GradientTransformation:
 # --- noise and norm constraints ----------------------------------------------
 
 
-def _noisy(std: Scalar, seed: jax.Array | int):
+def add_noise(std: Scalar, seed: jax.Array | int = 0,
+              mask: Mask = None) -> optax.GradientTransformation:
+  """x + std * N(0, 1), fresh noise every step, on whatever reaches it.
+
+  Where it sits decides what it perturbs: before the optimizer it is gradient
+  noise (then scaled by the optimizer), after it weight noise (w_next = w +
+  u + std * N(0, 1), independent of the learning rate). `seed` is an int or a
+  PRNG key.
+  """
   def init(params):
     del params
     key = seed if isinstance(seed, jax.Array) and jnp.issubdtype(
@@ -354,19 +362,11 @@ def _noisy(std: Scalar, seed: jax.Array | int):
              for u, k in zip(leaves, keys)]
     return jax.tree.unflatten(treedef, noisy), NoiseState(key)
 
-  return init, update
+  return _masked(optax.GradientTransformation(init, update), mask)
 
 
-def gradient_noise(std: Scalar, seed: jax.Array | int = 0,
-                   mask: Mask = None) -> optax.GradientTransformation:
-  """Gradient side: g + std * N(0, 1), fresh noise every step (then scaled by the optimizer)."""
-  return _masked(optax.GradientTransformation(*_noisy(std, seed)), mask)
-
-
-def weight_noise(std: Scalar, seed: jax.Array | int = 0,
-                 mask: Mask = None) -> optax.GradientTransformation:
-  """Update side: w_next = w + u + std * N(0, 1), noise independent of the learning rate."""
-  return _masked(optax.GradientTransformation(*_noisy(std, seed)), mask)
+# Gradient side (before the optimizer) and update side (after it).
+gradient_noise = weight_noise = add_noise
 
 
 def project_to_norm(target: Scalar | None = None,
@@ -396,4 +396,5 @@ __all__ = ["matrices", "not_biases", "l2_penalty", "l2_decay",
            "l1_subgradient", "l1_proximal", "soft_threshold",
            "nuclear_subgradient", "nuclear_proximal",
            "singular_value_threshold", "grokfast_ema", "grokfast_ma",
-           "perp_grad", "gradient_noise", "weight_noise", "project_to_norm"]
+           "perp_grad", "add_noise", "gradient_noise", "weight_noise",
+           "project_to_norm"]

@@ -152,6 +152,343 @@ def _label_noise_record(config: Config, task, num_members: int) -> dict:
                           "corrupted_train_fraction": share.tolist()}}
 
 
+@dataclasses.dataclass
+class _Plan:
+  """Everything fixed before the first step: the task, members, devices, groups, compiled functions."""
+  config: Config
+  task: Task | LinearTask
+  model: object
+  grid: Grid
+  members: list[dict]
+  hypers: Hypers  # host arrays [E]
+  max_n: int
+  n_params: int
+  mesh: object
+  groups: memory.GroupPlan
+  hypers_pad: Hypers  # padded to groups.padded_members
+  eval_steps: np.ndarray
+  snapshot_steps: np.ndarray
+  data: Data
+  chunk_fn: Callable
+  chunk_traces: object
+  eval_fn: Callable
+  abstract: MemberState  # one group's state, abstract, sharded
+
+  @property
+  def num_members(self) -> int:
+    return len(self.members)
+
+  def group_members(self, g: int) -> tuple[int, int]:
+    """[lo, hi): the real members of group g."""
+    G = self.groups.group_size
+    return g * G, min((g + 1) * G, self.num_members)
+
+
+def _check_precision(config: Config) -> None:
+  if config.precision == "float64" and not jax.config.jax_enable_x64:
+    raise ConfigError("--precision=float64: 64-bit JAX is off; set "
+                      "JAX_ENABLE_X64=1 or call jax.config.update("
+                      "'jax_enable_x64', True) before the sweep "
+                      "(experiments/sweep.py does)")
+
+
+def _plan_groups(config, task, E, D, max_n, n_params, ckpts, workdir
+                 ) -> memory.GroupPlan:
+  """A resumed run keeps its checkpoint's group size; a new one plans by memory."""
+  group_size = ckpts.group_size() if ckpts else None
+  if group_size is None:
+    return memory.plan_groups(
+        config, E, D, lambda: memory.estimate(config, task, max_n),
+        memory.rough_bytes_per_member(config, task, max_n, n_params))
+  if group_size % D:
+    raise ConfigError(f"--workdir={workdir}: its checkpoint trains groups of "
+                      f"{group_size} members, which {D} devices cannot "
+                      "share evenly; resume on a device count that divides "
+                      "it, or pass --overwrite")
+  return memory.GroupPlan(group_size, -(-E // group_size), None, None)
+
+
+def _plan(config: Config, devices, ckpts, workdir) -> _Plan:
+  """Validates, builds the task and members, plans the groups and compiles nothing yet."""
+  task = config.build_task()
+  grid = Grid.from_config(config)
+  members = grid.rows()
+  hypers = make_hypers(grid, task, config.train_size)
+  max_n = int(hypers.n_train.max())
+  model = make_model(config, task)
+  mesh = shard_lib.member_mesh(devices)
+  msh, rep = shard_lib.member_sharding(mesh), shard_lib.replicated(mesh)
+  n_params = count_params(jax.eval_shape(
+      lambda: model.init(jax.random.key(0), task.inputs[:1]))["params"])
+  groups = _plan_groups(config, task, len(members), mesh.size, max_n,
+                        n_params, ckpts, workdir)
+  eval_steps = eval_schedule(config)
+  K = min(config.chunk_steps, config.steps)
+  data = shard_lib.global_array(
+      Data(task.inputs, task.labels,
+           padded_eval_mask(eval_steps, -(-config.steps // K) * K),
+           getattr(task, "train_labels", None)), rep)
+  chunk_fn, chunk_traces = compile_sweep_chunk(model.apply, config, K, mesh)
+  return _Plan(
+      config, task, model, grid, members, hypers, max_n, n_params, mesh, groups,
+      shard_lib.pad_members(hypers, groups.padded_members), eval_steps,
+      (snap_lib.snapshot_schedule(config) if workdir
+       else np.zeros(0, np.int64)), data, chunk_fn, chunk_traces,
+      compile_sweep_eval(model.apply, config, mesh),
+      abstract_state(config, task, max_n, groups.group_size, msh))
+
+
+def _open_run(plan: _Plan, run: RunDir, overwrite: bool, resuming: bool,
+              ckpts, log):
+  """Clears (--overwrite) or restores the run directory; (checkpoints, restored, metrics writer)."""
+  config, primary = plan.config, shard_lib.is_primary()
+  if overwrite and primary:
+    run.clear()
+  if overwrite and jax.process_count() > 1:
+    multihost_utils.sync_global_devices("grokjax: run directory cleared")
+  os.makedirs(run.path, exist_ok=True)
+  restored = None
+  if resuming:
+    restored = ckpts.restore(plan.abstract, log)
+  else:
+    ckpts = ckpt_lib.RunCheckpoints(run.path, config.steps, plan.num_members)
+  if not primary:
+    return ckpts, restored, None
+  G = plan.groups.group_size
+  if not resuming:
+    run.write_config(config, plan.grid, {
+        "num_members": plan.num_members,
+        "num_examples": plan.task.num_examples, "max_n_train": plan.max_n,
+        "num_params_per_member": plan.n_params,
+        "chunk_steps": min(config.chunk_steps, config.steps),
+        **_label_noise_record(config, plan.task, plan.num_members)})
+    run.write_members(plan.members)
+  # Lines logged after the checkpoint we resume from are logged again: drop
+  # them (all group lines when the run died before its first checkpoint).
+  keep = None
+  if restored:
+    keep = (restored[0]["group"], restored[0]["step"], restored[0]["finished"])
+  elif resuming:
+    keep = (0, 0, False)
+  writer = gio.MetricsWriter(run.path, keep_below=keep)
+  writer.write({"event": "resume" if restored else "start",
+                "step": restored[0]["step"] if restored else 0,
+                "devices": gio.rundir.devices(), "group_size": G,
+                "groups": plan.groups.num_groups})
+  return ckpts, restored, writer
+
+
+def _log_start(plan: _Plan, restored, log) -> None:
+  config, groups, D = plan.config, plan.groups, plan.mesh.size
+  fit = (f"; {groups.num_groups} groups of {groups.group_size} members"
+         if groups.num_groups > 1 else "")
+  if groups.estimate is not None:
+    fit += (f" (estimate {groups.estimate.bytes_for(groups.group_size // D) / memory.GiB:.2f}"
+            f" of {groups.budget / memory.GiB:.2f} GiB per device)")
+  log(f"grokjax: {plan.num_members} members x {config.steps} steps, task "
+      f"{plan.task.name} (N={plan.task.num_examples}, max n_train="
+      f"{plan.max_n}), {config.model} with {plan.n_params:,} params/member, "
+      f"{D} {jax.default_backend()} device(s) in {jax.process_count()} "
+      f"process(es){fit}")
+  if restored:
+    p = restored[0]
+    log(f"resuming from the checkpoint at step {p['step']} of group "
+        f"{p['group']}{' (finished)' if p['finished'] else ''}")
+
+
+class _Training:
+  """The group and chunk loops of one call of `sweep` (state lives here between phases)."""
+
+  def __init__(self, plan: _Plan, run: RunDir | None, ckpts, restored,
+               writer, log):
+    self.plan, self.run, self.ckpts, self.restored = plan, run, ckpts, restored
+    self.writer, self.log, self.primary = writer, log, shard_lib.is_primary()
+    self.objective = objective_of(plan.config)
+    self.parts, self.finals, self.div = [], {}, {}
+    self.steps_run, self.t0 = 0, time.time()
+    self.flag = _SignalFlag(log)
+
+  def start_group(self) -> int:
+    if not self.restored:
+      return 0
+    progress = self.restored[0]
+    return progress["group"] + 1 if progress["finished"] else progress["group"]
+
+  def finished_group(self, g: int) -> None:
+    """A group that finished before this call: its records are on disk."""
+    if self.primary:
+      final = self.run.read_final(g)
+      self.parts.append(group_history(
+          self.run.read_records(g, self.plan.config.steps + 1), final))
+      self.div[g] = final["diverged_step"]
+
+  def _progress(self, g, mem, gen, done):
+    return {"group": g, "step": done, "finished": False,
+            "group_size": self.plan.groups.group_size,
+            "memorized": mem.tolist(), "generalized": gen.tolist()}
+
+  def _chunk(self, g, state, hyp, split, start, snaps):
+    """One compiled chunk from `start`; its records go to disk and the log."""
+    plan, config = self.plan, self.plan.config
+    rep = shard_lib.replicated(plan.mesh)
+    K = min(config.chunk_steps, config.steps)
+    # A chunk stops early at a snapshot step (same program: `stop` is an argument).
+    end = snap_lib.next_stop(plan.snapshot_steps, start,
+                             min(start + K, config.steps))
+    start_dev, stop_dev = (shard_lib.global_array(np.int32(v), rep)
+                           for v in (start, end))
+    with jax.transfer_guard("disallow"):  # nothing implicit in the hot loop
+      state, (rec, ev) = plan.chunk_fn(state, hyp, split, plan.data,
+                                       start_dev, stop_dev)
+    rec, ev = shard_lib.to_host((rec, ev))
+    if snaps and end in plan.snapshot_steps:
+      snaps.save(end, state)
+    chunk = _chunk_records(config, rec, ev, start, end, plan.eval_steps)
+    if self.primary and self.run:
+      lo, hi = plan.group_members(g)
+      self.run.write_records(g, start, chunk)
+      for j, s in enumerate(chunk["eval_step"]):
+        self.writer.write({"group": g, "step": s, **{
+            k: chunk[k][: hi - lo, j] for k in self.objective.eval_fields}})
+    self.steps_run += end - start
+    return state, chunk, end
+
+  def _report(self, g, done, mem, gen) -> tuple[int, int]:
+    """The progress line and metrics event of a chunk; (memorized, generalized) counts."""
+    plan, config = self.plan, self.plan.config
+    lo, hi = plan.group_members(g)
+    n_groups = plan.groups.num_groups
+    n_mem, n_gen = int(mem[: hi - lo].sum()), int(gen[: hi - lo].sum())
+    elapsed = time.time() - self.t0
+    rate = self.steps_run / max(elapsed, 1e-9)
+    eta = ((n_groups - g) * config.steps - done) / max(rate, 1e-9)
+    where = f"group {g + 1}/{n_groups} " if n_groups > 1 else ""
+    self.log(f"{where}step {done:>7}/{config.steps}  {rate:7.1f} steps/s  "
+             f"{rate * (hi - lo):9.0f} member-steps/s  ETA {eta:6.0f}s  "
+             f"memorized {n_mem}/{hi - lo}  generalized {n_gen}/{hi - lo}")
+    if self.writer:
+      self.writer.write({"event": "progress", "group": g, "step": done,
+                         "seconds": elapsed, "memorized": n_mem,
+                         "generalized": n_gen})
+    return n_mem, n_gen
+
+  def _preempt(self, g, done, snaps) -> None:
+    if self.ckpts:
+      self.ckpts.wait()
+    if snaps:
+      snaps.close()
+    if self.writer:
+      self.writer.write({"event": "preempted", "group": g, "step": done,
+                         "signal": self.flag.raised})
+      self.writer.close()
+    raise Preempted(g, done, self.run.path if self.run else None)
+
+  def train_group(self, g: int) -> None:
+    """Trains group g to the end (or to --stop_when_generalized), from its checkpoint if it has one."""
+    plan, config = self.plan, self.plan.config
+    G, (lo, hi) = plan.groups.group_size, plan.group_members(g)
+    hyp = jax.tree.map(lambda x: x[g * G:(g + 1) * G], plan.hypers_pad)
+    msh = shard_lib.member_sharding(plan.mesh)
+    state, split = init_group(plan.model, config, plan.task, plan.max_n, hyp,
+                              msh)
+    hyp = shard_lib.global_array(hyp, msh)
+    done, chunks = 0, []
+    mem, gen = np.zeros(G, bool), np.zeros(G, bool)
+    if self.restored and self.restored[0]["group"] == g:
+      progress, state = self.restored
+      done = progress["step"]
+      mem[:], gen[:] = progress["memorized"], progress["generalized"]
+      if self.primary:
+        chunks = self.run.read_records(g, done)
+    last_save, snaps = done, None
+    if plan.snapshot_steps.size:
+      snaps = snap_lib.SnapshotWriter(self.run.path, g, config, range(lo, hi),
+                                      G)
+      if done == 0:
+        snaps.save(0, state)
+    while done < config.steps:
+      state, chunk, done = self._chunk(g, state, hyp, split, done, snaps)
+      chunks.append(chunk)
+      reached_mem, reached_gen = self.objective.reached(
+          chunk, self.objective.thresholds(config))
+      mem |= reached_mem.any(axis=1)
+      gen |= reached_gen.any(axis=1)
+      n_gen = self._report(g, done, mem, gen)[1]
+      stop = (config.stop_when_generalized and n_gen == hi - lo
+              and done < config.steps)
+      preempted = (shard_lib.any_process(self.flag.raised is not None)
+                   and done < config.steps and not stop)
+      every = config.checkpoint_every
+      due = every and done // every > last_save // every
+      if self.ckpts and (due or preempted) and done < config.steps and not stop:
+        self.ckpts.save(state, self._progress(g, mem, gen, done))
+        last_save = done
+      if preempted:
+        self._preempt(g, done, snaps)
+      if stop:
+        self.log(f"every member generalized: stopping at step {done}")
+        break
+    self._finish_group(g, state, split, chunks, done, mem, gen, snaps)
+
+  def _finish_group(self, g, state, split, chunks, done, mem, gen, snaps):
+    """The eval after the last update, the final snapshot and checkpoint."""
+    plan = self.plan
+    lo, hi = plan.group_members(g)
+    ev = shard_lib.to_host(plan.eval_fn(state.params, split, plan.data))
+    final = {"eval_step": np.array([done]),
+             "diverged_step": shard_lib.to_host(state.diverged_step),
+             **{k: np.asarray(getattr(ev, k))[:, None]
+                for k in self.objective.eval_fields}}
+    if self.primary and self.run:
+      self.run.write_records(g, "final", final)
+      self.writer.write({"group": g, "step": done, **{
+          k: final[k][: hi - lo, 0] for k in self.objective.eval_fields}})
+    if snaps:  # the last parameters, wherever the group stopped
+      snaps.save(done, state)
+      snaps.close()
+    if self.ckpts:
+      self.ckpts.save(state, {**self._progress(g, mem, gen, done),
+                              "finished": True})
+    if self.primary:
+      self.parts.append(group_history(chunks, final))
+    self.div[g] = final["diverged_step"]
+    self.finals[g] = (state if plan.groups.num_groups == 1
+                      else shard_lib.to_host(state))
+
+
+def _final_state(plan: _Plan, finals: dict, ckpts) -> MemberState:
+  """Every member's final state [E]: device arrays for one group, else host."""
+  n_groups, E = plan.groups.num_groups, plan.num_members
+  for g in range(n_groups):
+    if g not in finals:  # finished before this call: its final checkpoint
+      restored = ckpts.restore_final(g, plan.abstract)
+      finals[g] = restored if n_groups == 1 else shard_lib.to_host(restored)
+  if n_groups == 1:
+    state = finals[0]
+    return jax.tree.map(lambda x: x[:E], state) if plan.groups.group_size > E \
+        else state
+  return jax.tree.map(lambda *xs: np.concatenate(xs)[:E],
+                      *[finals[g] for g in range(n_groups)])
+
+
+def _finish(plan: _Plan, training: _Training, run: RunDir | None
+            ) -> tuple[dict, list]:
+  """history and summary (process 0), written to the run directory with the plots."""
+  if not shard_lib.is_primary():
+    return {}, []
+  E = plan.num_members
+  history = merge_groups(training.parts, E)
+  diverged = np.concatenate([training.div[g] for g in
+                             range(plan.groups.num_groups)])[:E]
+  summary = analysis.summarize_config(history, plan.members, diverged,
+                                      plan.config)
+  if run:
+    run.write_history(history)
+    run.write_summary(summary)
+    gio.write_plots(run.path, history, summary, plan.grid.varied)
+  return history, summary
+
+
 def sweep(config: Config, workdir: str | None = None,
           log: Callable[[str], None] | None = print,
           devices: list | None = None, overwrite: bool = False) -> SweepResult:
@@ -173,263 +510,44 @@ def sweep(config: Config, workdir: str | None = None,
       cannot fit in device memory.
     Preempted: SIGTERM/SIGINT arrived; the checkpoint is saved.
   """
-  primary = shard_lib.is_primary()
-  log = log if (log and primary) else (lambda _: None)
+  log = log if (log and shard_lib.is_primary()) else (lambda _: None)
   config.validate()
-  if config.precision == "float64" and not jax.config.jax_enable_x64:
-    raise ConfigError("--precision=float64: 64-bit JAX is off; set "
-                      "JAX_ENABLE_X64=1 or call jax.config.update("
-                      "'jax_enable_x64', True) before the sweep "
-                      "(experiments/sweep.py does)")
-  task = config.build_task()
-  grid = Grid.from_config(config)
-  members = grid.rows()
-  E = len(members)
-  hypers_host = make_hypers(grid, task, config.train_size)
-  max_n = int(hypers_host.n_train.max())
-  model = make_model(config, task)
-  mesh = shard_lib.member_mesh(devices)
-  D = mesh.size
-  msh, rep = shard_lib.member_sharding(mesh), shard_lib.replicated(mesh)
-  resuming = bool(workdir) and not overwrite and check_resumable(workdir,
-                                                                  config)
-  n_params = count_params(jax.eval_shape(
-      lambda: model.init(jax.random.key(0), task.inputs[:1]))["params"])
-
-  ckpts = restored = group_size = None
-  if resuming:
-    # The group size is the checkpoint's: read it before planning. (There are
-    # at most E groups, so the manager needs no plan.)
-    ckpts = ckpt_lib.RunCheckpoints(workdir, config.steps, E)
-    group_size = ckpts.group_size()
-  if group_size is not None:
-    if group_size % D:
-      raise ConfigError(f"--workdir={workdir}: its checkpoint trains groups of "
-                        f"{group_size} members, which {D} devices cannot "
-                        "share evenly; resume on a device count that divides "
-                        "it, or pass --overwrite")
-    plan = memory.GroupPlan(group_size, -(-E // group_size), None, None)
-  else:
-    plan = memory.plan_groups(
-        config, E, D, lambda: memory.estimate(config, task, max_n),
-        memory.rough_bytes_per_member(config, task, max_n, n_params))
-  G, n_groups = plan.group_size, plan.num_groups
-  hypers_pad = shard_lib.pad_members(hypers_host, plan.padded_members)
-
-  eval_steps = eval_schedule(config)
-  snapshot_steps = (snap_lib.snapshot_schedule(config) if workdir
-                    else np.zeros(0, np.int64))
-  K = min(config.chunk_steps, config.steps)
-  n_chunks = -(-config.steps // K)
-  data = shard_lib.global_array(
-      Data(task.inputs, task.labels, padded_eval_mask(eval_steps, n_chunks * K),
-           getattr(task, "train_labels", None)),
-      rep)
-  chunk_fn, chunk_traces = compile_sweep_chunk(model.apply, config, K, mesh)
-  eval_fn = compile_sweep_eval(model.apply, config, mesh)
-  objective = objective_of(config)
-  fields = objective.eval_fields
-
-  def group_state(g):
-    hyp = jax.tree.map(lambda x: x[g * G:(g + 1) * G], hypers_pad)
-    state, split = init_group(model, config, task, max_n, hyp, msh)
-    return shard_lib.global_array(hyp, msh), state, split
-
-  # Every group's state has the same shapes and sharding.
-  abstract = abstract_state(config, task, max_n, G, msh)
-  writer = None
+  _check_precision(config)
   run = RunDir(workdir) if workdir else None
-  if workdir:
-    if overwrite and primary:
-      run.clear()
-    if overwrite and jax.process_count() > 1:
-      multihost_utils.sync_global_devices("grokjax: run directory cleared")
-    os.makedirs(workdir, exist_ok=True)
-    if resuming:
-      restored = ckpts.restore(abstract, log)
-    else:
-      ckpts = ckpt_lib.RunCheckpoints(workdir, config.steps, E)
-  if workdir and primary:
-    if not resuming:
-      run.write_config(config, grid, {
-          "num_members": E, "num_examples": task.num_examples,
-          "max_n_train": max_n, "num_params_per_member": n_params,
-          "chunk_steps": K, **_label_noise_record(config, task, E)})
-      run.write_members(members)
-    # Lines logged after the checkpoint we resume from are logged again: drop
-    # them (all group lines when the run died before its first checkpoint).
-    keep = None
-    if restored:
-      keep = (restored[0]["group"], restored[0]["step"], restored[0]["finished"])
-    elif resuming:
-      keep = (0, 0, False)
-    writer = gio.MetricsWriter(workdir, keep_below=keep)
-    writer.write({"event": "resume" if restored else "start",
-                  "step": restored[0]["step"] if restored else 0,
-                  "devices": gio.rundir.devices(), "group_size": G,
-                  "groups": n_groups})
-  fit = f"; {n_groups} groups of {G} members" if n_groups > 1 else ""
-  if plan.estimate is not None:
-    fit += (f" (estimate {plan.estimate.bytes_for(G // D) / memory.GiB:.2f} of "
-            f"{plan.budget / memory.GiB:.2f} GiB per device)")
-  log(f"grokjax: {E} members x {config.steps} steps, task {task.name} "
-      f"(N={task.num_examples}, max n_train={max_n}), {config.model} with "
-      f"{n_params:,} params/member, {D} {jax.default_backend()} device(s) in "
-      f"{jax.process_count()} process(es){fit}")
-  if restored:
-    p = restored[0]
-    log(f"resuming from the checkpoint at step {p['step']} of group "
-        f"{p['group']}{' (finished)' if p['finished'] else ''}")
-
-  start_group = 0
-  if restored and restored[0]["finished"]:
-    start_group = restored[0]["group"] + 1
-  elif restored:
-    start_group = restored[0]["group"]
-  parts, finals, div = [], {}, {}
-  t0, flag = time.time(), _SignalFlag(log)
-  steps_run = 0
-  with flag.installed():
-    for g in range(n_groups):
-      lo, hi = g * G, min((g + 1) * G, E)  # real members of this group
-      if g < start_group:  # finished before this call: its records are on disk
-        if primary:
-          final = run.read_final(g)
-          parts.append(group_history(run.read_records(g, config.steps + 1),
-                                     final))
-          div[g] = final["diverged_step"]
-        continue
-      hyp_dev, state, split = group_state(g)
-      done, chunks = 0, []
-      mem, gen = np.zeros(G, bool), np.zeros(G, bool)
-      if restored and restored[0]["group"] == g:
-        progress, state = restored
-        done = progress["step"]
-        mem[:], gen[:] = progress["memorized"], progress["generalized"]
-        if primary:
-          chunks = run.read_records(g, done)
-      last_save = done
-      snaps = None
-      if snapshot_steps.size:
-        snaps = snap_lib.SnapshotWriter(workdir, g, config, range(lo, hi), G)
-        if done == 0:
-          snaps.save(0, state)
-      while done < config.steps:
-        start = done
-        # A chunk stops early at a snapshot step (same program: `stop` is an argument).
-        end = snap_lib.next_stop(snapshot_steps, start,
-                                 min(start + K, config.steps))
-        start_dev, stop_dev = (shard_lib.global_array(np.int32(v), rep)
-                               for v in (start, end))
-        with jax.transfer_guard("disallow"):  # nothing implicit in the hot loop
-          state, (rec, ev) = chunk_fn(state, hyp_dev, split, data, start_dev,
-                                      stop_dev)
-        rec, ev = shard_lib.to_host((rec, ev))
-        if snaps and end in snapshot_steps:
-          snaps.save(end, state)
-        chunk = _chunk_records(config, rec, ev, start, end, eval_steps)
-        chunks.append(chunk)
-        if primary and workdir:
-          run.write_records(g, start, chunk)
-          for j, s in enumerate(chunk["eval_step"]):
-            writer.write({"group": g, "step": s, **{
-                k: chunk[k][: hi - lo, j] for k in fields}})
-        reached_mem, reached_gen = objective.reached(
-            chunk, objective.thresholds(config))
-        mem |= reached_mem.any(axis=1)
-        gen |= reached_gen.any(axis=1)
-        done, steps_run = end, steps_run + end - start
-        n_mem, n_gen = int(mem[: hi - lo].sum()), int(gen[: hi - lo].sum())
-        elapsed = time.time() - t0
-        rate = steps_run / max(elapsed, 1e-9)
-        eta = ((n_groups - g) * config.steps - done) / max(rate, 1e-9)
-        where = f"group {g + 1}/{n_groups} " if n_groups > 1 else ""
-        log(f"{where}step {done:>7}/{config.steps}  {rate:7.1f} steps/s  "
-            f"{rate * (hi - lo):9.0f} member-steps/s  ETA {eta:6.0f}s  "
-            f"memorized {n_mem}/{hi - lo}  generalized {n_gen}/{hi - lo}")
-        if writer:
-          writer.write({"event": "progress", "group": g, "step": done,
-                        "seconds": elapsed, "memorized": n_mem,
-                        "generalized": n_gen})
-        stop = (config.stop_when_generalized and n_gen == hi - lo
-                and done < config.steps)
-        preempted = (shard_lib.any_process(flag.raised is not None)
-                     and done < config.steps and not stop)
-        every = config.checkpoint_every
-        due = every and done // every > last_save // every
-        if ckpts and (due or preempted) and done < config.steps and not stop:
-          ckpts.save(state, {"group": g, "step": done, "finished": False,
-                             "group_size": G, "memorized": mem.tolist(),
-                             "generalized": gen.tolist()})
-          last_save = done
-        if preempted:
-          if ckpts:
-            ckpts.wait()
-          if snaps:
-            snaps.close()
-          if writer:
-            writer.write({"event": "preempted", "group": g, "step": done,
-                          "signal": flag.raised})
-            writer.close()
-          raise Preempted(g, done, workdir)
-        if stop:
-          log(f"every member generalized: stopping at step {done}")
-          break
-      # The parameters after the last update (step `done`) are evaluated once more.
-      ev = shard_lib.to_host(eval_fn(state.params, split, data))
-      final = {"eval_step": np.array([done]),
-               "diverged_step": shard_lib.to_host(state.diverged_step),
-               **{k: np.asarray(getattr(ev, k))[:, None] for k in fields}}
-      if primary and workdir:
-        run.write_records(g, "final", final)
-        writer.write({"group": g, "step": done, **{
-            k: final[k][: hi - lo, 0] for k in fields}})
-      if snaps:  # the last parameters, wherever the group stopped
-        snaps.save(done, state)
-        snaps.close()
-      if ckpts:
-        ckpts.save(state, {"group": g, "step": done, "finished": True,
-                           "group_size": G, "memorized": mem.tolist(),
-                           "generalized": gen.tolist()})
-      if primary:
-        parts.append(group_history(chunks, final))
-      div[g] = final["diverged_step"]
-      finals[g] = state if n_groups == 1 else shard_lib.to_host(state)
+  resuming = bool(run) and not overwrite and check_resumable(workdir, config)
+  # A resumed run keeps its checkpoint's group size: open them before
+  # planning (there are at most E groups, so the manager needs no plan).
+  ckpts = (ckpt_lib.RunCheckpoints(workdir, config.steps, len(
+      Grid.from_config(config))) if resuming else None)
+  plan = _plan(config, devices, ckpts, workdir)
+  restored = writer = None
+  if run:
+    ckpts, restored, writer = _open_run(plan, run, overwrite, resuming, ckpts,
+                                        log)
+  _log_start(plan, restored, log)
+  training = _Training(plan, run, ckpts, restored, writer, log)
+  with training.flag.installed():
+    for g in range(plan.groups.num_groups):
+      if g < training.start_group():
+        training.finished_group(g)
+      else:
+        training.train_group(g)
     if ckpts:
       ckpts.wait()
-  seconds = time.time() - t0
+  seconds = time.time() - training.t0
   if writer:
     writer.close()
-  if steps_run and chunk_traces.count != 1:
-    raise RuntimeError(f"the sweep's chunk was traced {chunk_traces.count} "
-                       "times; it must compile once")
-
-  for g in range(n_groups):
-    if g not in finals:  # finished before this call: its final checkpoint
-      restored_state = ckpts.restore_final(g, abstract)
-      finals[g] = (restored_state if n_groups == 1 else
-                   shard_lib.to_host(restored_state))
-  if n_groups == 1:
-    state = finals[0]
-    if G > E:
-      state = jax.tree.map(lambda x: x[:E], state)
-  else:
-    state = jax.tree.map(lambda *xs: np.concatenate(xs)[:E],
-                         *[finals[g] for g in range(n_groups)])
+  if training.steps_run and plan.chunk_traces.count != 1:
+    raise RuntimeError(f"the sweep's chunk was traced "
+                       f"{plan.chunk_traces.count} times; it must compile once")
+  state = _final_state(plan, training.finals, ckpts)
   if ckpts:
     ckpts.close()
-  history, summary = {}, []
-  if primary:
-    history = merge_groups(parts, E)
-    diverged = np.concatenate([div[g] for g in range(n_groups)])[:E]
-    summary = analysis.summarize_config(history, members, diverged, config)
-    if workdir:
-      run.write_history(history)
-      run.write_summary(summary)
-      gio.write_plots(workdir, history, summary, grid.varied)
-  return SweepResult(config, task, history, summary, members, state,
-                     jax.tree.map(lambda x: x[:E], hypers_host), workdir,
-                     seconds, n_groups)
+  history, summary = _finish(plan, training, run)
+  return SweepResult(config, plan.task, history, summary, plan.members, state,
+                     jax.tree.map(lambda x: x[:plan.num_members],
+                                  plan.hypers),
+                     workdir, seconds, plan.groups.num_groups)
 
 
 __all__ = ["SweepResult", "Preempted", "sweep", "check_resumable"]

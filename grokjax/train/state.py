@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from grokjax.config import INT_AXES, Config, Grid
+from grokjax.config import INT_AXES, Config
 from grokjax.models import init_params, make_model
 from grokjax.members import (Hypers, make_hypers, member_keys,  # re-exported
                              member_splits)
@@ -41,16 +41,6 @@ def init_member(model, config: Config, task: Task | LinearTask,
   state = MemberState(params, tx.init(params), jnp.array(-1, jnp.int32))
   return state, objective_of(config).member_data(task, max_n_train, hypers,
                                                  config.precision)
-
-
-class Ensemble(NamedTuple):
-  """A sweep ready to train: the model, every member's values, state and split ([E] axes)."""
-  model: Any
-  grid: Grid
-  hypers: Hypers
-  max_n_train: int
-  state: MemberState
-  split: Split
 
 
 def init_group(model, config: Config, task: Task, max_n_train: int,
@@ -99,26 +89,10 @@ def abstract_state(config: Config, task: Task | LinearTask, max_n_train: int,
                                                      sharding=sharding), state)
 
 
-def init_ensemble(config: Config, task: Task) -> Ensemble:
-  """Builds the grid's members and initializes all of them on the default device."""
-  grid = Grid.from_config(config)
-  hypers = make_hypers(grid, task, config.train_size)
-  max_n = int(hypers.n_train.max())
-  model = make_model(config, task)
-  hypers = jax.device_put(hypers)
-  state, split = init_group(model, config, task, max_n, hypers)
-  return Ensemble(model, grid, hypers, max_n, state, split)
-
-
-def take_member(tree: Any, i: int) -> Any:
-  """Member i of a pytree with a leading [E] axis."""
-  return jax.tree.map(lambda x: x[i], tree)
-
-
 def count_params(params: Any) -> int:
   return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
 
 
-__all__ = ["Data", "abstract_state", "Ensemble", "Hypers", "MemberState", "init_ensemble", "make_hypers",
+__all__ = ["Data", "abstract_state", "Hypers", "MemberState", "make_hypers",
            "init_member", "init_group", "abstract_ensemble", "member_splits",
-           "take_member", "count_params"]
+           "count_params"]

@@ -1,0 +1,365 @@
+"""What `experiments/analyze.py` and `experiments/predict.py` compute, importable in Colab.
+
+    report = gj.analysis.report.analyze_run("runs/power2022",
+                                            gen_threshold=0.95)
+    report.stats        # per grid point: generalized count, median t_gen, ...
+    prediction, rows = gj.analysis.report.predict_run("runs/spectral", 400)
+
+`analyze_run` recomputes a run's summary, grokking-time statistics, scaling
+fits, slingshots and (with `measures`) progress measures at any thresholds,
+from a finished run or one still training, and writes them under
+``<workdir>/analysis/`` (see experiments/analyze.py for the files).
+`predict_run` scores the early-loss features of every member against its
+outcome (see experiments/predict.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+
+from grokjax.analysis import grokking, measures as measures_lib, predict
+from grokjax.analysis import scaling, slingshot
+from grokjax.config import Config, ConfigError
+from grokjax.io import plots, rundir
+from grokjax.io.rundir import RunDir, csv_float
+from grokjax.io.snapshots import snapshot_steps
+from grokjax.objective import objective_of
+
+SEEDS = ("seed", "data_seed")
+THRESHOLDS = ("mem_threshold", "gen_threshold", "phase_threshold",
+              "phase_gap", "mem_error", "gen_error")
+
+
+@dataclasses.dataclass
+class Report:
+  """What `analyze_run` computed and wrote."""
+  config: Config  # the run's, with the thresholds used
+  summary: list[dict]
+  stats: list[dict]
+  fits: dict
+  finished: bool
+  written: list[str]
+  axes: list[str]  # the swept axes other than the seeds
+
+
+def power_law_fits(summary: list[dict], varied: list[str],
+                   num_samples: int) -> list[dict]:
+  """t_gen(r) = a r^-gamma + b per combination of the swept values other than r and the seeds."""
+  others = [a for a in varied if a not in SEEDS + ("train_fraction",)]
+  combos = sorted({tuple(r[a] for a in others) for r in summary})
+  fits = []
+  for combo in combos:
+    rows = [r for r in summary if tuple(r[a] for a in others) == combo]
+    fit = scaling.power_law_fit(
+        np.array([r["train_fraction"] for r in rows]),
+        np.array([r["t_gen"] for r in rows], np.float64),
+        np.array([r["seed"] for r in rows]), num_samples=num_samples)
+    fits.append({**dict(zip(others, combo)), **fit,
+                 "data": {"r": [r["train_fraction"] for r in rows],
+                          "t_gen": [r["t_gen"] for r in rows]}})
+  return fits
+
+
+def summary_loglog_fit(summary: list[dict], x: Sequence[str], y: str,
+               num_samples: int) -> dict:
+  """Log-log slope of column `y` against the product of columns `x`, with a seed bootstrap."""
+  for name in list(x) + [y]:
+    if name not in summary[0]:
+      raise ConfigError(f"--loglog_x/--loglog_y: no column {name!r}; "
+                        f"columns: {', '.join(summary[0])}")
+  xs = scaling.column_product(summary, list(x))
+  ys = np.array([r[y] for r in summary], np.float64)
+  fit = scaling.bootstrap_loglog(xs, ys, [r["seed"] for r in summary],
+                                 num_samples=num_samples)
+  return {"x": "*".join(x), "y": y, **fit,
+          "data": {"x": xs.tolist(), "y": ys.tolist()}}
+
+
+def slingshot_report(out: str, history: dict, summary: list[dict],
+                     config: Config, window: int = 100,
+                     spike_factor: float = 10.0,
+                     log: Callable[[str], None] = print) -> list[str]:
+  """slingshots.json and plots/slingshots.png (Thilak et al. 2022); returns the paths."""
+  steps = history["record_step"]
+  dt = int(steps[1] - steps[0])
+  onsets = slingshot.slingshot_onsets(
+      steps, history["step_train_loss"], history["step_last_layer_norm"],
+      window=window, spike_factor=spike_factor)
+  t_gen = np.array([r["t_gen"] for r in summary], np.float64)
+  # "At an onset": within the slingshot window plus one eval interval.
+  tolerance = window * dt + (config.eval_every
+                             if config.eval_schedule == "linear" else 0)
+  at = slingshot.grokking_at_onsets(onsets, t_gen, tolerance)
+  report = {"rule": {"window_samples": window, "spike_factor": spike_factor,
+                     "record_every": dt, "tolerance_steps": tolerance},
+            "members": [{"member": i, "onsets": o, "count": len(o),
+                         "t_gen": None if not np.isfinite(t) else t,
+                         "generalized_at_onset": None if np.isnan(a)
+                         else bool(a)}
+                        for i, (o, t, a) in enumerate(zip(onsets, t_gen, at))]}
+  path = os.path.join(out, "slingshots.json")
+  with open(path, "w") as f:
+    json.dump(report, f, indent=2)
+  fig_path = os.path.join(out, "plots", "slingshots.png")
+  plots.plot_slingshots(fig_path, steps, history["step_train_loss"],
+                        history["step_last_layer_norm"], onsets, t_gen)
+  counts = [len(o) for o in onsets]
+  grokked = at[np.isfinite(at)]
+  log(f"  slingshots: {sum(counts)} onsets in {sum(c > 0 for c in counts)}"
+      f"/{len(counts)} members; generalized at an onset: "
+      f"{int(grokked.sum())}/{grokked.size} of the members with both")
+  return [path, fig_path]
+
+
+def measures_report(workdir: str, out: str, summary: list[dict],
+                    names: Sequence[str], members=None, steps=None,
+                    log: Callable[[str], None] = print,
+                    **options) -> list[str]:
+  """measures.npz and each measure's plots; prints the shown measures per member."""
+  m = measures_lib.compute_measures(workdir, names, members, steps, log=log,
+                                    **options)
+  path = os.path.join(out, "measures.npz")
+  measures_lib.write_measures(path, m)
+  written = [path]
+  t_mem = np.array([summary[i]["t_mem"] for i in m["members"]], np.float64)
+  t_gen = np.array([summary[i]["t_gen"] for i in m["members"]], np.float64)
+  scalars = measures_lib.scalar_measures(m)
+  folder = os.path.join(out, "plots")
+  if scalars:
+    written.append(os.path.join(folder, "measures.png"))
+    plots.plot_measures(written[-1], m, scalars, t_mem, t_gen)
+  chosen = [measures_lib.REGISTRY[n] for n in measures_lib.MEASURES
+            if n in measures_lib.check_measures(names, _config_of(workdir))]
+  for measure in chosen:
+    if measure.plot is not None:
+      written.append(measure.plot(folder, m, t_mem, t_gen))
+  shown = [n for measure in chosen for n in measure.shown if n in scalars]
+  for i, member in enumerate(m["members"]):
+    parts = [f"  member {member}:"]
+    if "key_frequencies" in m:
+      parts.append("key frequencies "
+                   f"{np.flatnonzero(m['key_frequencies'][i]).tolist()};")
+    for name in shown:
+      v = m[name][i]
+      parts.append(f"{name} {v[0]:.3g} -> {v[-1]:.3g}")
+    if "pca_explained" in m:
+      parts.append(f"PCA 2 modes {m['pca_explained'][i, :2].sum():.1%}")
+    log(" ".join(parts) + f" (steps {m['step'][0]} -> {m['step'][-1]})")
+  return written
+
+
+def _config_of(workdir: str) -> Config:
+  return RunDir(workdir).config()
+
+
+def analyze_run(workdir: str, out: str | None = None, *,
+                loglog_x: Sequence[str] = (), loglog_y: str = "t_gen",
+                bootstrap: int = 1000, slingshot_window: int = 100,
+                spike_factor: float = 10.0, measures: Sequence[str] = (),
+                members: Sequence[int] | None = None,
+                measure_steps: Sequence[int] | None = None,
+                lanczos_steps: int = 20, pca_components: int = 5,
+                log: Callable[[str], None] = print,
+                **thresholds) -> Report:
+  """Summary, statistics, fits, slingshots and measures of a run, written under `out`.
+
+  `thresholds`: any of THRESHOLDS, overriding the run's (None: the run's).
+  """
+  run = RunDir(workdir)
+  overrides = {k: v for k, v in thresholds.items() if v is not None}
+  unknown = set(overrides) - set(THRESHOLDS)
+  if unknown:
+    raise ConfigError(f"analyze_run: unknown setting {sorted(unknown)[0]}; "
+                      f"thresholds are {', '.join(THRESHOLDS)}")
+  config = run.config().replace(**overrides)
+  if measures:  # bad names or a run without snapshots: say so first
+    measures_lib.check_measures(measures, config)
+    snapshot_steps(workdir)
+  history, diverged, finished = run.history_so_far()
+  rows = [{k: csv_float(v) for k, v in m.items() if k != "member"}
+          for m in run.members()]
+  summary = grokking.summarize_config(history, rows, diverged, config)
+  varied = [k for k in rows[0] if len({m[k] for m in rows}) > 1]
+  axes = [a for a in varied if a not in SEEDS]
+  stats = grokking.time_statistics(summary, axes, num_samples=bootstrap)
+  out = out or os.path.join(workdir, "analysis")
+  os.makedirs(os.path.join(out, "plots"), exist_ok=True)
+  rundir.write_csv(os.path.join(out, "summary.csv"), summary)
+  rundir.write_csv(os.path.join(out, "stats.csv"), stats)
+  written = [os.path.join(out, n) for n in ("summary.csv", "stats.csv")]
+  written += plots.write_plots(out, history, summary, varied)
+  objective = objective_of(config)
+  fits = {"thresholds": dict(zip(("mem", "gen"),
+                                 objective.thresholds(config))),
+          "finished": finished}
+  fractions = sorted({r["train_fraction"] for r in summary})
+  if len(fractions) >= 3 and objective.higher_is_better:
+    fits["power_law"] = power_law_fits(summary, varied, bootstrap)
+    written.append(os.path.join(out, "plots", "power_law.png"))
+    plots.plot_power_laws(written[-1], fits["power_law"], stats,
+                          [a for a in axes if a != "train_fraction"])
+  if loglog_x:
+    fits["loglog"] = summary_loglog_fit(summary, loglog_x, loglog_y, bootstrap)
+    written.append(os.path.join(out, "plots", "loglog.png"))
+    plots.plot_loglog_fit(written[-1], fits["loglog"])
+  if "step_last_layer_norm" in history and history["record_step"].size > 1:
+    written += slingshot_report(out, history, summary, config,
+                                slingshot_window, spike_factor, log)
+  if measures:
+    written += measures_report(workdir, out, summary, measures, members,
+                               measure_steps, log, lanczos_steps=lanczos_steps,
+                               pca_components=pca_components)
+  with open(os.path.join(out, "fits.json"), "w") as f:
+    json.dump(fits, f, indent=2, default=lambda v: None if v != v else v)
+  written.append(os.path.join(out, "fits.json"))
+  return Report(config, summary, stats, fits, finished, written, axes)
+
+
+def print_report(report: Report, workdir: str,
+                 log: Callable[[str], None] = print) -> None:
+  """The lines experiments/analyze.py prints after its analysis."""
+  when = lambda v: f"{v:g}" if math.isfinite(v) else "never"
+  state = "finished" if report.finished else "still running (partial)"
+  mem, gen = objective_of(report.config).thresholds(report.config)
+  axes = report.axes
+  log(f"{workdir}: {len(report.summary)} members, {state}; thresholds "
+      f"mem {mem:g}, gen {gen:g}")
+  for s in report.stats:
+    point = ", ".join(f"{a}={s[a]:g}" for a in axes) or "all members"
+    log(f"  {point}: generalized {s['generalized']}/{s['members']}; median "
+        f"t_gen {when(s['median_t_gen'])} [{when(s['t_gen_lo'])}, "
+        f"{when(s['t_gen_hi'])}], delay {when(s['median_delay'])}")
+  others = [a for a in axes if a != "train_fraction"]
+  for fit in report.fits.get("power_law", []):
+    point = ", ".join(f"{a}={fit[a]:g}" for a in others) or "all members"
+    log(f"  {point}: t_gen = {fit['a']:.3g} r^-{fit['gamma']:.3f} + "
+        f"{fit['b']:.3g}: "
+        f"gamma [{fit['gamma_lo']:.3f}, {fit['gamma_hi']:.3f}] "
+        f"({fit['points']} members, {fit['dropped']} never)")
+  if "loglog" in report.fits:
+    ll = report.fits["loglog"]
+    log(f"  {ll['y']} ~ ({ll['x']})^slope: slope {ll['slope']:.3f} "
+        f"[{ll['slope_lo']:.3f}, {ll['slope_hi']:.3f}]")
+  log("wrote " + ", ".join(report.written))
+
+
+def early_loss(history: dict, window: int, workdir: str
+               ) -> tuple[np.ndarray, float]:
+  """The per-step train loss over steps [0, window): [E, T] and the sample spacing."""
+  if "step_train_loss" not in history or history["record_step"].size == 0:
+    raise ConfigError(f"--workdir={workdir}: history.npz has no per-step "
+                      "training loss; rerun the sweep with --record_every=1")
+  steps = history["record_step"]
+  keep = steps < window
+  if keep.sum() < 8:
+    raise ConfigError(f"--window={window}: only {int(keep.sum())} recorded "
+                      f"steps below it (recorded every "
+                      f"{int(np.diff(steps[:2])[0]) if steps.size > 1 else '?'}"
+                      f" steps, up to step {int(steps.max())}); use a "
+                      "longer --window or rerun with --record_every=1")
+  spacing = np.diff(steps[keep])
+  if np.ptp(spacing) != 0:
+    raise ConfigError(f"--window={window}: recorded steps are not evenly "
+                      "spaced below it; use --record_every=1")
+  return history["step_train_loss"][:, keep], float(spacing[0])
+
+
+def predict_run(workdir: str, window: int, detrend: str = "moving_average",
+                detrend_window: int = 25, detrend_degree: int = 2,
+                classifier_features=("log_activity", "mobility",
+                                     "complexity"),
+                group: str = "seed") -> tuple[dict, list[dict]]:
+  """(prediction dict, per-member rows with features and outcomes) of a finished run."""
+  run = RunDir(workdir)
+  for name in ("summary.csv", "history.npz", "members.csv"):
+    if not os.path.exists(run.file(name)):
+      raise ConfigError(f"--workdir={workdir}: no {name} (the run has not "
+                        "finished); finish it with the same command")
+  history, summary, members = run.history(), run.summary(), run.members()
+  if group not in members[0]:
+    raise ConfigError(f"--group: no column {group!r} in members.csv; "
+                      f"columns: {', '.join(members[0])}")
+  loss, dt = early_loss(history, window, workdir)
+  feats = predict.early_features(loss, dt=dt, detrend_method=detrend,
+                                 window=detrend_window, degree=detrend_degree)
+  for name in classifier_features:
+    if name not in feats:
+      raise ConfigError(f"--classifier_features: unknown feature {name!r};"
+                        f" features: {', '.join(feats)}")
+  final_key = f"final_val_{objective_of(run.config()).metric}"
+  final = np.array([csv_float(r[final_key]) for r in summary])
+  generalized = np.array([np.isfinite(csv_float(r["t_gen"]))
+                          for r in summary])
+  scores = predict.feature_scores(feats, final, generalized)
+  x = np.stack([feats[n] for n in classifier_features], axis=1)
+  cv = predict.logistic_cv(x, generalized,
+                           np.array([m[group] for m in members]))
+  prob = cv.pop("probability")
+  result = {
+      "workdir": os.path.abspath(workdir), "window": window, "dt": dt,
+      "detrend": detrend, "detrend_window": detrend_window,
+      "detrend_degree": detrend_degree, "target": final_key,
+      "members": len(summary), "generalized": int(generalized.sum()),
+      "features": scores,
+      "classifier": {"features": list(classifier_features), "group": group,
+                     "model": "l2-regularized logistic regression (optax "
+                              "Adam), leave-one-group-out", **cv},
+  }
+  rows = []
+  for i, m in enumerate(members):
+    row = {k: csv_float(v) if k != group else v for k, v in m.items()}
+    row.update({k: float(v[i]) for k, v in feats.items()})
+    row.update({final_key: float(final[i]), "generalized": bool(
+        generalized[i]), "probability": float(prob[i])})
+    rows.append(row)
+  return result, rows
+
+
+def prediction_report(workdir: str, result: dict, rows: list[dict],
+                      heatmap_feature: str = "log_activity",
+                      heatmap_axes: Sequence[str] = (),
+                      log: Callable[[str], None] = print) -> list[str]:
+  """prediction.json and plots/prediction.png (the feature's heatmap beside the outcome's); prints a table."""
+  if heatmap_feature not in result["features"]:
+    raise ConfigError(f"--heatmap_feature: unknown feature "
+                      f"{heatmap_feature!r}; features: "
+                      f"{', '.join(result['features'])}")
+  path = os.path.join(workdir, "prediction.json")
+  with open(path, "w") as f:
+    json.dump({**result, "per_member": rows}, f, indent=2,
+              default=lambda v: None if v != v else v)
+  members = RunDir(workdir).members()
+  varied = [k for k in members[0] if k != "member"
+            and len({m[k] for m in members}) > 1]
+  axes = list(heatmap_axes) or (
+      ["learning_rate", "weight_decay"] if {"learning_rate", "weight_decay"}
+      <= set(varied) else plots.grid_axes(varied))
+  if len(axes) == 2 and not set(axes) <= set(members[0]):
+    raise ConfigError(f"--heatmap_axes={','.join(axes)}: columns of "
+                      f"members.csv are {', '.join(members[0])}")
+  log(f"{result['members']} members, {result['generalized']} generalized; "
+      f"features from steps [0, {result['window']}) of the training loss")
+  log(f"{'feature':16s} {'spearman':>9s} {'auc':>6s}")
+  for name, s in result["features"].items():
+    log(f"{name:16s} {s['spearman']:9.3f} {s['auc']:6.3f}")
+  c = result["classifier"]
+  log(f"classifier ({', '.join(c['features'])}), {c['folds']} held-out "
+      f"{c['group']}s: accuracy {c['accuracy']:.3f} (majority class "
+      f"{c['majority_accuracy']:.3f}), AUC {c['auc']:.3f}")
+  written = [path]
+  if len(axes) == 2:
+    os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
+    fig = os.path.join(workdir, "plots", "prediction.png")
+    plots.plot_heatmaps(fig, rows, axes, [
+        (heatmap_feature, f"{heatmap_feature} of the loss, steps "
+         f"[0, {result['window']})", "viridis"),
+        (result["target"], f"median {result['target']} (end of run)",
+         "viridis")])
+    written.append(fig)
+  return written
