@@ -63,7 +63,7 @@ def main(argv):
     raise gj.ConfigError(f"--workdir={FLAGS.workdir}: a run of --task="
                          f"{config.task}; this script needs --task=algebra")
   history, diverged, _ = gj.io.RunDir(FLAGS.workdir).history_so_far()
-  members = gj.io.read_csv(os.path.join(FLAGS.workdir, "members.csv"))
+  members = gj.io.RunDir(FLAGS.workdir).members()
   members = [{k: gj.io.csv_float(v) for k, v in m.items() if k != "member"}
              for m in members]
   summary = gj.analysis.summarize_config(history, members, diverged, config)

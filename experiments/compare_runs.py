@@ -30,7 +30,7 @@ FLAGS = flags.FLAGS
 
 
 def _label(workdir: str) -> str:
-  config = gj.io.read_config(workdir)["config"]
+  config = gj.io.RunDir(workdir).read_config()["config"]
   strength = ",".join(f"{v:g}" for v in config.get("reg_strength", []))
   return f"{config.get('regularizer', 'none')} {strength}"
 
@@ -40,6 +40,8 @@ def main(argv):
   if not FLAGS.workdirs or not FLAGS.out:
     raise gj.ConfigError("--workdirs and --out: give the runs and the figure "
                          "path")
+  for workdir in FLAGS.workdirs:
+    flags_lib.stored_run(workdir)
   labels = FLAGS.labels or [_label(w) for w in FLAGS.workdirs]
   if len(labels) != len(FLAGS.workdirs):
     raise gj.ConfigError(f"--labels: {len(labels)} labels for "
@@ -51,8 +53,12 @@ def main(argv):
                           figsize=(4.6 * len(FLAGS.metrics), 3.8),
                           squeeze=False)
   for workdir, label in zip(FLAGS.workdirs, labels):
-    history = gj.io.read_history(workdir)
-    rows = gj.io.read_csv(os.path.join(workdir, "summary.csv"))
+    run = gj.io.RunDir(workdir)
+    for name in ("history.npz", "summary.csv"):
+      if not os.path.exists(run.file(name)):
+        raise gj.ConfigError(f"--workdirs={workdir}: no {name} (the run has "
+                             "not finished); finish it with the same command")
+    history, rows = run.history(), run.summary()
     t_gen = gj.analysis.median_time(np.array([gj.io.csv_float(r["t_gen"]) for r in rows]))
     steps = np.maximum(history["eval_step"], 1)
     for ax, metric in zip(axs[0], FLAGS.metrics):

@@ -38,7 +38,7 @@ FLAGS = flags.FLAGS
 def fit_run(workdir: str, x: list[str], y: str, group: str = "seed",
             bootstrap: int = 2000) -> dict:
   """The fit of `y` against the product of `x` over the run's members."""
-  path = os.path.join(workdir, "summary.csv")
+  path = gj.io.RunDir(workdir).file("summary.csv")
   if not os.path.exists(path):
     raise gj.ConfigError(f"--workdir={workdir}: no summary.csv (the run has "
                          "not finished); finish it with the same command")

@@ -71,10 +71,15 @@ def stored_run(workdir: str | None, what: str = "a run directory") -> dict:
   """config.json of --workdir, or a ConfigError that says what is missing."""
   if not workdir:
     raise gj.ConfigError(f"--workdir: give {what}")
-  if not os.path.exists(os.path.join(workdir, "config.json")):
+  run = gj.io.RunDir(workdir)
+  if not run.has_run():
     raise gj.ConfigError(f"--workdir={workdir}: no config.json (not a run "
                          "directory)")
-  return gj.io.read_config(workdir)
+  try:
+    return run.read_config()
+  except ValueError as e:  # a truncated or hand-edited config.json
+    raise gj.ConfigError(f"--workdir={workdir}: config.json is unreadable "
+                         f"({e}); the run cannot be analyzed") from None
 
 
 def default_workdir(config: gj.Config) -> str:

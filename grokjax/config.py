@@ -101,7 +101,8 @@ class Config:
   model: str = _field("transformer", "; ".join(
       f"{m.name}: {m.help}" for m in models.MODELS.values()))
   depth: int = _field(2, "transformer blocks")
-  d_model: int = _field(128, "transformer width / MLP embedding width")
+  d_model: int = _field(128, "transformer width; also the MLP's embedding "
+                        "width and the LSTM's width")
   num_heads: int = _field(4, "attention heads")
   d_mlp: int = _field(512, "hidden width of the transformer's MLP")
   activation: str = _field("relu", ", ".join(models.ACTIVATIONS))

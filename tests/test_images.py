@@ -39,7 +39,7 @@ def mnist_dir(tmp_path_factory):
 def test_digits_load_offline_with_a_fixed_test_set():
   task = gj.make_task("digits")
   assert task.inputs.shape == (1797, 64) and task.inputs.dtype == np.float32
-  assert task.features and task.num_pool == 1297 and task.pool_size == 1297
+  assert task.float_inputs and task.num_pool == 1297 and task.pool_size == 1297
   assert 0 <= task.inputs.min() and task.inputs.max() == 1.0
   assert sorted(np.unique(task.labels)) == list(range(10))
   np.testing.assert_array_equal(gj.make_task("digits").inputs, task.inputs)

@@ -46,7 +46,7 @@ def _mlp(c, task) -> nn.Module:
   return MLP(num_tokens=task.num_classes, num_classes=task.num_classes,
              operand_positions=task.operand_positions,
              hidden=tuple(c.mlp_hidden), embed_dim=c.d_model,
-             input="features" if getattr(task, "features", False)
+             input="features" if getattr(task, "float_inputs", False)
              else c.mlp_input,
              activation=c.activation, use_bias=c.mlp_bias)
 

@@ -58,7 +58,7 @@ class Task:
     return self.num_examples if self.num_pool is None else self.num_pool
 
   @property
-  def features(self) -> bool:
+  def float_inputs(self) -> bool:
     """Inputs are float feature vectors (images), not token ids."""
     return bool(np.issubdtype(self.inputs.dtype, np.floating))
 

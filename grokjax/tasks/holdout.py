@@ -25,7 +25,7 @@ def holdout_mask(task: Task, spec: str) -> np.ndarray:
     raise ValueError(f"--holdout={spec}: use none, square:<k> or strip:<k> "
                      "with k >= 1")
   k = int(arg)
-  if len(task.operand_positions) != 2 or task.features:
+  if len(task.operand_positions) != 2 or task.float_inputs:
     raise ValueError(f"--holdout={spec}: needs a two-operand table task "
                      f"(x op y), not {task.name}")
   x, y = (task.inputs[:, i] for i in task.operand_positions)

@@ -19,7 +19,7 @@ from grokjax.config import Config
 from grokjax.objective import (Data, batch_rows, evaluate,  # re-exported
                                objective_of)
 from grokjax.optim import make_optimizer
-from grokjax.tasks import Split
+from grokjax.tasks import Problem, Split
 from grokjax.train.state import Hypers, MemberState
 
 
@@ -44,11 +44,15 @@ def _all_finite(tree) -> jax.Array:
 
 
 def train_step(apply_fn, config: Config, state: MemberState, hypers: Hypers,
-               split: Split, data: Data,
+               member: Split | Problem, data: Data,
                step: jax.Array) -> tuple[MemberState, Any]:
-  """One optimizer update of one member; a non-finite loss or update freezes it."""
+  """One optimizer update of one member; a non-finite loss or update freezes it.
+
+  `member` is the member's data (`objective.member_data`): its train/validation
+  `Split`, or a linear task's own `Problem`.
+  """
   objective = objective_of(config)
-  batch_loss = objective.batch_loss(apply_fn, config, hypers, split, data,
+  batch_loss = objective.batch_loss(apply_fn, config, hypers, member, data,
                                     step)
   (loss, metric), grads = jax.value_and_grad(batch_loss, has_aux=True)(
       state.params)
@@ -70,7 +74,7 @@ def train_step(apply_fn, config: Config, state: MemberState, hypers: Hypers,
 
 
 def make_chunk_fn(apply_fn, config: Config, chunk_steps: int):
-  """`chunk(state, hypers, split, data, start, stop)` for one member: K steps from `start`.
+  """`chunk(state, hypers, member, data, start, stop)` for one member: K steps from `start`.
 
   Returns the new state, per-step records [K] and eval records [K] (NaN where no
   eval is scheduled). Steps >= `stop` (or >= `config.steps`) do nothing, so
@@ -82,17 +86,18 @@ def make_chunk_fn(apply_fn, config: Config, chunk_steps: int):
   nan_eval = eval_type(*([jnp.float32(jnp.nan)] * len(eval_type._fields)))
   nan_step = step_type(*([jnp.float32(jnp.nan)] * len(step_type._fields)))
 
-  def chunk(state: MemberState, hypers: Hypers, split: Split, data: Data,
-            start: jax.Array, stop: jax.Array):
+  def chunk(state: MemberState, hypers: Hypers, member: Split | Problem,
+            data: Data, start: jax.Array, stop: jax.Array):
     def body(state, step):
       active = (step < config.steps) & (step < stop)
       ev = jax.lax.cond(active & data.eval_at[step],
-                        lambda p: evaluate_member(apply_fn, config, p, split,
+                        lambda p: evaluate_member(apply_fn, config, p, member,
                                                   data),
                         lambda p: nan_eval, state.params)
       state, rec = jax.lax.cond(
           active,
-          lambda s: train_step(apply_fn, config, s, hypers, split, data, step),
+          lambda s: train_step(apply_fn, config, s, hypers, member, data,
+                               step),
           lambda s: (s, nan_step), state)
       return state, (rec, ev)
     return jax.lax.scan(body, state, start + jnp.arange(chunk_steps))
@@ -141,7 +146,8 @@ def compile_sweep_chunk(apply_fn, config: Config, chunk_steps: int, mesh=None):
 def compile_sweep_eval(apply_fn, config: Config, mesh=None):
   """``jit(vmap(evaluate))``: eval records [E] of every member's current parameters."""
   return jax.jit(_over_members(
-      lambda p, split, data: evaluate_member(apply_fn, config, p, split, data),
+      lambda p, member, data: evaluate_member(apply_fn, config, p, member,
+                                              data),
       (0, 0, None), mesh))
 
 
