@@ -21,17 +21,22 @@ values of a stored run without the original flags.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
 import datetime
+import fcntl
+import glob
+import hashlib
 import io
 import json
 import math
 import os
 import platform
 import shutil
+import socket
 import sys
-import dataclasses
-import glob
+import zipfile
 from importlib import metadata
 from typing import Any, Iterable, Mapping
 
@@ -300,6 +305,45 @@ class RunDir:
   def members(self) -> list[dict[str, str]]:
     return read_csv(self.file("members.csv"))
 
+  def run_files(self) -> list[str]:
+    """The RUN_FILES present here."""
+    return [n for n in RUN_FILES if os.path.exists(self.file(n))]
+
+  @contextlib.contextmanager
+  def lock(self):
+    """Holds ``<workdir>/lock`` while the block runs: one run per workdir.
+
+    An exclusive `flock` on the file, which the system releases when the
+    owner exits however it exits (no stale locks after a SIGKILL); the file
+    names the owner's host and pid for the message a second run gets. On a
+    shared filesystem the lock spans hosts where it supports flock (NFSv4
+    does); a multi-host run takes it on process 0.
+    """
+    try:
+      os.makedirs(self.path, exist_ok=True)
+      fd = os.open(self.file("lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+      raise ConfigError(f"--workdir={self.path}: cannot be used as a run "
+                        f"directory ({e.strerror}); give a writable folder") \
+          from None
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      owner = os.read(fd, 4096).decode(errors="replace").strip()
+      os.close(fd)
+      raise ConfigError(f"--workdir={self.path}: another run owns it "
+                        f"({owner or 'owner unknown'}); wait for it to end, "
+                        "or use another --workdir") from None
+    try:
+      os.ftruncate(fd, 0)
+      os.write(fd, (f"host {socket.gethostname()} pid {os.getpid()} since "
+                    f"{datetime.datetime.now().isoformat(timespec='seconds')}"
+                    ).encode())
+      yield self
+    finally:
+      fcntl.flock(fd, fcntl.LOCK_UN)
+      os.close(fd)
+
   def clear(self) -> None:
     """Removes what a run writes here (RUN_FILES, snapshots included) and nothing else."""
     for name in RUN_FILES:
@@ -312,6 +356,15 @@ class RunDir:
   # --- results -----------------------------------------------------------------
 
   def write_history(self, history: Mapping[str, np.ndarray]) -> None:
+    """history.npz; never replaces one that holds more steps (ConfigError)."""
+    if os.path.exists(self.file("history.npz")):
+      old = self.history()
+      for key in ("record_step", "eval_step"):
+        if key in old and len(old[key]) > len(history.get(key, ())):
+          raise ConfigError(
+              f"--workdir={self.path}: history.npz holds {len(old[key])} "
+              f"{key}s and this run {len(history.get(key, ()))}; it is left "
+              "as it is: pass --overwrite to retrain the run")
     write_history(self.path, history)
 
   def history(self) -> dict[str, np.ndarray]:
@@ -349,11 +402,73 @@ class RunDir:
     name = f"{start:09d}" if isinstance(start, int) else start
     return os.path.join(self.records, f"g{group:04d}_s{name}.npz")
 
+  def manifest_path(self, group: int) -> str:
+    return os.path.join(self.records, f"g{group:04d}.manifest.jsonl")
+
   def write_records(self, group: int, start: int | str,
-                    arrays: Mapping[str, np.ndarray]) -> None:
-    """One chunk's records (or a group's `final` eval), written atomically."""
+                    arrays: Mapping[str, np.ndarray],
+                    end: int | None = None) -> None:
+    """One chunk's records of steps [start, end) (or a group's `final` eval), written atomically.
+
+    Then one line in the group's manifest (`records/g<group>.manifest.jsonl`:
+    file, steps, SHA-256), so a lost or damaged file is noticed, never read
+    as a shorter history.
+    """
     os.makedirs(self.records, exist_ok=True)
-    write_npz(self.record_path(group, start), arrays)
+    path = self.record_path(group, start)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    data = buf.getvalue()
+    _atomic_write(path, data)
+    entry = {"file": os.path.basename(path), "start": start, "end": end,
+             "sha256": hashlib.sha256(data).hexdigest()}
+    with open(self.manifest_path(group), "a") as f:
+      f.write(json.dumps(entry) + "\n")
+      f.flush()
+      os.fsync(f.fileno())
+
+  def _manifest(self, group: int) -> dict[str, dict] | None:
+    """file -> its latest manifest entry; None for a run written before manifests."""
+    path = self.manifest_path(group)
+    if not os.path.exists(path):
+      return None
+    entries = {}
+    with open(path) as f:
+      for line in f:
+        try:
+          entry = json.loads(line)
+        except ValueError:  # a line cut short by a crash: its chunk is redone
+          continue
+        entries[entry["file"]] = entry
+    return entries
+
+  def _damaged(self, name: str, why: str, entry: dict | None,
+               group: int) -> ConfigError:
+    steps = (f" (steps {entry['start']}-{entry['end'] - 1} of group {group})"
+             if entry and isinstance(entry.get("end"), int) else "")
+    return ConfigError(
+        f"--workdir={self.path}: records/{name} is {why}{steps}; the "
+        "history cannot be assembled without it: restore the file, or pass "
+        "--overwrite to retrain the run")
+
+  def _load_record(self, path: str, entry: dict | None,
+                   group: int) -> dict[str, np.ndarray]:
+    name = os.path.basename(path)
+    try:
+      with open(path, "rb") as f:
+        data = f.read()
+    except FileNotFoundError:
+      raise self._damaged(name, "missing", entry, group) from None
+    if entry is not None and hashlib.sha256(data).hexdigest() != entry[
+        "sha256"]:
+      raise self._damaged(name, "corrupt (its checksum differs from the "
+                          "manifest's)", entry, group)
+    try:
+      with np.load(io.BytesIO(data)) as f:
+        return {k: f[k] for k in f.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+      raise self._damaged(name, f"unreadable ({type(e).__name__})", entry,
+                          group) from None
 
   def record_groups(self) -> list[int]:
     """The groups that have written records so far, in order."""
@@ -361,21 +476,44 @@ class RunDir:
     return sorted({int(os.path.basename(path)[1:5])
                    for path in glob.glob(pattern)})
 
-  def read_records(self, group: int,
-                   below: int) -> list[dict[str, np.ndarray]]:
-    """The chunk records of a group whose chunk starts below `below`, in order."""
-    out = []
-    for path in sorted(glob.glob(self.record_path(group, "*"))):
-      tag = os.path.basename(path)[len(f"g{group:04d}_s"):-len(".npz")]
-      if tag.isdigit() and int(tag) < below:
-        with np.load(path) as f:
-          out.append({k: f[k] for k in f.files})
-    return out
+  def read_records(self, group: int, below: int,
+                   until: int | None = None) -> list[dict[str, np.ndarray]]:
+    """The chunk records of a group whose chunk starts below `below`, in order.
+
+    With a manifest, the chunks must follow each other from step 0 (and end
+    at `until` when given: the checkpoint's or the final step), every file
+    present and unchanged; otherwise ConfigError names the file.
+    """
+    manifest = self._manifest(group)
+    if manifest is None:  # a run directory from before manifests
+      paths = [p for p in sorted(glob.glob(self.record_path(group, "*")))
+               if (t := os.path.basename(p)[len(f"g{group:04d}_s"):-4]
+                   ).isdigit() and int(t) < below]
+      return [self._load_record(p, None, group) for p in paths]
+    chunks = sorted((e for e in manifest.values()
+                     if isinstance(e["start"], int) and e["start"] < below),
+                    key=lambda e: e["start"])
+    step = 0
+    for entry in chunks:
+      if entry["start"] != step:
+        missing = {"start": step, "end": entry["start"]}
+        raise self._damaged(os.path.basename(self.record_path(group, step)),
+                            "missing from the manifest", missing, group)
+      step = entry["end"]
+    if until is not None and step != until:
+      raise self._damaged(os.path.basename(self.record_path(group, step)),
+                          "missing", {"start": step, "end": until}, group)
+    return [self._load_record(os.path.join(self.records, e["file"]), e, group)
+            for e in chunks]
 
   def read_final(self, group: int) -> dict[str, np.ndarray]:
     """The eval after a group's last update (FileNotFoundError while it trains)."""
-    with np.load(self.record_path(group, "final")) as f:
-      return {k: f[k] for k in f.files}
+    path = self.record_path(group, "final")
+    manifest = self._manifest(group) or {}
+    entry = manifest.get(os.path.basename(path))
+    if entry is None and not os.path.exists(path):
+      raise FileNotFoundError(path)
+    return self._load_record(path, entry, group)
 
 
   def history_so_far(self) -> tuple[dict[str, np.ndarray], np.ndarray, bool]:
@@ -400,11 +538,13 @@ class RunDir:
       return self.history(), diverged, True
     parts, div, finished = [], [], True
     for g in groups:
-      chunks = self.read_records(g, np.iinfo(np.int64).max)
       try:
         final = self.read_final(g)
       except FileNotFoundError:
         final, finished = {}, False
+      chunks = self.read_records(
+          g, np.iinfo(np.int64).max,
+          until=int(final["eval_step"][0]) if final else None)
       if not chunks and not final:
         continue
       parts.append(group_history(chunks, final))

@@ -117,6 +117,11 @@ def check_resumable(workdir: str, config: Config) -> bool:
   """True if `workdir` holds a run of this config; ConfigError if of another."""
   run = RunDir(workdir)
   if not run.has_run():
+    if run.run_files():
+      raise ConfigError(
+          f"--workdir={workdir} holds a run's files ({', '.join(run.run_files())})"
+          " but no config.json, so it cannot be resumed or checked; restore "
+          "config.json, or pass --overwrite to start afresh")
     return False
   diffs = config.differences(run.config())
   if diffs:
@@ -318,8 +323,9 @@ class _Training:
     """A group that finished before this call: its records are on disk."""
     if self.primary:
       final = self.run.read_final(g)
-      self.parts.append(group_history(
-          self.run.read_records(g, self.plan.config.steps + 1), final))
+      self.parts.append(group_history(self.run.read_records(
+          g, self.plan.config.steps + 1, until=int(final["eval_step"][0])),
+          final))
       self.div[g] = final["diverged_step"]
 
   def _progress(self, g, mem, gen, done):
@@ -346,7 +352,7 @@ class _Training:
     chunk = _chunk_records(config, rec, ev, start, end, plan.eval_steps)
     if self.primary and self.run:
       lo, hi = plan.group_members(g)
-      self.run.write_records(g, start, chunk)
+      self.run.write_records(g, start, chunk, end)
       for j, s in enumerate(chunk["eval_step"]):
         self.writer.write({"group": g, "step": s, **{
             k: chunk[k][: hi - lo, j] for k in self.objective.eval_fields}})
@@ -399,7 +405,7 @@ class _Training:
       done = progress["step"]
       mem[:], gen[:] = progress["memorized"], progress["generalized"]
       if self.primary:
-        chunks = self.run.read_records(g, done)
+        chunks = self.run.read_records(g, done, until=done)
     last_save, snaps = done, None
     if plan.snapshot_steps.size:
       snaps = snap_lib.SnapshotWriter(self.run.path, g, config, range(lo, hi),
@@ -514,6 +520,16 @@ def sweep(config: Config, workdir: str | None = None,
   config.validate()
   _check_precision(config)
   run = RunDir(workdir) if workdir else None
+  # One run per workdir (a multi-host run's process 0 holds it for all).
+  with (run.lock() if run and shard_lib.is_primary()
+        else contextlib.nullcontext()):
+    return _sweep(config, run, devices, overwrite, log)
+
+
+def _sweep(config: Config, run: RunDir | None, devices, overwrite: bool,
+           log) -> SweepResult:
+  """`sweep` once the config is valid and the workdir is this run's."""
+  workdir = run.path if run else None
   resuming = bool(run) and not overwrite and check_resumable(workdir, config)
   # A resumed run keeps its checkpoint's group size: open them before
   # planning (there are at most E groups, so the manager needs no plan).
