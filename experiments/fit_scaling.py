@@ -49,6 +49,10 @@ def fit_run(workdir: str, x: list[str], y: str, group: str = "seed",
                            f"columns: {', '.join(rows[0])}")
   xs = gj.analysis.column_product(rows, x)  # swept columns: never empty
   ys = np.array([gj.io.csv_float(r[y]) for r in rows])
+  if not (np.isfinite(xs) & np.isfinite(ys)).any():
+    raise gj.ConfigError(f"--y={y}: no member of {workdir} has a finite "
+                         f"{y} (nothing generalized?); there is nothing to "
+                         "fit")
   fit = gj.analysis.bootstrap_loglog(xs, ys, [r[group] for r in rows],
                                      num_samples=bootstrap)
   return {"x": "*".join(x), "y": y, **fit,

@@ -392,6 +392,11 @@ class Config:
       for v in values:
         if not math.isfinite(v):
           raise ConfigError(f"--{f.name}={v}: must be finite")
+      repeated = sorted({v for v in values if values.count(v) > 1})
+      if repeated:
+        raise ConfigError(f"--{f.name}={_show(values)}: repeats "
+                          f"{_show(tuple(repeated))}, which would train "
+                          "identical members; give each value once")
       in_range, rule = SWEPT_RANGES[f.metadata["swept"]]
       for v in values:
         if not in_range(v):

@@ -79,3 +79,15 @@ def test_old_flag_names_are_aliases():
   """--keep_checkpoints (renamed --snapshot_count) still reads from flagfiles and stored runs."""
   config = gj.Config.from_dict({"keep_checkpoints": 7, "steps": 50})
   assert config.snapshot_count == 7 and config.steps == 50
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(seed=(1, 1)), "--seed=1,1: repeats 1"),
+    (dict(task="x/y", p=100003), "--p=100003: the table would have"),
+    (dict(task="algebra", algebra=("group:z0",), p=3),
+     "--algebra=group:z0: the cyclic group"),
+])
+def test_refused_before_anything_is_built(change, message):
+  with pytest.raises(ConfigError, match=message.replace("+", r"\+")) as e:
+    gj.Config(**change).validate()
+  assert "\n" not in str(e.value)

@@ -25,6 +25,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 import grokjax as gj
 from grokjax import io as gio
@@ -98,6 +99,8 @@ def test_four_devices_equal_one_device(tmp_path):
     np.testing.assert_allclose(a, b, **BOUND)
 
 
+# In the slow run (pytest -m slow, which .ci/run also runs): keeps the default run under 10 minutes.
+@pytest.mark.slow
 def test_two_processes_on_localhost_equal_one_process(tmp_path):
   """launch/local.sh: the program a TPU pod or SLURM job runs, over 127.0.0.1."""
   workdir = str(tmp_path / "run")

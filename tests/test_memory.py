@@ -25,7 +25,8 @@ def _compiled_bytes(config, members, steps_in_mask=None):
 
 @pytest.mark.parametrize("config", [
     CONFIG,
-    CONFIG.replace(model="mlp", batch_size=32, mlp_hidden=(64, 64)),
+    pytest.param(CONFIG.replace(model="mlp", batch_size=32,
+                                mlp_hidden=(64, 64)), marks=pytest.mark.slow),
 ])
 def test_the_estimate_matches_what_xla_compiles_for_the_sweep(config):
   task = gj.make_task(config.task, config.p)
@@ -54,6 +55,8 @@ def _limit_for(config, members):
   return (est.shared + (members + 0.5) * per) / memory.RESERVE / memory.GiB
 
 
+# In the slow run (pytest -m slow, which .ci/run also runs): keeps the default run under 10 minutes.
+@pytest.mark.slow
 def test_a_sweep_too_large_for_memory_trains_in_groups_with_the_same_results():
   limit = _limit_for(CONFIG, 2)
   lines = []

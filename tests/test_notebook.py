@@ -10,12 +10,15 @@ import json
 import os
 
 import matplotlib
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "experiments", "colab", "quickstart.ipynb")
 TINY = "P = 23\nFRACTIONS = [0.6, 0.7, 0.8]\nSEEDS = 2\nSTEPS = 300\nWINDOW = 100\n"
 
 
+# In the slow run (pytest -m slow, which .ci/run also runs): keeps the default run under 10 minutes.
+@pytest.mark.slow
 def test_quickstart_notebook_runs_top_to_bottom():
   matplotlib.use("Agg")
   nb = json.load(open(NOTEBOOK))

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from grokjax.analysis import predict
+import grokjax as gj
+from grokjax.analysis import predict, report
 
 
 def test_spearman_against_hand_ranks():
@@ -58,3 +59,13 @@ def test_early_features_of_an_oscillating_loss():
   assert np.isnan(feats["activity"][2])    # a diverged member
   # Variance of 0.05 sin: 0.05^2 / 2.
   assert feats["activity"][1] == pytest.approx(0.05 ** 2 / 2, rel=0.1)
+
+
+def test_a_window_past_the_recorded_steps_is_refused():
+  history = {"record_step": np.arange(300),
+             "step_train_loss": np.ones((2, 300), np.float32)}
+  with pytest.raises(gj.ConfigError, match="--window=100000: the run "
+                     "recorded steps up to 299; use --window <= 300"):
+    report.early_loss(history, 100000, "run")
+  loss, dt = report.early_loss(history, 300, "run")
+  assert loss.shape == (2, 300) and dt == 1.0

@@ -20,7 +20,7 @@ def _run(config):
   return gj.sweep(config, workdir=None, log=None)
 
 
-@pytest.mark.parametrize("batch_size", [0, 16])
+@pytest.mark.parametrize("batch_size", [0, pytest.param(16, marks=pytest.mark.slow)])
 def test_member_i_of_an_ensemble_equals_the_single_run_i(batch_size):
   config = TINY.replace(seed=(0, 1), train_fraction=(0.4, 0.7),
                         learning_rate=(1e-3, 3e-3), batch_size=batch_size)
@@ -100,6 +100,8 @@ def test_a_diverging_member_is_frozen_and_the_others_are_unchanged():
   assert not mixed.summary[0]["diverged"]
 
 
+# In the slow run (pytest -m slow, which .ci/run also runs): keeps the default run under 10 minutes.
+@pytest.mark.slow
 def test_stop_when_generalized_stops_at_a_chunk_boundary():
   config = TINY.replace(train_fraction=(1.0,), steps=400, chunk_steps=50,
                         learning_rate=(1e-2,), gen_threshold=0.01,
@@ -113,6 +115,8 @@ def test_stop_when_generalized_stops_at_a_chunk_boundary():
   assert result.history["eval_step"][-1] == 50
 
 
+# In the slow run (pytest -m slow, which .ci/run also runs): keeps the default run under 10 minutes.
+@pytest.mark.slow
 def test_record_every_keeps_every_kth_step_record():
   full = _run(TINY.replace(seed=(0, 1)))
   thin = _run(TINY.replace(seed=(0, 1), record_every=7))

@@ -256,6 +256,10 @@ def early_loss(history: dict, window: int, workdir: str
     raise ConfigError(f"--workdir={workdir}: history.npz has no per-step "
                       "training loss; rerun the sweep with --record_every=1")
   steps = history["record_step"]
+  if window > steps.max() + 1:
+    raise ConfigError(f"--window={window}: the run recorded steps up to "
+                      f"{int(steps.max())}; use --window <= "
+                      f"{int(steps.max()) + 1}")
   keep = steps < window
   if keep.sum() < 8:
     raise ConfigError(f"--window={window}: only {int(keep.sum())} recorded "

@@ -317,8 +317,10 @@ class RunDir:
     owner exits however it exits (no stale locks after a SIGKILL); the file
     names the owner's host and pid for the message a second run gets. On a
     shared filesystem the lock spans hosts where it supports flock (NFSv4
-    does); a multi-host run takes it on process 0.
+    does); a multi-host run takes it on process 0. A directory the lock
+    created is removed again if the run fails before writing anything.
     """
+    created = not os.path.isdir(self.path)
     try:
       os.makedirs(self.path, exist_ok=True)
       fd = os.open(self.file("lock"), os.O_RDWR | os.O_CREAT, 0o644)
@@ -340,6 +342,12 @@ class RunDir:
                     f"{datetime.datetime.now().isoformat(timespec='seconds')}"
                     ).encode())
       yield self
+    except BaseException:
+      # A run refused before it wrote anything leaves no directory behind.
+      if created and os.listdir(self.path) == ["lock"]:
+        os.remove(self.file("lock"))
+        os.rmdir(self.path)
+      raise
     finally:
       fcntl.flock(fd, fcntl.LOCK_UN)
       os.close(fd)

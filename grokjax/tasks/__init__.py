@@ -69,6 +69,10 @@ def parse_permutation_task(name: str) -> tuple[int, str] | None:
 def _check_modular(c) -> None:
   if c.p < 2:
     raise ValueError(f"--p={c.p}: the modulus must be >= 2")
+  if c.p * c.p > algebra_lib.MAX_TABLE_ROWS:  # checked before any table exists
+    raise ValueError(f"--p={c.p}: the table would have {c.p * c.p} rows (at "
+                     f"most {algebra_lib.MAX_TABLE_ROWS}); use p <= "
+                     f"{int(algebra_lib.MAX_TABLE_ROWS ** 0.5)}")
   if needs_prime(c.task) and not is_prime(c.p):
     raise ValueError(f"--p={c.p} is not prime; --task={c.task} needs a field: "
                      "use a prime p (e.g. 97)")

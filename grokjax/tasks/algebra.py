@@ -114,6 +114,9 @@ def _group_table(group: str) -> np.ndarray:
   """[m, m] the multiplication table of a small group (element indices)."""
   if group.startswith("z") and group[1:].isdigit():
     m = int(group[1:])
+    if m < 1:
+      raise ValueError(f"--algebra=group:{group}: the cyclic group Z_m needs "
+                       "m >= 1 (e.g. group:z3)")
     return (np.arange(m)[:, None] + np.arange(m)[None, :]) % m
   if group == "v4":
     return np.arange(4)[:, None] ^ np.arange(4)[None, :]

@@ -10,6 +10,12 @@ not fit in device memory they are trained in sequential groups of equal shape
 writes them to ``records/``, and every ``checkpoint_every`` steps the group's
 state goes to an orbax checkpoint. SIGTERM/SIGINT finish the chunk, save, and
 raise `Preempted`; running the same sweep on the same workdir resumes.
+
+Phases of `sweep`: validate and take the workdir's lock; `_plan` (task,
+members, groups, compiled functions); `_open_run` (clear, restore or start
+the run directory); `_Training.train_group` for each group (its chunks, each
+`_chunk` then `_report`, checkpoints, snapshots, `_finish_group`); and
+`_finish` (history, summary, plots).
 """
 
 from __future__ import annotations
