@@ -16,6 +16,11 @@ from grokjax.io import snapshot_schedule
 from grokjax import io as gio
 from grokjax.analysis import predict
 
+# One 12-member sweep shared by three end-to-end checks (~100 s): in the slow
+# run (pytest -m slow, which .ci/run also runs), to keep the default run
+# under 10 minutes.
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWEEP = [sys.executable, os.path.join(ROOT, "experiments", "sweep.py")]
 ANALYZE = [sys.executable, os.path.join(ROOT, "experiments", "analyze.py")]

@@ -76,6 +76,8 @@ def test_a_small_sweep_groks_and_writes_a_self_describing_run_directory(tmp_path
   assert gio.read_csv(os.path.join(workdir, "summary.csv")) == summary
 
 
+# In the slow run (pytest -m slow, which .ci/run also runs): keeps the default run under 10 minutes.
+@pytest.mark.slow
 def test_overwrite_replaces_only_what_a_run_writes(tmp_path):
   workdir = tmp_path / "run"
   args = ["--p=7", "--depth=1", "--d_model=16", "--d_mlp=32", "--num_heads=2",
