@@ -191,12 +191,6 @@ class Objective:
 
   # --- judging histories (host, numpy) -----------------------------------------
 
-  def thresholds(self, config) -> tuple[float, float]:
-    """(mem, gen) thresholds: accuracies to reach, or errors to get below."""
-    if self.higher_is_better:
-      return config.mem_threshold, config.gen_threshold
-    return config.mem_error, config.gen_error
-
   def reached(self, history: Mapping[str, np.ndarray],
               thresholds: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     """bool [E, Te]: where the train (val) metric is at its threshold or better (NaN never is)."""
@@ -207,23 +201,43 @@ class Objective:
         return train >= mem, val >= gen
       return train <= mem, val <= gen
 
-  # --- training (traced, one member) -------------------------------------------
+  # --- each objective's own: thresholds (host), the rest traced per member ---
+
+  def thresholds(self, config) -> tuple[float, float]:
+    """(mem, gen) thresholds of the config for this objective's metric."""
+    raise NotImplementedError
 
   def member_data(self, task, max_n_train: int, hypers: Hypers,
                   precision: str) -> Split | Problem:
-    """A member's data: its train/validation split, or its own linear problem."""
-    if self.higher_is_better:
-      return member_split(task, max_n_train, hypers)
-    return task.sample(member_keys(hypers)[2], hypers.n_train, max_n_train,
-                       DTYPES[precision])
+    """A member's data (vmap over a sweep's Hypers)."""
+    raise NotImplementedError
 
   def batch_loss(self, apply_fn, config, hypers: Hypers, member, data: Data,
                  step: jax.Array) -> Callable[[Any], tuple[jax.Array,
                                                          jax.Array]]:
-    """params -> (loss, metric) of the batch the member trains on at `step`."""
-    if not self.higher_is_better:  # full batch over the member's Problem
-      return lambda p: squared_error(apply_fn, p, member, data.inputs,
-                                     config.regression_error)
+    """params -> (loss, metric) of what the member trains on at `step`."""
+    raise NotImplementedError
+
+  def step_values(self, loss, metric, params) -> list[jax.Array]:
+    """The step record's values, given the parameters that produced them."""
+    raise NotImplementedError
+
+  def evaluate(self, apply_fn, config, params, member, data: Data):
+    """The member's eval record (float32)."""
+    raise NotImplementedError
+
+
+class Classification(Objective):
+  """Tables, images, text: accuracy, reached when >= its threshold."""
+
+  def thresholds(self, config) -> tuple[float, float]:
+    return config.mem_threshold, config.gen_threshold
+
+  def member_data(self, task, max_n_train, hypers, precision) -> Split:
+    del precision
+    return member_split(task, max_n_train, hypers)
+
+  def batch_loss(self, apply_fn, config, hypers, member, data, step):
     _, batch_key, _ = member_keys(hypers)
     rows, weights = batch_rows(config, member, batch_key,
                                data.inputs.shape[0], step)
@@ -232,24 +246,41 @@ class Objective:
                                       train_labels(data, member)[rows],
                                       weights)
 
-  def step_values(self, loss, metric, params) -> list[jax.Array]:
-    """The step record's values, given the parameters that produced them."""
-    if not self.higher_is_better:
-      return [loss, metric]
+  def step_values(self, loss, metric, params):
     return [loss, metric, jnp.linalg.norm(readout_weights(params).astype(
         jnp.float32))]
 
-  def evaluate(self, apply_fn, config, params, member, data: Data):
-    """The member's eval record (float32)."""
-    if not self.higher_is_better:
-      return evaluate_regression(apply_fn, params, member, data,
-                                 config.regression_error)
+  def evaluate(self, apply_fn, config, params, member, data):
     return evaluate(apply_fn, params, member, data, LOSSES[config.loss])
 
 
-CLASSIFICATION = Objective("classification", StepRecord, EvalRecord, "acc",
+class Regression(Objective):
+  """Linear tasks: errors (--regression_error), reached when <= the threshold; full batch."""
+
+  def thresholds(self, config) -> tuple[float, float]:
+    return config.mem_error, config.gen_error
+
+  def member_data(self, task, max_n_train, hypers, precision) -> Problem:
+    return task.sample(member_keys(hypers)[2], hypers.n_train, max_n_train,
+                       DTYPES[precision])
+
+  def batch_loss(self, apply_fn, config, hypers, member, data, step):
+    del hypers, step  # full batch over the member's Problem
+    return lambda p: squared_error(apply_fn, p, member, data.inputs,
+                                   config.regression_error)
+
+  def step_values(self, loss, metric, params):
+    del params
+    return [loss, metric]
+
+  def evaluate(self, apply_fn, config, params, member, data):
+    return evaluate_regression(apply_fn, params, member, data,
+                               config.regression_error)
+
+
+CLASSIFICATION = Classification("classification", StepRecord, EvalRecord, "acc",
                            True, "accuracy", "loss")
-REGRESSION = Objective("regression", RegressionStepRecord,
+REGRESSION = Regression("regression", RegressionStepRecord,
                        RegressionEvalRecord, "error", False, "error",
                        "1/2 squared error")
 OBJECTIVES = (CLASSIFICATION, REGRESSION)
@@ -268,7 +299,7 @@ def objective_of_history(history: Mapping[str, np.ndarray]) -> Objective:
   raise ValueError("history: no val_acc or val_error; not a grokjax history")
 
 
-__all__ = ["Objective", "CLASSIFICATION", "REGRESSION", "objective_of",
+__all__ = ["Objective", "Classification", "Regression", "CLASSIFICATION", "REGRESSION", "objective_of",
            "objective_of_history", "Data", "StepRecord", "EvalRecord",
            "RegressionStepRecord", "RegressionEvalRecord", "batch_rows",
            "loss_and_metrics", "evaluate", "evaluate_regression",
