@@ -140,11 +140,12 @@ def read_csv(path: str) -> list[dict[str, str]]:
 
 
 def write_npz(path: str, arrays: Mapping[str, np.ndarray],
-              compressed: bool = False) -> None:
-  """An .npz of `arrays`, written atomically (readers never see half a file)."""
+              compressed: bool = False) -> bytes:
+  """An .npz of `arrays`, written atomically (readers never see half a file); returns its bytes."""
   buf = io.BytesIO()
   (np.savez_compressed if compressed else np.savez)(buf, **arrays)
   _atomic_write(path, buf.getvalue())
+  return buf.getvalue()
 
 
 def write_history(workdir: str, history: Mapping[str, np.ndarray]) -> None:
@@ -385,10 +386,6 @@ class RunDir:
     return read_csv(self.file("summary.csv"))
 
   @property
-  def plots(self) -> str:
-    return self.file("plots")
-
-  @property
   def checkpoints(self) -> str:
     return os.path.abspath(self.file("checkpoints"))
 
@@ -424,10 +421,7 @@ class RunDir:
     """
     os.makedirs(self.records, exist_ok=True)
     path = self.record_path(group, start)
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    data = buf.getvalue()
-    _atomic_write(path, data)
+    data = write_npz(path, arrays)
     entry = {"file": os.path.basename(path), "start": start, "end": end,
              "sha256": hashlib.sha256(data).hexdigest()}
     with open(self.manifest_path(group), "a") as f:

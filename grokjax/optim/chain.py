@@ -202,10 +202,6 @@ def choice_help(flag: str) -> str:
                    if t.flag == flag)
 
 
-def transform(flag: str, name: str) -> Transform:
-  return next(t for t in TRANSFORMS if t.flag == flag and t.name == name)
-
-
 def make_optimizer(config, hypers) -> optax.GradientTransformation:
   """The member's whole chain, from its swept values (traced under vmap).
 
