@@ -8,6 +8,7 @@ order over `SWEPT` (the first axis varies slowest).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import math
@@ -23,7 +24,8 @@ from grokjax.optim.losses import LOSSES
 ALIASES = {"keep_checkpoints": "snapshot_count"}
 
 # Fields a resumed run may change (they never change a result).
-RUN_ONLY = ("checkpoint_every", "members_per_group", "memory_limit_gb")
+RUN_ONLY = ("checkpoint_every", "members_per_group", "memory_limit_gb",
+            "host_memory_limit_gb")
 
 # A swept field's `swept=` names its values' range (checked by validate).
 SWEPT_RANGES = {
@@ -185,6 +187,9 @@ class Config:
   memory_limit_gb: float = _field(0.0, "device memory budget per device in GiB"
                                   " (0 = what the device reports; the CPU: "
                                   "RAM / CPU devices)")
+  host_memory_limit_gb: float = _field(0.0, "host memory budget in GiB for "
+                                       "the sweep's histories and states (0 "
+                                       "= what the OS reports available)")
   # Analysis.
   mem_threshold: float = _field(0.99, "train accuracy that defines t_mem")
   gen_threshold: float = _field(0.99, "validation accuracy that defines t_gen")
@@ -368,9 +373,10 @@ class Config:
                  "snapshot_every"):
       if getattr(self, name) < 0:
         raise ConfigError(f"--{name}={getattr(self, name)}: must be >= 0")
-    if not math.isfinite(self.memory_limit_gb) or self.memory_limit_gb < 0:
-      raise ConfigError(f"--memory_limit_gb={self.memory_limit_gb}: must be "
-                        ">= 0 (0 = detect)")
+    for name in ("memory_limit_gb", "host_memory_limit_gb"):
+      value = getattr(self, name)
+      if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"--{name}={value}: must be >= 0 (0 = detect)")
     if self.d_model % self.num_heads:
       raise ConfigError(f"--num_heads={self.num_heads}: must divide "
                         f"--d_model={self.d_model}")
@@ -392,7 +398,8 @@ class Config:
       for v in values:
         if not math.isfinite(v):
           raise ConfigError(f"--{f.name}={v}: must be finite")
-      repeated = sorted({v for v in values if values.count(v) > 1})
+      repeated = sorted(v for v, n in collections.Counter(values).items()
+                        if n > 1)
       if repeated:
         raise ConfigError(f"--{f.name}={_show(values)}: repeats "
                           f"{_show(tuple(repeated))}, which would train "

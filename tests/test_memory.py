@@ -98,10 +98,12 @@ def test_refusals_name_the_flag_and_how_many_fit():
                      r"at most 24 members fit"):
     memory.plan_groups(config.replace(members_per_group=40), 100, 4,
                        lambda: est)
-  with pytest.raises(gj.ConfigError, match=r"^--members_per_group: one member "
-                     r"needs .* raise --memory_limit_gb"):
-    memory.plan_groups(config.replace(memory_limit_gb=1e-9), 100, 4,
-                       lambda: est)
+  # 150 bytes for one member per device; the limit leaves 90% of 100 bytes.
+  with pytest.raises(gj.ConfigError, match=r"^--memory_limit_gb=9.31323e-08: "
+                     r"one member needs 150 B per device but the limit leaves "
+                     r"90 B \(90% of it\); raise it"):
+    memory.plan_groups(config.replace(memory_limit_gb=100 / memory.GiB), 100,
+                       4, lambda: est)
 
 
 def test_the_probe_is_skipped_when_a_generous_bound_fits():
@@ -116,3 +118,45 @@ def test_the_probe_is_skipped_when_a_generous_bound_fits():
       lambda: model.init(jax.random.key(0), task.inputs[:1]))["params"])
   rough = memory.rough_bytes_per_member(CONFIG, task, 85, n_params)
   assert rough * 8 > 2 * _compiled_bytes(CONFIG, 8)
+
+
+def test_history_bytes_is_what_a_sweep_keeps_on_the_host():
+  config = CONFIG.replace(steps=60, record_every=7, chunk_steps=25)
+  result = gj.sweep(config, log=None)
+  kept = sum(v.nbytes for k, v in result.history.items()
+             if k not in ("record_step", "eval_step"))
+  assert memory.history_bytes(config) * 5 == kept
+
+
+def _host_limit(config, members, per_member):
+  """--host_memory_limit_gb that holds `members` histories, and not one more."""
+  return ((memory.HOST_SHARED + (members + 0.5) * per_member) /
+          memory.HOST_RESERVE / memory.GiB)
+
+
+def test_a_grid_too_large_for_host_memory_is_refused_before_any_probe():
+  config = CONFIG.replace(steps=100_000, record_every=1)
+  needs = memory.host_needs(config, state_bytes=1e6)
+  per = memory.HOST_COPIES * needs.history + memory.HOST_PER_MEMBER
+  config = config.replace(host_memory_limit_gb=_host_limit(config, 40, per))
+  probes = []
+  # A member's history: 3 step records x 100,000 steps and 6 eval records x
+  # 5,001 evals (every 20 steps, and the last), 4 bytes each: 1,320,024 B.
+  assert needs.history == 4 * (3 * 100_000 + 6 * 5_001)
+  with pytest.raises(gj.ConfigError, match=(
+      r"^--seed, --learning_rate: 100 members need .* of host memory "
+      r"\(1.26 MiB of history a member, kept 4 times over while it is "
+      r"written\) but .* is usable \(80% of --host_memory_limit_gb\); at "
+      r"most 40 members fit; or keep every 5th step record: "
+      r"--record_every=5 holds these histories$")):
+    memory.plan_groups(config.replace(learning_rate=(1e-3, 3e-3) + tuple(
+        1e-4 * (i + 1) for i in range(18))), 100, 1,
+        lambda: probes.append(1), host=needs)
+  assert not probes
+  # 40 members fit, 41 do not.
+  memory.check_host(config, 40, False, needs)
+  with pytest.raises(gj.ConfigError, match="41 members need"):
+    memory.check_host(config, 41, False, needs)
+  # A grouped sweep keeps each final state too (2 copies while concatenated).
+  with pytest.raises(gj.ConfigError, match="and its final state of 977 KiB"):
+    memory.check_host(config, 40, True, needs)

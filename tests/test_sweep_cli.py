@@ -108,6 +108,11 @@ def test_overwrite_replaces_only_what_a_run_writes(tmp_path):
     (["--checkpoint_every=-5"], "--checkpoint_every=-5"),
     (["--members_per_group=-1"], "--members_per_group=-1"),
     (["--memory_limit_gb=-2"], "--memory_limit_gb=-2"),
+    (["--host_memory_limit_gb=-1"], "--host_memory_limit_gb=-1"),
+    (["--memory_limit_gb=0.0001"], "--memory_limit_gb=0.0001: one member"),
+    # The case: host memory is planned (histories of 100,000 members).
+    (["--model=mlp", "--seed=0:100000", "--host_memory_limit_gb=0.5"],
+     "--seed: 100000 members need"),
     (["--process_id=1"], "--process_id"),
     (["--multihost", "--num_processes=2"], "--multihost"),
     (["--multihost", "--coordinator_address=127.0.0.1:1", "--num_processes=2",

@@ -207,15 +207,19 @@ def _plan_groups(config, task, E, D, max_n, n_params, ckpts, workdir
                  ) -> memory.GroupPlan:
   """A resumed run keeps its checkpoint's group size; a new one plans by memory."""
   group_size = ckpts.group_size() if ckpts else None
+  one = abstract_state(config, task, max_n, 1, None)
+  host = memory.host_needs(config, sum(x.size * x.dtype.itemsize
+                                       for x in jax.tree.leaves(one)))
   if group_size is None:
     return memory.plan_groups(
         config, E, D, lambda: memory.estimate(config, task, max_n),
-        memory.rough_bytes_per_member(config, task, max_n, n_params))
+        memory.rough_bytes_per_member(config, task, max_n, n_params), host)
   if group_size % D:
     raise ConfigError(f"--workdir={workdir}: its checkpoint trains groups of "
                       f"{group_size} members, which {D} devices cannot "
                       "share evenly; resume on a device count that divides "
                       "it, or pass --overwrite")
+  memory.check_host(config, E, E > group_size, host)
   return memory.GroupPlan(group_size, -(-E // group_size), None, None)
 
 
