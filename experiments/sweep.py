@@ -10,6 +10,7 @@ Every grokjax.Config field is a flag; swept flags take lists and ranges
 
 import math
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -27,21 +28,32 @@ FLAGS = flags_lib.FLAGS
 PREEMPTED_EXIT = 75
 
 
+def _stop(signum, frame):
+  """SIGTERM/SIGINT before gj.sweep installs its own handlers: nothing written yet."""
+  del frame
+  raise gj.Preempted(None, None, None, "reading the flags "
+                     f"({signal.Signals(signum).name})")
+
+
 def main(argv):
   if len(argv) > 1:
     raise gj.ConfigError(f"unexpected arguments {argv[1:]}; flags look like "
                          "--name=value")
-  config = flags_lib.config_from_flags()
-  if config.precision == "float64":
-    jax.config.update("jax_enable_x64", True)
-  flags_lib.init_multihost()
-  workdir = FLAGS.workdir or flags_lib.default_workdir(config)
   try:
+    for s in (signal.SIGTERM, signal.SIGINT):
+      signal.signal(s, _stop)
+    config = flags_lib.config_from_flags()
+    if config.precision == "float64":
+      jax.config.update("jax_enable_x64", True)
+    flags_lib.init_multihost()
+    workdir = FLAGS.workdir or flags_lib.default_workdir(config)
     result = gj.sweep(config, workdir=workdir, overwrite=FLAGS.overwrite)
   except gj.Preempted as e:
     if jax.process_index() == 0:
       print(f"{os.path.basename(argv[0])}: {e}", file=sys.stderr)
     sys.exit(PREEMPTED_EXIT)
+  signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the run is written
+  signal.signal(signal.SIGINT, signal.default_int_handler)
   if jax.process_index() != 0:
     return
   phases = [row["phase"] for row in result.summary]

@@ -20,6 +20,8 @@ import pytest
 import grokjax as gj
 from grokjax import io as gio
 from grokjax.train import checkpoint as ckpt_lib
+from grokjax.train import loop
+from grokjax.train import memory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWEEP = os.path.join(ROOT, "experiments", "sweep.py")
@@ -237,3 +239,70 @@ def test_a_run_that_died_before_its_first_checkpoint_starts_over_cleanly(tmp_pat
   evals = [r["step"] for r in records if "event" not in r]
   assert evals == reference.history["eval_step"].tolist()
   assert [r["event"] for r in records if "event" in r][:1] == ["start"]
+
+
+def _signal_inside(monkeypatch, owner, name):
+  """Sends this process SIGTERM when `owner.name` is called (then calls it)."""
+  real = getattr(owner, name)
+
+  def signal_then_call(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return real(*args, **kwargs)
+  monkeypatch.setattr(owner, name, signal_then_call)
+
+
+@pytest.mark.parametrize("owner, name, phase, config", [
+    # The probes run when four times the generous figure does not fit.
+    (memory, "estimate", "planning memory", SHORT.replace(
+        memory_limit_gb=0.001)),
+    (loop, "_compile_chunk", "compiling the sweep", SHORT),
+])
+def test_a_signal_before_training_stops_at_once_with_nothing_written(
+    tmp_path, monkeypatch, owner, name, phase, config):
+  _signal_inside(monkeypatch, owner, name)
+  workdir = tmp_path / "run"
+  with pytest.raises(gj.Preempted, match=f"^stopped by a signal while {phase}"
+                     ".*, before training a step; nothing is half-written"):
+    gj.sweep(config, workdir=str(workdir), log=None)
+  assert not workdir.exists()  # the lock's directory is removed too
+  # The handlers are restored: a later sweep in this process is unaffected.
+  assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_a_signal_while_the_run_directory_opens_is_held_until_it_is_whole(
+    tmp_path, monkeypatch):
+  reference = gj.sweep(SHORT, log=None)
+  workdir = str(tmp_path / "run")
+  _signal_inside(monkeypatch, gio.RunDir, "write_members")
+  with pytest.raises(gj.Preempted, match="^stopped by a signal while opening "
+                     "the run directory"):
+    gj.sweep(SHORT, workdir=workdir, log=None)
+  monkeypatch.undo()
+  # config.json and members.csv are whole; the run starts over from step 0.
+  assert gio.RunDir(workdir).config() == SHORT
+  assert len(gio.read_csv(os.path.join(workdir, "members.csv"))) == 2
+  lines = []
+  again = gj.sweep(SHORT, workdir=workdir, log=lines.append)
+  assert not any("resuming" in l for l in lines)
+  for key, value in reference.history.items():
+    np.testing.assert_array_equal(again.history[key], value, err_msg=key)
+
+
+def test_sigterm_right_after_start_exits_75_and_the_run_completes_on_rerun(
+    tmp_path, reference):
+  """The CLI in whatever phase the signal lands (the lock exists: planning,
+  compiling or the first chunks): one line, exit 75, then a clean resume."""
+  workdir = str(tmp_path / "run")
+  proc = _start(workdir)
+  lock = os.path.join(workdir, "lock")
+  deadline = time.time() + 300
+  while not os.path.exists(lock) and time.time() < deadline:
+    assert proc.poll() is None, proc.communicate()
+    time.sleep(0.005)
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=300)
+  assert proc.returncode == 75, err
+  line, = err.strip().splitlines()
+  assert "run the same command again to" in line
+  _resume(workdir)
+  _assert_same_run(workdir, reference)

@@ -42,7 +42,8 @@ from grokjax.tasks import LinearTask, Task
 from grokjax.train import checkpoint as ckpt_lib
 from grokjax.train import memory
 from grokjax.train import sharding as shard_lib
-from grokjax.train.state import (Data, Hypers, MemberState, abstract_state,
+from grokjax.train.state import (Data, Hypers, MemberState,
+                                 abstract_ensemble, abstract_state,
                                  count_params, init_group, make_hypers,
                                  member_splits)
 from grokjax.train.step import (compile_sweep_chunk, compile_sweep_eval,
@@ -50,10 +51,18 @@ from grokjax.train.step import (compile_sweep_chunk, compile_sweep_eval,
 
 
 class Preempted(Exception):
-  """SIGTERM/SIGINT stopped the sweep after saving a checkpoint at `step`."""
+  """SIGTERM/SIGINT stopped the sweep: after saving a checkpoint at `step`, or
+  (`phase` set, `step` None) before this call trained a step."""
 
-  def __init__(self, group: int, step: int, workdir: str | None):
+  def __init__(self, group: int | None, step: int | None, workdir: str | None,
+               phase: str | None = None):
     self.group, self.step, self.workdir = group, step, workdir
+    self.phase = phase
+    if phase is not None:
+      super().__init__(f"stopped by a signal while {phase}, before training "
+                       "a step; nothing is half-written; run the same "
+                       "command again to start (or resume)")
+      return
     where = f"; a checkpoint is in {workdir}" if workdir else ""
     super().__init__(f"stopped by a signal at step {step} of group {group}"
                      f"{where}; run the same command again to resume")
@@ -89,21 +98,42 @@ class SweepResult:
 
 
 class _SignalFlag:
-  """Turns SIGTERM/SIGINT into a flag the loop reads between chunks.
+  """SIGTERM/SIGINT in every phase of a sweep.
 
-  A second SIGINT restores the default handler's behaviour (KeyboardInterrupt).
+  Before training (`phase` is a string: validating, planning, the memory
+  probes, compiling) a signal stops the sweep at once with `Preempted`:
+  nothing is written in those phases. Inside `deferred()` (the run directory
+  being opened) it is held until the block ends. While training (`phase` None)
+  it becomes a flag the loop reads after each chunk, which then saves a
+  checkpoint. A second SIGINT raises KeyboardInterrupt.
   """
 
-  def __init__(self, log):
+  def __init__(self, log, workdir: str | None = None):
     self.raised, self._log, self._old = None, log, {}
+    self.phase, self.workdir, self._held = "validating the flags", workdir, 0
 
   def _handle(self, signum, frame):
     del frame
     if self.raised is not None and signum == signal.SIGINT:
       raise KeyboardInterrupt
     self.raised = signal.Signals(signum).name
+    if self.phase is not None:
+      if not self._held:
+        raise Preempted(None, None, self.workdir, self.phase)
+      return
     self._log(f"{self.raised}: saving a checkpoint after this chunk "
               "(SIGINT again to abort without one)")
+
+  @contextlib.contextmanager
+  def deferred(self, phase: str):
+    """Holds a signal until the block ends, then stops (still before training)."""
+    self.phase, self._held = phase, self._held + 1
+    try:
+      yield
+    finally:
+      self._held -= 1
+    if self.raised is not None:
+      raise Preempted(None, None, self.workdir, phase)
 
   @contextlib.contextmanager
   def installed(self):
@@ -223,8 +253,26 @@ def _plan_groups(config, task, E, D, max_n, n_params, ckpts, workdir
   return memory.GroupPlan(group_size, -(-E // group_size), None, None)
 
 
-def _plan(config: Config, devices, ckpts, workdir) -> _Plan:
-  """Validates, builds the task and members, plans the groups and compiles nothing yet."""
+def _compile_chunk(chunk_fn, config, task, max_n, group_size, data, mesh,
+                   abstract):
+  """The chunk compiled ahead of time for one group's shapes and placements."""
+  _, _, hypers, split, _ = abstract_ensemble(config, task, max_n, group_size,
+                                             1)
+  msh, rep = shard_lib.member_sharding(mesh), shard_lib.replicated(mesh)
+  place = lambda tree, sharding: jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+      tree)
+  step = jax.ShapeDtypeStruct((), np.int32, sharding=rep)
+  return chunk_fn.lower(abstract, place(hypers, msh), place(split, msh), data,
+                        step, step).compile()
+
+
+def _plan(config: Config, devices, ckpts, workdir, flag) -> _Plan:
+  """Builds the task and members, plans the groups, compiles the chunk.
+
+  `flag.phase` names each phase for a signal that arrives in it.
+  """
+  flag.phase = "planning the sweep"
   task = config.build_task()
   grid = Grid.from_config(config)
   members = grid.rows()
@@ -235,8 +283,10 @@ def _plan(config: Config, devices, ckpts, workdir) -> _Plan:
   msh, rep = shard_lib.member_sharding(mesh), shard_lib.replicated(mesh)
   n_params = count_params(jax.eval_shape(
       lambda: model.init(jax.random.key(0), task.inputs[:1]))["params"])
+  flag.phase = "planning memory (probe compiles)"
   groups = _plan_groups(config, task, len(members), mesh.size, max_n,
                         n_params, ckpts, workdir)
+  flag.phase = "compiling the sweep"
   eval_steps = eval_schedule(config)
   K = min(config.chunk_steps, config.steps)
   data = shard_lib.global_array(
@@ -244,13 +294,15 @@ def _plan(config: Config, devices, ckpts, workdir) -> _Plan:
            padded_eval_mask(eval_steps, -(-config.steps // K) * K),
            getattr(task, "train_labels", None)), rep)
   chunk_fn, chunk_traces = compile_sweep_chunk(model.apply, config, K, mesh)
+  abstract = abstract_state(config, task, max_n, groups.group_size, msh)
+  chunk_fn = _compile_chunk(chunk_fn, config, task, max_n, groups.group_size,
+                            data, mesh, abstract)
   return _Plan(
       config, task, model, grid, members, hypers, max_n, n_params, mesh, groups,
       shard_lib.pad_members(hypers, groups.padded_members), eval_steps,
       (snap_lib.snapshot_schedule(config) if workdir
        else np.zeros(0, np.int64)), data, chunk_fn, chunk_traces,
-      compile_sweep_eval(model.apply, config, mesh),
-      abstract_state(config, task, max_n, groups.group_size, msh))
+      compile_sweep_eval(model.apply, config, mesh), abstract)
 
 
 def _open_run(plan: _Plan, run: RunDir, overwrite: bool, resuming: bool,
@@ -315,13 +367,13 @@ class _Training:
   """The group and chunk loops of one call of `sweep` (state lives here between phases)."""
 
   def __init__(self, plan: _Plan, run: RunDir | None, ckpts, restored,
-               writer, log):
+               writer, log, flag: _SignalFlag):
     self.plan, self.run, self.ckpts, self.restored = plan, run, ckpts, restored
     self.writer, self.log, self.primary = writer, log, shard_lib.is_primary()
     self.objective = objective_of(plan.config)
     self.parts, self.finals, self.div = [], {}, {}
     self.steps_run, self.t0 = 0, time.time()
-    self.flag = _SignalFlag(log)
+    self.flag = flag
 
   def start_group(self) -> int:
     if not self.restored:
@@ -527,39 +579,48 @@ def sweep(config: Config, workdir: str | None = None,
     Preempted: SIGTERM/SIGINT arrived; the checkpoint is saved.
   """
   log = log if (log and shard_lib.is_primary()) else (lambda _: None)
-  config.validate()
-  _check_precision(config)
-  run = RunDir(workdir) if workdir else None
-  # One run per workdir (a multi-host run's process 0 holds it for all).
-  with (run.lock() if run and shard_lib.is_primary()
-        else contextlib.nullcontext()):
-    return _sweep(config, run, devices, overwrite, log)
+  flag = _SignalFlag(log, workdir)
+  with flag.installed():
+    config.validate()
+    _check_precision(config)
+    run = RunDir(workdir) if workdir else None
+    # One run per workdir (a multi-host run's process 0 holds it for all).
+    with (run.lock() if run and shard_lib.is_primary()
+          else contextlib.nullcontext()):
+      return _sweep(config, run, devices, overwrite, log, flag)
 
 
 def _sweep(config: Config, run: RunDir | None, devices, overwrite: bool,
-           log) -> SweepResult:
+           log, flag: _SignalFlag) -> SweepResult:
   """`sweep` once the config is valid and the workdir is this run's."""
   workdir = run.path if run else None
+  flag.phase = "checking the run directory"
   resuming = bool(run) and not overwrite and check_resumable(workdir, config)
   # A resumed run keeps its checkpoint's group size: open them before
   # planning (there are at most E groups, so the manager needs no plan).
   ckpts = (ckpt_lib.RunCheckpoints(workdir, config.steps, len(
       Grid.from_config(config))) if resuming else None)
-  plan = _plan(config, devices, ckpts, workdir)
+  plan = _plan(config, devices, ckpts, workdir, flag)
   restored = writer = None
   if run:
-    ckpts, restored, writer = _open_run(plan, run, overwrite, resuming, ckpts,
-                                        log)
+    try:
+      with flag.deferred("opening the run directory"):
+        ckpts, restored, writer = _open_run(plan, run, overwrite, resuming,
+                                            ckpts, log)
+    except Preempted:
+      if writer:
+        writer.close()
+      raise
+  flag.phase = None  # training: a signal now waits for the chunk's end
   _log_start(plan, restored, log)
-  training = _Training(plan, run, ckpts, restored, writer, log)
-  with training.flag.installed():
-    for g in range(plan.groups.num_groups):
-      if g < training.start_group():
-        training.finished_group(g)
-      else:
-        training.train_group(g)
-    if ckpts:
-      ckpts.wait()
+  training = _Training(plan, run, ckpts, restored, writer, log, flag)
+  for g in range(plan.groups.num_groups):
+    if g < training.start_group():
+      training.finished_group(g)
+    else:
+      training.train_group(g)
+  if ckpts:
+    ckpts.wait()
   seconds = time.time() - training.t0
   if writer:
     writer.close()
