@@ -375,6 +375,11 @@ class _Training:
     self.steps_run, self.t0 = 0, time.time()
     self.flag = flag
 
+  def snapshots(self, g: int, lo: int, hi: int):
+    """Where group g's parameter snapshots go (`save(step, state)`, `close()`)."""
+    return snap_lib.SnapshotWriter(self.run.path, g, self.plan.config,
+                                   range(lo, hi), self.plan.groups.group_size)
+
   def start_group(self) -> int:
     if not self.restored:
       return 0
@@ -470,8 +475,7 @@ class _Training:
         chunks = self.run.read_records(g, done, until=done)
     last_save, snaps = done, None
     if plan.snapshot_steps.size:
-      snaps = snap_lib.SnapshotWriter(self.run.path, g, config, range(lo, hi),
-                                      G)
+      snaps = self.snapshots(g, lo, hi)
       if done == 0:
         snaps.save(0, state)
     while done < config.steps:

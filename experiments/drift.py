@@ -1,0 +1,143 @@
+"""How much the numbers of a sweep depend on how it was run: one device, several, or one member at a time.
+
+    python experiments/drift.py --flagfile=experiments/flags/quickstart.flags \\
+        --seed=0:16 --out=runs/drift --devices=4
+
+XLA compiles each member count and device layout on its own, so the same
+member trained in an E=32 sweep on one device, in the same sweep sharded over
+4 devices, or alone (E=1) is not bitwise the same run: rounding differs from
+the first steps and Adam amplifies it (README, "Reproducibility"). This script
+measures what that does to the science. It trains the flags' grid three ways
+into `--out`:
+
+- ``one_device``: the whole grid as one sweep on one device;
+- ``sharded``: the same sweep over `--devices` CPU devices (a subprocess with
+  ``--xla_force_host_platform_device_count``);
+- ``single/<i>``: every member alone, a sweep of one (one process, with a
+  persistent compilation cache so the E=1 program compiles once).
+
+and compares each to ``one_device``: per member, |delta t_mem| and |delta
+t_gen| (steps; a member that generalized in one run and not the other counts
+apart), and whether its phase (Liu et al.'s comprehension / grokking /
+memorization / confusion) changed. Writes ``drift.json`` and prints a table.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import flags  # pylint: disable=wrong-import-position
+import jax  # pylint: disable=wrong-import-position
+import numpy as np  # pylint: disable=wrong-import-position
+
+import flags_lib  # pylint: disable=wrong-import-position
+import grokjax as gj  # pylint: disable=wrong-import-position
+from grokjax import io as gio  # pylint: disable=wrong-import-position
+from grokjax.config import INT_AXES  # pylint: disable=wrong-import-position
+
+flags_lib.define_config_flags()
+flags.DEFINE_string("out", None, "directory for the runs and drift.json")
+flags.DEFINE_integer("devices", 4, "CPU devices of the sharded run")
+FLAGS = flags.FLAGS
+SWEEP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sweep.py")
+
+
+def _summary(workdir: str) -> list[dict]:
+  return gio.read_csv(os.path.join(workdir, "summary.csv"))
+
+
+def _time(row: dict, key: str) -> float:
+  value = row.get(key, "")
+  return float(value) if value not in ("", "nan", None) else float("nan")
+
+
+def compare(reference: list[dict], other: list[dict]) -> dict:
+  """Per-member drift of `other` against `reference` (rows in member order)."""
+  out = {}
+  for key in ("t_mem", "t_gen"):
+    a = np.array([_time(r, key) for r in reference])
+    b = np.array([_time(r, key) for r in other])
+    both = np.isfinite(a) & np.isfinite(b)
+    delta = np.abs(a - b)[both]
+    out[key] = {
+        "members_compared": int(both.sum()),
+        "reached_in_one_only": int((np.isfinite(a) != np.isfinite(b)).sum()),
+        "identical": int((delta == 0).sum()),
+        "median_abs_delta": float(np.median(delta)) if delta.size else None,
+        "p90_abs_delta": (float(np.percentile(delta, 90)) if delta.size
+                          else None),
+        "max_abs_delta": float(delta.max()) if delta.size else None,
+        "median_rel_delta": (float(np.median(delta / np.maximum(a[both], 1)))
+                             if delta.size else None),
+        "abs_delta": delta.tolist(),
+    }
+  phases = [(r["phase"], o["phase"]) for r, o in zip(reference, other)]
+  out["phase_changes"] = [f"member {i}: {a} -> {b}"
+                          for i, (a, b) in enumerate(phases) if a != b]
+  return out
+
+
+def _run_sharded(argv: list[str], workdir: str, devices: int) -> None:
+  env = dict(os.environ, XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") +
+                                    f" --xla_force_host_platform_device_count="
+                                    f"{devices}").strip())
+  flags_args = [a for a in argv[1:] if not a.startswith(("--out", "--devices"))]
+  proc = subprocess.run([sys.executable, SWEEP, *flags_args,
+                         f"--workdir={workdir}"], env=env, check=False)
+  if proc.returncode:
+    raise SystemExit(f"drift.py: the sharded run failed ({proc.returncode})")
+
+
+def main(argv):
+  if not FLAGS.out:
+    raise gj.ConfigError("--out: give a directory for the runs")
+  config = flags_lib.config_from_flags()
+  grid = gj.Grid.from_config(config)
+  members = grid.rows()
+  os.makedirs(FLAGS.out, exist_ok=True)
+  cache = tempfile.mkdtemp(prefix="grokjax-drift-cache-")
+  jax.config.update("jax_compilation_cache_dir", cache)
+  one = os.path.join(FLAGS.out, "one_device")
+  if not os.path.exists(os.path.join(one, "summary.csv")):
+    gj.sweep(config, workdir=one, devices=jax.devices()[:1])
+  sharded = os.path.join(FLAGS.out, f"sharded_{FLAGS.devices}")
+  if not os.path.exists(os.path.join(sharded, "summary.csv")):
+    _run_sharded(argv, sharded, FLAGS.devices)
+  singles = []
+  for i, values in enumerate(members):
+    workdir = os.path.join(FLAGS.out, "single", str(i))
+    if not os.path.exists(os.path.join(workdir, "summary.csv")):
+      alone = config.replace(**{
+          k: ((int(v) if k in INT_AXES else float(v)),)
+          for k, v in values.items() if v is not None})
+      gj.sweep(alone, workdir=workdir, log=None, devices=jax.devices()[:1])
+      print(f"single member {i + 1}/{len(members)} done", flush=True)
+    singles.extend(_summary(workdir))
+  reference = _summary(one)
+  result = {"members": len(members), "devices": FLAGS.devices,
+            "jax": jax.__version__, "backend": jax.default_backend(),
+            f"sharded_{FLAGS.devices}_vs_one_device": compare(
+                reference, _summary(sharded)),
+            "single_vs_one_device": compare(reference, singles)}
+  with open(os.path.join(FLAGS.out, "drift.json"), "w") as f:
+    json.dump(result, f, indent=1)
+  print(f"{'comparison':32} {'time':6} {'same':>5} {'median|d|':>10} "
+        f"{'p90|d|':>8} {'max|d|':>8} {'one-sided':>9} {'phase changes':>13}")
+  for name in (f"sharded_{FLAGS.devices}_vs_one_device",
+               "single_vs_one_device"):
+    for key in ("t_mem", "t_gen"):
+      d = result[name][key]
+      fmt = lambda v: "-" if v is None else f"{v:.0f}"
+      print(f"{name:32} {key:6} {d['identical']:>5} "
+            f"{fmt(d['median_abs_delta']):>10} {fmt(d['p90_abs_delta']):>8} "
+            f"{fmt(d['max_abs_delta']):>8} {d['reached_in_one_only']:>9} "
+            f"{len(result[name]['phase_changes']):>13}")
+  print(f"wrote {os.path.join(FLAGS.out, 'drift.json')}")
+
+
+if __name__ == "__main__":
+  flags_lib.run_main(main)
