@@ -26,6 +26,9 @@ FLAGS = flags_lib.FLAGS
 # EX_TEMPFAIL (sysexits.h): stopped by SIGTERM/SIGINT with a checkpoint saved;
 # the same command resumes.
 PREEMPTED_EXIT = 75
+# EX_IOERR (sysexits.h): a run directory file could not be written (a full
+# disk, a quota); the same command resumes once there is room.
+WRITE_FAILED_EXIT = 74
 
 
 def _stop(signum, frame):
@@ -35,10 +38,25 @@ def _stop(signum, frame):
                      f"({signal.Signals(signum).name})")
 
 
+def _quiet_closed_loop_callbacks():
+  """When a checkpoint write fails, tensorstore's pending writes complete
+  later and call back into orbax's already closed event loop; each prints a
+  traceback of "Event loop is closed" (through sys.excepthook) that says
+  nothing the one-line WriteError does not."""
+  previous = sys.excepthook
+
+  def hook(kind, value, tb):
+    if kind is RuntimeError and str(value) == "Event loop is closed":
+      return
+    previous(kind, value, tb)
+  sys.excepthook = hook
+
+
 def main(argv):
   if len(argv) > 1:
     raise gj.ConfigError(f"unexpected arguments {argv[1:]}; flags look like "
                          "--name=value")
+  _quiet_closed_loop_callbacks()
   try:
     for s in (signal.SIGTERM, signal.SIGINT):
       signal.signal(s, _stop)
@@ -52,6 +70,11 @@ def main(argv):
     if jax.process_index() == 0:
       print(f"{os.path.basename(argv[0])}: {e}", file=sys.stderr)
     sys.exit(PREEMPTED_EXIT)
+  except gj.io.WriteError as e:
+    print(f"{os.path.basename(argv[0])}: {e}; what was written before is "
+          "intact: make room (or fix the permissions), then run the same "
+          "command again to resume", file=sys.stderr)
+    sys.exit(WRITE_FAILED_EXIT)
   signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the run is written
   signal.signal(signal.SIGINT, signal.default_int_handler)
   if jax.process_index() != 0:

@@ -306,3 +306,67 @@ def test_sigterm_right_after_start_exits_75_and_the_run_completes_on_rerun(
   assert "run the same command again to" in line
   _resume(workdir)
   _assert_same_run(workdir, reference)
+
+
+def _limit_file_size(num_bytes):
+  """preexec_fn: files past `num_bytes` cannot be written (EFBIG), as on a
+  full disk; SIGXFSZ ignored so the write fails instead of killing."""
+  import resource  # pylint: disable=import-outside-toplevel
+
+  def limit():
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (num_bytes, num_bytes))
+  return limit
+
+
+def test_a_full_disk_stops_in_one_line_and_the_run_resumes_with_room(tmp_path):
+  config = SHORT.replace(steps=300, checkpoint_every=100)
+  args = [*ARGS, "--steps=300", "--checkpoint_every=100"]
+  workdir = str(tmp_path / "run")
+  # 20 kB: the records (4.5 kB a chunk) fit, a checkpoint's data file
+  # (18-36 kB) does not.
+  env = dict(os.environ)
+  env.pop("JAX_COMPILATION_CACHE_DIR", None)  # its entries would not fit
+  proc = subprocess.run([sys.executable, SWEEP, *args, f"--workdir={workdir}"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=600,
+                        preexec_fn=_limit_file_size(20_000), env=env)
+  assert proc.returncode == 74, proc.stderr
+  # The last line is ours. (Measured: 1 run in 6, tensorstore's pending
+  # writes also print "Event loop is closed" tracebacks from its own threads
+  # first, which no Python hook of this process catches.)
+  line = proc.stderr.strip().splitlines()[-1]
+  assert line.startswith(f"sweep.py: cannot write a checkpoint in {workdir}")
+  assert "(File too large)" in line and "run the same command again" in line
+  assert not os.path.exists(os.path.join(workdir, "summary.csv"))
+  proc = subprocess.run([sys.executable, SWEEP, *args, f"--workdir={workdir}"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr
+  reference = gj.sweep(config, log=None)
+  history = gio.read_history(workdir)
+  for key, value in reference.history.items():
+    np.testing.assert_array_equal(history[key], value, err_msg=key)
+
+
+def test_a_read_only_workdir_is_one_line_and_exit_2(tmp_path):
+  """Without write access to the workdir's parent: chmod for a user; root
+  writes anywhere, so for root the folder is made immutable (chattr +i)."""
+  parent = tmp_path / "shared"
+  parent.mkdir()
+  if os.geteuid() == 0:
+    if subprocess.run(["chattr", "+i", str(parent)],
+                      capture_output=True).returncode:
+      pytest.skip("root without chattr +i: no way to deny root a write")
+  else:
+    os.chmod(parent, 0o555)
+  try:
+    proc = subprocess.run([sys.executable, SWEEP, *ARGS, "--steps=10",
+                           f"--workdir={parent}/run"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+  finally:
+    if os.geteuid() == 0:
+      subprocess.run(["chattr", "-i", str(parent)], check=True)
+  assert proc.returncode == 2, proc.stderr
+  line, = proc.stderr.strip().splitlines()
+  assert line.startswith(f"sweep.py: error: --workdir={parent}/run: cannot "
+                         "be used as a run directory (")
+  assert line.endswith("); give a writable folder")

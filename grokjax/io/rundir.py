@@ -74,13 +74,24 @@ def devices() -> dict[str, Any]:
                       for d in jax.devices()]}
 
 
+class WriteError(Exception):
+  """A run directory's file could not be written (a full disk, a quota, a
+  read-only filesystem). What was written before is intact."""
+
+
 def _atomic_write(path: str, data: bytes) -> None:
+  """Writes `path` whole or not at all (a temporary file, then a rename)."""
   tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "wb") as f:
-    f.write(data)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  try:
+    with open(tmp, "wb") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except OSError as e:
+    with contextlib.suppress(OSError):
+      os.remove(tmp)
+    raise WriteError(f"cannot write {path} ({e.strerror})") from e
 
 
 def _jsonable(v: Any) -> Any:
@@ -157,6 +168,14 @@ def read_history(workdir: str) -> dict[str, np.ndarray]:
     return {k: f[k] for k in f.files}
 
 
+def _parses(line: str) -> bool:
+  try:
+    json.loads(line)
+    return True
+  except ValueError:
+    return False
+
+
 class MetricsWriter:
   """Appends one JSON object per line to metrics.jsonl (`tail -f` friendly).
 
@@ -170,13 +189,21 @@ class MetricsWriter:
     if keep_below is not None and os.path.exists(path):
       with open(path) as f:
         lines = [l for l in f.read().splitlines() if l.strip()]
-      kept = [l for l in lines if _logged_before(json.loads(l), *keep_below)]
+      kept = [l for l in lines if _parses(l) and
+              _logged_before(json.loads(l), *keep_below)]  # no torn line
       _atomic_write(path, "".join(l + "\n" for l in kept).encode())
-    self._f = open(path, "a")
+    try:
+      self._f = open(path, "a")
+    except OSError as e:
+      raise WriteError(f"cannot write {path} ({e.strerror})") from e
 
   def write(self, record: Mapping[str, Any]) -> None:
-    self._f.write(json.dumps({k: _jsonable(v) for k, v in record.items()}) + "\n")
-    self._f.flush()
+    try:
+      self._f.write(json.dumps({k: _jsonable(v) for k, v in record.items()})
+                    + "\n")
+      self._f.flush()
+    except OSError as e:
+      raise WriteError(f"cannot write {self._f.name} ({e.strerror})") from e
 
   def close(self) -> None:
     self._f.close()
@@ -424,10 +451,17 @@ class RunDir:
     data = write_npz(path, arrays)
     entry = {"file": os.path.basename(path), "start": start, "end": end,
              "sha256": hashlib.sha256(data).hexdigest()}
-    with open(self.manifest_path(group), "a") as f:
-      f.write(json.dumps(entry) + "\n")
-      f.flush()
-      os.fsync(f.fileno())
+    manifest = self.manifest_path(group)
+    size = os.path.getsize(manifest) if os.path.exists(manifest) else 0
+    try:
+      with open(manifest, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    except OSError as e:  # no torn line: back to the last whole entry
+      with contextlib.suppress(OSError):
+        os.truncate(manifest, size)
+      raise WriteError(f"cannot write {manifest} ({e.strerror})") from e
 
   def _manifest(self, group: int) -> dict[str, dict] | None:
     """file -> its latest manifest entry; None for a run written before manifests."""
@@ -556,7 +590,8 @@ class RunDir:
     return merge_groups(parts, E), np.concatenate(div)[:E], finished
 
 
-__all__ = ["RUN_FILES", "RunDir", "StoredRun", "MetricsWriter", "csv_float",
+__all__ = ["RUN_FILES", "RunDir", "StoredRun", "MetricsWriter", "WriteError",
+           "csv_float",
            "read_config", "read_csv", "read_history", "versions", "devices",
            "write_config", "write_csv", "write_history", "write_npz",
            "group_history", "merge_groups"]

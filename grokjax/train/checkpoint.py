@@ -20,7 +20,10 @@ progress, as orbax requires.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import re
 import shutil
 from typing import Any, Callable
 
@@ -31,12 +34,32 @@ from jax.experimental import multihost_utils
 from orbax.checkpoint import checkpoint_managers
 
 from grokjax.config import Config, ConfigError
-from grokjax.io.rundir import RunDir
+from grokjax.io.rundir import RunDir, WriteError
 from grokjax.train import state as state_lib
 
 
 def index_of(group: int, step: int, steps: int, finished: bool) -> int:
   return group * (steps + 2) + (steps + 1 if finished else step)
+
+
+def _failed_write(text: str) -> bool:
+  return "os_error_code" in text or "Failed writing" in text
+
+
+class _QuietFailedWrites(logging.Filter):
+  """Drops orbax's own tracebacks of a failed write (one per thread, hundreds
+  of lines): `RunCheckpoints` reports it in one line (WriteError)."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    if "orbax" not in record.pathname or record.levelno < logging.ERROR:
+      return True
+    text = record.getMessage()
+    if record.exc_info and record.exc_info[1] is not None:
+      text += str(record.exc_info[1])
+    return not _failed_write(text)
+
+
+logging.getLogger("absl").addFilter(_QuietFailedWrites())
 
 
 class RunCheckpoints:
@@ -55,15 +78,42 @@ class RunCheckpoints:
             preservation_policy=policy, create=True))
 
   def save(self, state: Any, progress: dict[str, Any]) -> None:
-    """Saves asynchronously (arrays are copied off the device before it returns)."""
+    """Saves asynchronously (arrays are copied off the device before it returns).
+
+    WriteError if this or the previous (background) save could not write.
+    """
     index = index_of(progress["group"], progress["step"], self.steps,
                      progress["finished"])
-    self.manager.save(index, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        progress=ocp.args.JsonSave(progress)), force=True)
+    with self._writing():
+      self.manager.save(index, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state),
+          progress=ocp.args.JsonSave(progress)), force=True)
 
   def wait(self) -> None:
-    self.manager.wait_until_finished()
+    with self._writing():
+      self.manager.wait_until_finished()
+
+  def abandon(self) -> None:
+    """After a failed write: lets orbax's threads end (their errors are the
+    one already raised) so the process exits without their tracebacks."""
+    for finish in (self.manager.wait_until_finished, self.manager.close):
+      with contextlib.suppress(Exception):
+        finish()
+
+  @contextlib.contextmanager
+  def _writing(self):
+    """Orbax's failed writes (raised from its threads) as one WriteError."""
+    try:
+      yield
+    except Exception as e:  # pylint: disable=broad-except
+      text = str(e)
+      if not (isinstance(e, OSError) or _failed_write(text)):
+        raise
+      reason = re.search(r"Failed to write [^:]*: ([^\[]+)", text)
+      reason = (reason.group(1).strip() if reason else
+                getattr(e, "strerror", None) or text.splitlines()[0][:200])
+      raise WriteError(f"cannot write a checkpoint in {self.directory} "
+                       f"({reason})") from None
 
   def progress(self, index: int) -> dict[str, Any]:
     return self.manager.restore(index, args=ocp.args.Composite(

@@ -557,7 +557,12 @@ def _finish(plan: _Plan, training: _Training, run: RunDir | None
   if run:
     run.write_history(history)
     run.write_summary(summary)
-    gio.write_plots(run.path, history, summary, plan.grid.varied)
+    try:
+      gio.write_plots(run.path, history, summary, plan.grid.varied)
+    except OSError as e:
+      raise gio.WriteError(f"cannot write the plots in {run.path} "
+                           f"({e.strerror}); history.npz and summary.csv "
+                           "are written") from e
   return history, summary
 
 
@@ -618,13 +623,18 @@ def _sweep(config: Config, run: RunDir | None, devices, overwrite: bool,
   flag.phase = None  # training: a signal now waits for the chunk's end
   _log_start(plan, restored, log)
   training = _Training(plan, run, ckpts, restored, writer, log, flag)
-  for g in range(plan.groups.num_groups):
-    if g < training.start_group():
-      training.finished_group(g)
-    else:
-      training.train_group(g)
-  if ckpts:
-    ckpts.wait()
+  try:
+    for g in range(plan.groups.num_groups):
+      if g < training.start_group():
+        training.finished_group(g)
+      else:
+        training.train_group(g)
+    if ckpts:
+      ckpts.wait()
+  except gio.WriteError:
+    if ckpts:
+      ckpts.abandon()
+    raise
   seconds = time.time() - training.t0
   if writer:
     writer.close()
