@@ -72,6 +72,9 @@ flags.DEFINE_list("measure_steps", [], "saved steps for --measures (empty: "
                   "all)")
 flags.DEFINE_integer("lanczos_steps", 20, "Lanczos iterations of the Hessian "
                      "measure")
+flags.DEFINE_bool("tensorboard", False, "also write the run's TensorBoard "
+                  "event files under <out>/tensorboard (runs from before "
+                  "them, or from another machine)")
 flags.DEFINE_integer("pca_components", 5, "principal components of the "
                      "trajectory measure")
 FLAGS = flags.FLAGS
@@ -96,6 +99,7 @@ def main(argv):
       members=_int_list("members", FLAGS.members),
       measure_steps=_int_list("measure_steps", FLAGS.measure_steps),
       lanczos_steps=FLAGS.lanczos_steps, pca_components=FLAGS.pca_components,
+      tensorboard=FLAGS.tensorboard,
       **{k: getattr(FLAGS, k) for k in report.THRESHOLDS})
   report.print_report(result, FLAGS.workdir)
 

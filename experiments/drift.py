@@ -85,7 +85,9 @@ def _run_sharded(argv: list[str], workdir: str, devices: int) -> None:
   env = dict(os.environ, XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") +
                                     f" --xla_force_host_platform_device_count="
                                     f"{devices}").strip())
-  flags_args = [a for a in argv[1:] if not a.startswith(("--out", "--devices"))]
+  del argv  # absl leaves only unparsed arguments there: use the command line
+  flags_args = [a for a in sys.argv[1:]
+                if not a.startswith(("--out", "--devices"))]
   proc = subprocess.run([sys.executable, SWEEP, *flags_args,
                          f"--workdir={workdir}"], env=env, check=False)
   if proc.returncode:

@@ -25,7 +25,7 @@ ALIASES = {"keep_checkpoints": "snapshot_count"}
 
 # Fields a resumed run may change (they never change a result).
 RUN_ONLY = ("checkpoint_every", "members_per_group", "memory_limit_gb",
-            "host_memory_limit_gb")
+            "host_memory_limit_gb", "tensorboard")
 
 # A swept field's `swept=` names its values' range (checked by validate).
 SWEPT_RANGES = {
@@ -181,6 +181,9 @@ class Config:
                                  "(saved at the end of the chunk that crosses "
                                  "a multiple; 0 = only at the end and on "
                                  "SIGTERM/SIGINT)")
+  tensorboard: bool = _field(True, "write TensorBoard event files (a run "
+                             "per member, the HParams dashboard) under "
+                             "<workdir>/tensorboard after every chunk")
   members_per_group: int = _field(0, "members trained at once; the rest wait "
                                   "for the next group (0 = as many as fit in "
                                   "device memory)")

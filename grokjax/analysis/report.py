@@ -25,8 +25,9 @@ import numpy as np
 
 from grokjax.analysis import grokking, measures as measures_lib, predict
 from grokjax.analysis import scaling, slingshot
-from grokjax.config import Config, ConfigError
+from grokjax.config import Config, ConfigError, Grid
 from grokjax.io import plots, rundir
+from grokjax.io import tensorboard as tb_lib
 from grokjax.io.rundir import RunDir, csv_float
 from grokjax.io.snapshots import snapshot_steps
 from grokjax.objective import objective_of
@@ -165,11 +166,15 @@ def analyze_run(workdir: str, out: str | None = None, *,
                 members: Sequence[int] | None = None,
                 measure_steps: Sequence[int] | None = None,
                 lanczos_steps: int = 20, pca_components: int = 5,
+                tensorboard: bool = False,
                 log: Callable[[str], None] = print,
                 **thresholds) -> Report:
   """Summary, statistics, fits, slingshots and measures of a run, written under `out`.
 
   `thresholds`: any of THRESHOLDS, overriding the run's (None: the run's).
+  `tensorboard`: also write the run's TensorBoard event files (what a sweep
+  writes under <workdir>/tensorboard) under `<out>/tensorboard`, for runs
+  from before them or from another machine.
   """
   run = RunDir(workdir)
   overrides = {k: v for k, v in thresholds.items() if v is not None}
@@ -215,6 +220,10 @@ def analyze_run(workdir: str, out: str | None = None, *,
     written += measures_report(workdir, out, summary, measures, members,
                                measure_steps, log, lanczos_steps=lanczos_steps,
                                pca_components=pca_components)
+  if tensorboard:
+    tb_lib.write_run(out, history, rows, Grid.from_config(config).varied,
+                     config.steps, summary)
+    written.append(os.path.join(out, tb_lib.DIRNAME))
   with open(os.path.join(out, "fits.json"), "w") as f:
     json.dump(fits, f, indent=2, default=lambda v: None if v != v else v)
   written.append(os.path.join(out, "fits.json"))

@@ -50,7 +50,7 @@ from grokjax.tasks import LinearTask, Task
 # Everything a sweep writes into its run directory (what --overwrite removes).
 RUN_FILES = ("config.json", "members.csv", "history.npz", "metrics.jsonl",
              "summary.csv", "plots", "checkpoints", "checkpoints_corrupt",
-             "records", "snapshots")
+             "records", "snapshots", "tensorboard")
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "chex", "numpy",
             "orbax-checkpoint", "absl-py", "matplotlib")

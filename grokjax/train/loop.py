@@ -34,6 +34,7 @@ from jax.experimental import multihost_utils
 from grokjax import analysis
 from grokjax import io as gio
 from grokjax.io import snapshots as snap_lib
+from grokjax.io import tensorboard as tb_lib
 from grokjax.io.rundir import RunDir, group_history, merge_groups
 from grokjax.config import Config, ConfigError, Grid
 from grokjax.models import make_model
@@ -374,6 +375,9 @@ class _Training:
     self.parts, self.finals, self.div = [], {}, {}
     self.steps_run, self.t0 = 0, time.time()
     self.flag = flag
+    self.tb = (tb_lib.TensorBoardWriter(run.path, plan.members,
+                                        plan.grid.varied, plan.config.steps)
+               if run and self.primary and plan.config.tensorboard else None)
 
   def snapshots(self, g: int, lo: int, hi: int):
     """Where group g's parameter snapshots go (`save(step, state)`, `close()`)."""
@@ -420,6 +424,8 @@ class _Training:
     if self.primary and self.run:
       lo, hi = plan.group_members(g)
       self.run.write_records(g, start, chunk, end)
+      if self.tb:
+        self.tb.write_chunk(lo, chunk, fresh=start == 0)
       for j, s in enumerate(chunk["eval_step"]):
         self.writer.write({"group": g, "step": s, **{
             k: chunk[k][: hi - lo, j] for k in self.objective.eval_fields}})
@@ -442,7 +448,9 @@ class _Training:
     if self.writer:
       self.writer.write({"event": "progress", "group": g, "step": done,
                          "seconds": elapsed, "memorized": n_mem,
-                         "generalized": n_gen})
+                         "generalized": n_gen, **({
+                             "tensorboard_seconds": self.tb.seconds}
+                             if self.tb else {})})
     return n_mem, n_gen
 
   def _preempt(self, g, done, snaps) -> None:
@@ -473,6 +481,9 @@ class _Training:
       mem[:], gen[:] = progress["memorized"], progress["generalized"]
       if self.primary:
         chunks = self.run.read_records(g, done, until=done)
+        if self.tb:  # each point once: the curves again up to the checkpoint
+          for i, c in enumerate(chunks):
+            self.tb.write_chunk(lo, c, fresh=i == 0)
     last_save, snaps = done, None
     if plan.snapshot_steps.size:
       snaps = self.snapshots(g, lo, hi)
@@ -513,6 +524,8 @@ class _Training:
                 for k in self.objective.eval_fields}}
     if self.primary and self.run:
       self.run.write_records(g, "final", final)
+      if self.tb:
+        self.tb.write_chunk(lo, final)
       self.writer.write({"group": g, "step": done, **{
           k: final[k][: hi - lo, 0] for k in self.objective.eval_fields}})
     if snaps:  # the last parameters, wherever the group stopped
@@ -557,6 +570,8 @@ def _finish(plan: _Plan, training: _Training, run: RunDir | None
   if run:
     run.write_history(history)
     run.write_summary(summary)
+    if training.tb:
+      training.tb.write_hparams(summary)
     try:
       gio.write_plots(run.path, history, summary, plan.grid.varied)
     except OSError as e:
@@ -636,6 +651,10 @@ def _sweep(config: Config, run: RunDir | None, devices, overwrite: bool,
       ckpts.abandon()
     raise
   seconds = time.time() - training.t0
+  if training.tb:
+    log(f"tensorboard: {training.tb.seconds:.2f} s of {seconds:.1f} s writing"
+        f" event files ({100 * training.tb.seconds / max(seconds, 1e-9):.1f}"
+        f"%); tensorboard --logdir {training.tb.root}")
   if writer:
     writer.close()
   if training.steps_run and plan.chunk_traces.count != 1:
