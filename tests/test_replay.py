@@ -59,6 +59,8 @@ def test_a_replay_refuses_members_and_steps_outside_the_run(finished):
     gj.train.replay(workdir, 0, steps=[121, 5])
 
 
+# In the slow run (pytest -m slow, which .ci/run also runs).
+@pytest.mark.slow
 def test_the_cli_replays_and_saves_the_parameters(finished, tmp_path):
   workdir, result = finished
   out = tmp_path / "m2.npz"

@@ -109,7 +109,6 @@ def test_overwrite_replaces_only_what_a_run_writes(tmp_path):
     (["--members_per_group=-1"], "--members_per_group=-1"),
     (["--memory_limit_gb=-2"], "--memory_limit_gb=-2"),
     (["--host_memory_limit_gb=-1"], "--host_memory_limit_gb=-1"),
-    (["--memory_limit_gb=0.0001"], "--memory_limit_gb=0.0001: one member"),
     # The case: host memory is planned (histories of 100,000 members).
     (["--model=mlp", "--seed=0:100000", "--host_memory_limit_gb=0.5"],
      "--seed: 100000 members need"),

@@ -141,6 +141,8 @@ def _get(url, body=None, timeout=10):
     return json.loads(response.read())
 
 
+# In the slow run (pytest -m slow, which .ci/run also runs).
+@pytest.mark.slow
 def test_the_tensorboard_server_serves_the_scalars_and_the_hparams(run):
   port = _free_port()
   server = subprocess.Popen(

@@ -36,6 +36,8 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
 from google.protobuf import struct_pb2
 
+from grokjax.io.rundir import WriteError
+
 DIRNAME = "tensorboard"
 CURVES = "events.out.tfevents.curves"
 HPARAMS = "events.out.tfevents.hparams"
@@ -172,11 +174,15 @@ def _file_version(wall_time: float) -> bytes:
 
 
 def _write(path: str, data: bytes, new: bool) -> None:
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, "wb" if new else "ab") as f:
-    if new:
-      f.write(_frame([_file_version(time.time())]))
-    f.write(data)
+  """Appends (or starts) an event file; WriteError when it cannot be written."""
+  try:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb" if new else "ab") as f:
+      if new:
+        f.write(_frame([_file_version(time.time())]))
+      f.write(data)
+  except OSError as e:  # a torn record: a resume rewrites the group's curves
+    raise WriteError(f"cannot write {path} ({e.strerror})") from e
 
 
 class TensorBoardWriter:
