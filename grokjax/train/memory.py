@@ -30,7 +30,7 @@ import os
 import jax
 import numpy as np
 
-from grokjax.config import Config, ConfigError
+from grokjax.config import Config, ConfigError, Grid
 from grokjax.tasks import LinearTask, Task
 from grokjax.train import sharding as shard_lib
 from grokjax.train.state import abstract_ensemble
@@ -173,7 +173,6 @@ def host_budget(config: Config) -> float:
 
 
 def _grid_flags(config: Config) -> str:
-  from grokjax.config import Grid  # pylint: disable=import-outside-toplevel
   varied = Grid.from_config(config).varied
   return ", ".join(f"--{k}" for k in varied) or "the sweep"
 

@@ -83,12 +83,8 @@ class _ReplayTraining(loop._Training):  # pylint: disable=protected-access
     return self.collector
 
 
-def _stored_group_size(run: RunDir, config, num_members: int) -> int:
-  ckpts = ckpt_lib.RunCheckpoints(run.path, config.steps, num_members)
-  try:
-    size = ckpts.group_size()
-  finally:
-    ckpts.close()
+def _stored_group_size(run: RunDir, ckpts: ckpt_lib.RunCheckpoints) -> int:
+  size = ckpts.group_size()
   if size is None:
     raise ConfigError(f"--workdir={run.path}: no checkpoint says how its "
                       "members were grouped, so its sweep's shape is unknown")
@@ -134,7 +130,18 @@ def replay(workdir: str, member: int, steps=(), devices: list | None = None,
   if jax.process_count() > 1:
     raise ConfigError("replay runs in one process; start it without "
                       "--multihost")
-  G = _stored_group_size(run, config, num_members)
+  ckpts = ckpt_lib.RunCheckpoints(run.path, config.steps, num_members)
+  try:
+    return _replay(run, config, ckpts, member, steps, devices, log)
+  finally:
+    ckpts.close()
+
+
+def _replay(run: RunDir, config, ckpts, member: int, steps: list[int],
+            devices, log) -> Replay:
+  """`replay` once the inputs are checked and the checkpoints are open."""
+  workdir = run.path
+  G = _stored_group_size(run, ckpts)
   g, row = divmod(member, G)
   try:
     final = run.read_final(g)
@@ -142,7 +149,6 @@ def replay(workdir: str, member: int, steps=(), devices: list | None = None,
     raise ConfigError(f"--member={member}: its group ({g}) of the run in "
                       f"{workdir} has not finished; finish the run (run the "
                       "same command again), then replay") from None
-  ckpts = ckpt_lib.RunCheckpoints(run.path, config.steps, num_members)
   flag = loop._SignalFlag(log)  # pylint: disable=protected-access
   plan = loop._plan(config, devices, ckpts, None, flag)  # pylint: disable=protected-access
   flag.phase = None
@@ -171,7 +177,6 @@ def replay(workdir: str, member: int, steps=(), devices: list | None = None,
     if not np.array_equal(value, mine, equal_nan=True):
       differences[key] = _max_difference(value, mine)
   stored_state = ckpts.restore_final(g, plan.abstract)
-  ckpts.close()
   stored_params = jax.tree.map(lambda x: np.asarray(x)[row],
                                shard_lib.to_host(stored_state.params))
   leaves = zip(jax.tree.leaves(params[done]), jax.tree.leaves(stored_params))
