@@ -7,15 +7,21 @@ first few hundred steps correlates with the validation accuracy reached much
 later. For every member this computes the early features of
 `grokjax.analysis.predict.early_features` from the per-step training loss of
 steps [0, window) (history.npz's `step_train_loss`; the run needs
---record_every=1 or a divisor of the window), and scores them against the
-outcome in summary.csv: the Spearman correlation of each feature with the
-final validation accuracy, each feature's AUC for "generalized" (t_gen
-defined), and a logistic-regression classifier cross-validated by leaving one
-seed out at a time (accuracy and AUC on held-out seeds only).
+--record_every=1 or a divisor of the window): the paper's energy m0 (Hjorth's
+activity of the raw loss, dt * sum_t L(t)^2), mobility and complexity; a
+high-pass variant (``highpass_*``); and the loss level as a baseline. It
+scores them against the outcome in summary.csv: the Spearman correlation of
+each feature with the final validation accuracy, each feature's AUC for
+"generalized" (t_gen defined), and a logistic-regression classifier
+cross-validated by leaving one seed out at a time (accuracy and AUC on
+held-out seeds only).
 
-Writes `prediction.json` and `plots/prediction.png` (the early feature's
-heatmap beside the final validation accuracy's over the swept grid: the
-paper's figure 2) into the run directory, and prints a table.
+Writes `prediction.json` (each feature's scores and definition),
+`plots/prediction.png` (the paper's figure: the energy of steps [0, window)
+as a heatmap over the lr x wd grid beside the final validation accuracy's; when two
+axes vary) and `plots/prediction_scatter.png` (the feature against the final
+validation accuracy, one point per member) into the run directory, and
+prints a table.
 """
 
 import os
@@ -28,20 +34,25 @@ from absl import flags  # pylint: disable=wrong-import-position
 import flags_lib  # pylint: disable=wrong-import-position
 import grokjax as gj  # pylint: disable=wrong-import-position
 from grokjax.analysis import report  # pylint: disable=wrong-import-position
+from grokjax.analysis import predict  # pylint: disable=wrong-import-position
 from grokjax.analysis import spectral  # pylint: disable=wrong-import-position
 
 flags.DEFINE_string("workdir", None, "a finished run directory")
 flags.DEFINE_integer("window", 400, "steps [0, window) of the training loss "
                      "the features see")
 flags.DEFINE_enum("detrend", "moving_average", list(spectral.DETRENDS),
-                  "trend removed from log(loss) before the spectrum")
-flags.DEFINE_integer("detrend_window", 25, "moving-average detrend: samples")
-flags.DEFINE_integer("detrend_degree", 2, "polynomial detrend: degree")
-flags.DEFINE_list("classifier_features", ["log_activity", "mobility",
-                                          "complexity"],
-                  "features the cross-validated classifier uses")
-flags.DEFINE_string("heatmap_feature", "log_activity", "early feature shown "
-                    "beside the final validation accuracy")
+                  "highpass_* variant features only: trend removed from "
+                  "log(loss) before their spectrum")
+flags.DEFINE_integer("detrend_window", 25, "highpass_* variant, "
+                     "moving-average detrend: samples")
+flags.DEFINE_integer("detrend_degree", 2, "highpass_* variant, polynomial "
+                     "detrend: degree")
+flags.DEFINE_list("classifier_features", list(predict.PAPER_FEATURES),
+                  "features the cross-validated classifier uses (default: "
+                  "the paper's, of the raw loss)")
+flags.DEFINE_string("heatmap_feature", "energy", "early feature shown "
+                    "beside the final validation accuracy (default: the "
+                    "paper's energy m0 of the raw loss)")
 flags.DEFINE_list("heatmap_axes", [], "two swept columns (y, x) of the "
                   "heatmaps (default: learning_rate, weight_decay when both "
                   "vary, else the first two swept axes)")

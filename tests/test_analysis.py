@@ -113,3 +113,23 @@ def test_time_statistics_bootstrap_the_median_over_seeds():
   # the upper end; the lower end is 50 (P(at least 2 of 3 draws are 50) = 7/27).
   assert two["median_t_gen"] == np.inf and two["t_gen_hi"] == np.inf
   assert two["t_gen_lo"] == 50
+
+
+def test_write_plots_draws_times_for_one_swept_axis_and_a_grid_for_two(
+    tmp_path):
+  from grokjax.io import plots  # pylint: disable=import-outside-toplevel
+  history = {k: v[:3] for k, v in HISTORY.items() if k != "eval_step"}
+  history["eval_step"] = STEPS
+  history["train_loss"] = history["val_loss"] = 1 - history["train_acc"]
+  summary = [{"seed": s, "train_fraction": r, "weight_decay": w,
+              "t_mem": 200.0, "t_gen": NAN if s == 2 else 5000.0,
+              "final_val_acc": 0.2 if s == 2 else 1.0}
+             for s, r, w in ((0, 0.3, 1.0), (1, 0.5, 1.0), (2, 0.5, 0.1))]
+  one = plots.write_plots(str(tmp_path / "one"), history, summary,
+                          ["seed", "train_fraction"])
+  two = plots.write_plots(str(tmp_path / "two"), history, summary,
+                          ["seed", "train_fraction", "weight_decay"])
+  assert [p.rsplit("/", 1)[1] for p in one] == ["curves.png", "times.png"]
+  assert [p.rsplit("/", 1)[1] for p in two] == ["curves.png", "grid.png"]
+  for path in one + two:
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"

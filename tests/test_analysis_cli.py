@@ -176,8 +176,11 @@ def test_predict_writes_prediction_json_and_the_heatmaps(run_dir):
   assert proc.returncode == 0, proc.stderr
   out = json.load(open(os.path.join(run_dir, "prediction.json")))
   assert out["members"] == 12 and out["window"] == 200 and out["dt"] == 1.0
-  for name in ("activity", "mobility", "complexity", "final_log_loss"):
+  assert set(out["features"]) == set(predict.FEATURES)
+  for name in ("energy", "mobility", "complexity", "final_log_loss"):
     assert -1 <= out["features"][name]["spearman"] <= 1
+    assert out["definitions"][name] == predict.FEATURES[name]
+  assert out["classifier"]["features"] == list(predict.PAPER_FEATURES)
   c = out["classifier"]
   assert c["folds"] == 2 and c["rows"] == 12 and c["dropped"] == 0
   assert 0 <= c["accuracy"] <= 1 and 0 <= c["auc"] <= 1
@@ -185,13 +188,19 @@ def test_predict_writes_prediction_json_and_the_heatmaps(run_dir):
   # and the file's Spearman is theirs against the final accuracy.
   history = gio.read_history(run_dir)
   want = predict.early_features(history["step_train_loss"][:, :200])
-  np.testing.assert_allclose([m["log_activity"] for m in out["per_member"]],
-                             want["log_activity"], rtol=1e-6)
+  np.testing.assert_allclose([m["energy"] for m in out["per_member"]],
+                             want["energy"], rtol=1e-6)
+  # The paper's energy, from its formula on the stored losses.
+  np.testing.assert_allclose(
+      want["energy"],
+      (history["step_train_loss"][:, :200].astype(np.float64) ** 2).sum(-1),
+      rtol=1e-5)
   summary = gio.read_csv(os.path.join(run_dir, "summary.csv"))
   final = [float(r["final_val_acc"]) for r in summary]
   assert out["features"]["mobility"]["spearman"] == predict.spearman(
       want["mobility"], final)
-  assert os.path.exists(os.path.join(run_dir, "plots", "prediction.png"))
+  for name in ("prediction.png", "prediction_scatter.png"):
+    assert os.path.exists(os.path.join(run_dir, "plots", name))
   # A window with too few recorded steps: one line naming the flag, exit 2.
   bad = _run(PREDICT + [f"--workdir={run_dir}", "--window=5"])
   assert bad.returncode == 2

@@ -46,19 +46,66 @@ def test_logistic_cv_separates_separable_data_and_holds_out_groups():
   assert predict.logistic_cv(x, y, groups)["dropped"] == 1
 
 
-def test_early_features_of_an_oscillating_loss():
+def test_the_high_pass_variant_sees_fast_oscillations():
   t = np.arange(400.0)
   smooth = np.exp(-t / 100) + 0.01
   # Oscillation at 0.2 cycles/step (omega 1.26 rad/step) in log space.
   wiggly = smooth * np.exp(0.05 * np.sin(2 * np.pi * 0.2 * t))
   feats = predict.early_features(np.stack([smooth, wiggly,
                                            np.full(400, np.nan)]))
-  assert feats["activity"][1] > 100 * feats["activity"][0]
-  assert feats["mobility"][1] == pytest.approx(2 * np.pi * 0.2, rel=0.05)
-  assert feats["band_fast"][1] > 0.9       # 1.26 rad/step is above pi/4
-  assert np.isnan(feats["activity"][2])    # a diverged member
+  assert feats["highpass_activity"][1] > 100 * feats["highpass_activity"][0]
+  assert feats["highpass_mobility"][1] == pytest.approx(2 * np.pi * 0.2,
+                                                        rel=0.05)
+  assert feats["highpass_band_fast"][1] > 0.9  # 1.26 rad/step is above pi/4
+  for name in predict.FEATURES:                # a diverged member
+    assert np.isnan(feats[name][2]), name
   # Variance of 0.05 sin: 0.05^2 / 2.
-  assert feats["activity"][1] == pytest.approx(0.05 ** 2 / 2, rel=0.1)
+  assert feats["highpass_activity"][1] == pytest.approx(0.05 ** 2 / 2,
+                                                        rel=0.1)
+
+
+def test_the_papers_energy_is_that_of_the_raw_loss_and_keeps_slow_oscillations():
+  """Notsawo et al. 2023: m0 = integral |F(L)(w)|^2 dw = sum_t L(t)^2 dt (Parseval).
+
+  A slow oscillation (period 200 steps, 2 cycles in the window) changes the
+  paper's energy by its own energy; the high-pass variant (25-sample moving
+  average removed from log(loss)) all but removes it: the reason the
+  variant is not the paper's feature.
+  """
+  t = np.arange(400.0)
+  smooth = np.exp(-t / 100) + 0.05
+  slow = smooth + 0.05 * np.sin(2 * np.pi * t / 200)
+  fast = smooth + 0.05 * np.sin(2 * np.pi * t / 25 + 0.3)
+  loss = np.stack([smooth, slow, fast])
+  feats = predict.early_features(loss)
+  # Expected, from the formula: dt * sum_t L(t)^2, and with dt = 4 (every
+  # 4th step recorded) the same integral sampled 4 steps apart.
+  np.testing.assert_allclose(feats["energy"], (loss ** 2).sum(-1), rtol=1e-5)
+  sub = predict.early_features(loss[:, ::4], dt=4.0)
+  np.testing.assert_allclose(sub["energy"], 4 * (loss[:, ::4] ** 2).sum(-1),
+                             rtol=1e-5)
+  np.testing.assert_allclose(feats["log_energy"],
+                             np.log10((loss ** 2).sum(-1)), rtol=1e-6)
+  # The slow oscillation adds its energy: sum (0.05 sin)^2 = 400 * 0.05^2 / 2
+  # = 0.5, plus the cross term 2 * sum smooth * 0.05 sin, computed here.
+  added = (0.05 * np.sin(2 * np.pi * t / 200)) ** 2 + 2 * smooth * 0.05 * np.sin(
+      2 * np.pi * t / 200)
+  assert feats["energy"][1] - feats["energy"][0] == pytest.approx(
+      added.sum(), rel=1e-3)
+  # Mobility and complexity: Hjorth's on the same raw spectrum, from the
+  # DFT directly (omega_k = 2 pi k / N, the one-sided bins doubled).
+  for i in range(3):
+    x = np.fft.fft(loss[i])
+    w = 2 * np.pi * np.fft.fftfreq(400)
+    m0, m2, m4 = [(np.abs(w) ** n * np.abs(x) ** 2).sum() for n in (0, 2, 4)]
+    assert feats["mobility"][i] == pytest.approx(np.sqrt(m2 / m0), rel=1e-3)
+    assert feats["complexity"][i] == pytest.approx(
+        np.sqrt(m4 / m2) / np.sqrt(m2 / m0), rel=1e-3)
+  # The variant: the slow oscillation is below the high-pass's cut, the fast
+  # one above; equal amplitudes, measured activities 3.4e-5 and 5.1e-2 (a
+  # factor 1470), where the paper's energy grows by 3.3 for the slow one.
+  hp = feats["highpass_activity"]
+  assert hp[2] > 100 * hp[1]
 
 
 def test_a_window_past_the_recorded_steps_is_refused():

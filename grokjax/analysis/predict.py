@@ -1,12 +1,13 @@
 """Early prediction of grokking from the first steps of the training loss (Notsawo et al. 2023).
 
 `early_features` turns each member's per-step training loss over a window of
-the first steps into features (the Hjorth parameters of the detrended loss,
-its band energies, and the plain loss level as a non-spectral baseline).
-`spearman` and `roc_auc` score a feature against the outcome, and
-`logistic_cv` trains a small logistic-regression classifier in jnp/optax with
-cross-validation over groups (held-out seeds), so a score never comes from a
-member whose seed was seen in training.
+the first steps into features: the paper's spectral signature (the energy
+m0 of the raw loss, Hjorth's activity, and its mobility and complexity), a
+high-pass variant under its own names, and the plain loss level as a
+non-spectral baseline. `spearman` and `roc_auc` score a feature against the
+outcome, and `logistic_cv` trains a small logistic-regression classifier in
+jnp/optax with cross-validation over groups (held-out seeds), so a score never
+comes from a member whose seed was seen in training.
 """
 
 from __future__ import annotations
@@ -21,8 +22,36 @@ import optax
 from grokjax.analysis import spectral
 from grokjax.analysis.scaling import adam_minimize
 
-# Bands (radians per step) of the early-feature band energies: slow, middle, fast.
+# Bands (radians per step) of the high-pass variant's band energies: slow,
+# middle, fast.
 BANDS = (0.0, np.pi / 16, np.pi / 4, np.pi)
+
+# What each feature of `early_features` is (prediction.json carries this).
+FEATURES = {
+    "energy": "Notsawo et al. 2023's spectral energy: Hjorth's activity m0 = "
+              "integral of |F(L)(w)|^2 dw of the raw training loss L over the "
+              "window = dt * sum_t L(t)^2 (Parseval)",
+    "log_energy": "log10 of energy",
+    "mobility": "Hjorth mobility sqrt(m2 / m0) of the raw loss's spectrum "
+                "(radians per step)",
+    "complexity": "Hjorth complexity sqrt(m4 / m2) / mobility of the raw "
+                  "loss's spectrum",
+    "highpass_activity": "variant: variance of log(loss) minus its moving "
+                         "average (the oscillations only; Hann taper)",
+    "highpass_log_activity": "variant: log10 of highpass_activity",
+    "highpass_mobility": "variant: Hjorth mobility of the high-passed "
+                         "log(loss)",
+    "highpass_complexity": "variant: Hjorth complexity of the high-passed "
+                           "log(loss)",
+    "highpass_band_slow": "variant: fraction of the high-passed log(loss)'s "
+                          "power in [0, pi/16) rad/step",
+    "highpass_band_mid": "variant: fraction in [pi/16, pi/4) rad/step",
+    "highpass_band_fast": "variant: fraction in [pi/4, pi] rad/step",
+    "final_log_loss": "baseline, not spectral: mean log(loss) over the "
+                      "window's last tenth",
+}
+# The paper's features: what the classifier uses by default.
+PAPER_FEATURES = ("log_energy", "mobility", "complexity")
 
 
 def early_features(loss_ExT: np.ndarray, dt: float = 1.0,
@@ -30,31 +59,39 @@ def early_features(loss_ExT: np.ndarray, dt: float = 1.0,
                    degree: int = 2) -> dict[str, np.ndarray]:
   """Features [E] of each row of a loss trajectory [E, T] (already cut to the early window).
 
-  The spectral features are computed on log(loss) (the loss falls by orders of
-  magnitude; its logarithm's fluctuations are comparable across members),
-  detrended by `detrend_method` (``moving_average`` over `window` samples
-  by default: a high-pass filter that keeps the step-to-step oscillations).
-  - ``activity``, ``log_activity``, ``mobility``, ``complexity``: Hjorth
-    parameters (`spectral.hjorth`; mobility in radians per step / dt);
-  - ``band_slow``, ``band_mid``, ``band_fast``: fractions of the detrended
-    power in [0, pi/16), [pi/16, pi/4), [pi/4, pi] radians per sample;
-  - ``final_log_loss``: mean log loss over the window's last tenth, a
-    non-spectral baseline the spectral features should beat.
-  Non-finite losses (a diverged member) give NaN features.
+  The paper's (Notsawo et al. 2023, see `spectral.energy`), on the raw loss
+  L(t) sampled `dt` steps apart, with no detrending and no taper:
+  - ``energy`` = m0 = dt sum_t L(t)^2, ``log_energy`` (log10);
+  - ``mobility`` = sqrt(m2 / m0), ``complexity`` = sqrt(m4 / m2) / mobility
+    (Hjorth 1970; the moments of the same spectrum).
+  A variant kept under its own names (``highpass_*``): the same Hjorth
+  parameters of log(loss) detrended by `detrend_method` (``moving_average``
+  over `window` samples: a high-pass filter that keeps only the step-to-step
+  oscillations; slow components, the paper's, are removed) with a Hann taper,
+  and that signal's band energies over `BANDS`. And ``final_log_loss``, the
+  mean log loss over the window's last tenth: a non-spectral baseline. See
+  `FEATURES`. Non-finite or non-positive losses (a diverged member) give NaN
+  features.
   """
   loss = np.asarray(loss_ExT, np.float64)
   finite = np.isfinite(loss).all(axis=-1) & (loss > 0).all(axis=-1)
-  log_loss = jnp.asarray(np.log(np.where(finite[:, None], loss, 1.0)),
-                         jnp.float32)
+  raw = jnp.asarray(np.where(finite[:, None], loss, 1.0), jnp.float32)
+  log_loss = jnp.log(raw)
+  paper = spectral.hjorth(raw, dt=dt, detrend_method="none", taper="none")
+  energy = spectral.energy(raw, dt)
   detrended = spectral.detrend(log_loss, detrend_method, degree=degree,
                                window=window)
   h = spectral.hjorth(detrended, dt=dt, detrend_method="mean")
   bands = spectral.band_energies(detrended - detrended.mean(-1, keepdims=True),
                                  [b / dt for b in BANDS], dt=dt)
   tail = max(1, loss.shape[-1] // 10)
-  out = {"activity": h.activity, "log_activity": jnp.log10(h.activity),
-         "mobility": h.mobility, "complexity": h.complexity,
-         "band_slow": bands[0], "band_mid": bands[1], "band_fast": bands[2],
+  out = {"energy": energy, "log_energy": jnp.log10(energy),
+         "mobility": paper.mobility, "complexity": paper.complexity,
+         "highpass_activity": h.activity,
+         "highpass_log_activity": jnp.log10(h.activity),
+         "highpass_mobility": h.mobility, "highpass_complexity": h.complexity,
+         "highpass_band_slow": bands[0], "highpass_band_mid": bands[1],
+         "highpass_band_fast": bands[2],
          "final_log_loss": log_loss[:, -tail:].mean(-1)}
   return {k: np.where(finite, np.asarray(v, np.float64), np.nan)
           for k, v in out.items()}

@@ -285,8 +285,7 @@ def early_loss(history: dict, window: int, workdir: str
 
 def predict_run(workdir: str, window: int, detrend: str = "moving_average",
                 detrend_window: int = 25, detrend_degree: int = 2,
-                classifier_features=("log_activity", "mobility",
-                                     "complexity"),
+                classifier_features=predict.PAPER_FEATURES,
                 group: str = "seed") -> tuple[dict, list[dict]]:
   """(prediction dict, per-member rows with features and outcomes) of a finished run."""
   run = RunDir(workdir)
@@ -320,6 +319,7 @@ def predict_run(workdir: str, window: int, detrend: str = "moving_average",
       "detrend_degree": detrend_degree, "target": final_key,
       "members": len(summary), "generalized": int(generalized.sum()),
       "features": scores,
+      "definitions": {k: predict.FEATURES[k] for k in feats},
       "classifier": {"features": list(classifier_features), "group": group,
                      "model": "l2-regularized logistic regression (optax "
                               "Adam), leave-one-group-out", **cv},
@@ -335,7 +335,7 @@ def predict_run(workdir: str, window: int, detrend: str = "moving_average",
 
 
 def prediction_report(workdir: str, result: dict, rows: list[dict],
-                      heatmap_feature: str = "log_activity",
+                      heatmap_feature: str = "energy",
                       heatmap_axes: Sequence[str] = (),
                       log: Callable[[str], None] = print) -> list[str]:
   """prediction.json and plots/prediction.png (the feature's heatmap beside the outcome's); prints a table."""
@@ -366,13 +366,26 @@ def prediction_report(workdir: str, result: dict, rows: list[dict],
       f"{c['group']}s: accuracy {c['accuracy']:.3f} (majority class "
       f"{c['majority_accuracy']:.3f}), AUC {c['auc']:.3f}")
   written = [path]
+  os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
+  window = f"[0, {result['window']})"
   if len(axes) == 2:
-    os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
+    # Notsawo et al. 2023's figure: (a) the energy of the first steps' train
+    # loss over the lr x wd grid, (b) the validation accuracy at the end.
     fig = os.path.join(workdir, "plots", "prediction.png")
     plots.plot_heatmaps(fig, rows, axes, [
-        (heatmap_feature, f"{heatmap_feature} of the loss, steps "
-         f"[0, {result['window']})", "viridis"),
+        (heatmap_feature, f"{heatmap_feature} of the train loss, steps "
+         f"{window}", "viridis"),
         (result["target"], f"median {result['target']} (end of run)",
          "viridis")])
     written.append(fig)
+  fig = os.path.join(workdir, "plots", "prediction_scatter.png")
+  plots.plot_feature_scatter(
+      fig, [r[heatmap_feature] for r in rows],
+      [r[result["target"]] for r in rows],
+      f"{heatmap_feature} of the train loss, steps {window}",
+      f"{result['target']} (end of run)",
+      log_x=heatmap_feature in ("energy", "highpass_activity"),
+      title=f"Spearman {result['features'][heatmap_feature]['spearman']:.2f}"
+            f" over {result['members']} members")
+  written.append(fig)
   return written

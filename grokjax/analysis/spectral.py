@@ -144,6 +144,30 @@ def hjorth(x: jax.Array, dt: float = 1.0, detrend_method: str = "linear",
   return Hjorth(m0, mobility, jnp.sqrt(m4 / m2) / mobility)
 
 
+def energy(x: jax.Array, dt: float = 1.0) -> jax.Array:
+  """Spectral energy of the raw signal: Notsawo et al. 2023's Hjorth activity m0(L), shape `x.shape[:-1]`.
+
+  Notsawo et al. 2023 ("Is grokking predictable?", the ICML 2023 slides in
+  the seeds, and the authors' post `_posts/2023-07-25-blog-post-1.md` in
+  Tikquuss/tikquuss.github.io) define m_n(L) = integral of
+  omega^n |F(L)(omega)|^2 d omega on the **raw** training loss L(t) (no
+  detrending, no taper) and take m0, "the surface of the power spectrum", as
+  the early signal, over steps [0, 400). Discretely, with X = DFT(x) of the N
+  samples `dt` steps apart, m0 = dt / N sum_k |X_k|^2 over all N bins, which
+  by Parseval is dt sum_t x(t)^2: the energy of the signal (the integral of
+  L(t)^2 dt). Computed here from the one-sided spectrum, so it is the same
+  quantity as `spectral_moments` without a taper, times N dt.
+
+  The loss's own level dominates it (the DC bin), so a larger early loss, a
+  slower descent and larger oscillations all raise it: that is the paper's
+  feature. `hjorth` with its default linear detrend and Hann taper measures
+  the oscillations alone (a variant, not the paper's m0).
+  """
+  x = jnp.asarray(x, jnp.result_type(x, jnp.float32))
+  n = x.shape[-1]
+  return spectral_moments(x, (0,), dt, taper="none")[0] * n * dt
+
+
 def band_energies(x: jax.Array, edges, dt: float = 1.0,
                   taper: str = "hann") -> jax.Array:
   """Fraction of the power in each band [edges[i], edges[i+1]) of omega: [len(edges)-1, ...].

@@ -128,6 +128,25 @@ def plot_heatmaps(path: str, rows: Sequence[Mapping], axes: Sequence[str],
   plt.close(fig)
 
 
+def plot_feature_scatter(path: str, x: Sequence[float], y: Sequence[float],
+                         xlabel: str, ylabel: str, *, log_x: bool = False,
+                         title: str = "") -> None:
+  """One point per member: an early feature against an outcome (non-finite points left out)."""
+  plt = _pyplot()
+  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  ok = np.isfinite(x) & np.isfinite(y) & ((x > 0) if log_x else True)
+  fig, ax = plt.subplots(figsize=(5.5, 4.2))
+  ax.scatter(x[ok], y[ok], s=14, alpha=0.7)
+  if log_x:
+    ax.set_xscale("log")
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.set_title(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
 def plot_loglog_fit(path: str, fit: dict) -> None:
   """Members and the fitted line of an `analysis.bootstrap_loglog` fit (with "x", "y" names and "data")."""
   plt = _pyplot()
@@ -338,13 +357,56 @@ def plot_algebras(path: str, points: Sequence[Mapping], steps: int) -> None:
   plt.close(fig)
 
 
+def plot_times(path: str, summary: Sequence[Mapping], axis: str) -> None:
+  """t_mem and t_gen of every member against one swept axis, with their medians over the rest.
+
+  A member that never generalized is drawn as a hollow triangle at the top
+  (the median counts it as +inf: a median past the end of the run is not
+  drawn), so "did not grok" is visible instead of missing.
+  """
+  plt = _pyplot()
+  xs = sorted({float(r[axis]) for r in summary})
+  fig, ax = plt.subplots(figsize=(6, 4.5))
+  number = lambda v: math.nan if v in ("", None) else float(v)  # a CSV cell
+  t_mem = np.array([number(r["t_mem"]) for r in summary])
+  t_gen = np.array([number(r["t_gen"]) for r in summary])
+  x = np.array([float(r[axis]) for r in summary])
+  finite = t_gen[np.isfinite(t_gen)]
+  top = (finite.max() if finite.size else np.nanmax(t_mem)) * 1.5
+  top = top if np.isfinite(top) and top > 0 else 1.0
+  ax.scatter(x, t_mem, marker="o", color="C0", alpha=0.5, label="t_mem")
+  ok = np.isfinite(t_gen)
+  ax.scatter(x[ok], t_gen[ok], marker="*", s=60, color="C3", alpha=0.6,
+             label="t_gen")
+  if (~ok).any():
+    ax.scatter(x[~ok], np.full((~ok).sum(), top), marker="^",
+               facecolors="none", edgecolors="C3",
+               label="t_gen: not within the run")
+  for values, color, name in ((t_mem, "C0", "t_mem"), (t_gen, "C3", "t_gen")):
+    med = [np.median(np.where(np.isfinite(values[x == v]), values[x == v],
+                              np.inf)) for v in xs]
+    ax.plot(xs, [m if np.isfinite(m) else np.nan for m in med], "-",
+            color=color, label=f"median {name}")
+  ax.set_yscale("log")
+  ax.set_xlabel(axis)
+  ax.set_ylabel("step")
+  ax.grid(alpha=0.3, which="both")
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
 def write_plots(workdir: str, history: Mapping[str, np.ndarray],
                 summary: Sequence[Mapping], varied: Sequence[str]) -> list[str]:
-  """Writes plots/curves.png and, with two swept axes, plots/grid.png; returns the paths."""
+  """Writes plots/curves.png and plots/times.png (one swept axis besides the seeds) or plots/grid.png (two); returns the paths."""
   os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
   paths = [os.path.join(workdir, "plots", "curves.png")]
   plot_curves(paths[0], history, summary, varied)
   axes = grid_axes(varied)
+  if len(axes) == 1:
+    paths.append(os.path.join(workdir, "plots", "times.png"))
+    plot_times(paths[1], summary, axes[0])
   if len(axes) == 2:
     paths.append(os.path.join(workdir, "plots", "grid.png"))
     plot_grid(paths[1], summary, axes)
