@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from jax.flatten_util import ravel_pytree
 
 import grokjax as gj
@@ -73,16 +74,44 @@ def test_weight_stats_of_known_matrices():
                              rtol=1e-6)
 
 
-def test_med_and_rqi_of_linear_circular_and_random_embeddings():
+def _rqi_by_the_papers_loops(e, threshold=0.01):
+  """Liu et al. 2022's RQI as ejmichaud/grokking-squared toy/train_add.py loops it."""
+  e = np.asarray(e, np.float64)
+  z = (e - e.mean(0)) / e.std(0, ddof=1)
+  p = len(e)
+  quads = [(i, n, j, m) for i in range(p) for j in range(i + 1, p)
+           for m in range(j, p) for n in range(m + 1, p) if i + n - j - m == 0]
+  good = sum(np.mean((z[i] + z[n] - z[j] - z[m]) ** 2) < threshold
+             for i, n, j, m in quads)
+  return good / len(quads)
+
+
+def test_med_and_rqi_of_linear_bent_noisy_and_random_embeddings():
   line = jnp.outer(jnp.arange(P, dtype=jnp.float32), jnp.array([0.6, 0.8]))
   np.testing.assert_allclose(weights.med(line), 1.0, rtol=1e-6)
   # A line is a perfect representation of addition (Liu et al. 2022)...
   np.testing.assert_allclose(weights.rqi(line), 1.0)
-  # ... a slightly bent one loses the far parallelograms, a random one all.
+  # ... a bent or noisy one loses some parallelograms, a random one all.
+  rng = np.random.default_rng(0)
   bent = line.at[:, 1].add(0.01 * jnp.arange(P, dtype=jnp.float32)**2)
-  assert 0.05 < float(weights.rqi(bent)) < 0.95
-  rand = jnp.asarray(np.random.default_rng(0).normal(size=(P, 32)))
-  assert float(weights.rqi(rand)) < 0.01
+  noisy = line + jnp.asarray(rng.normal(0, 0.3, (P, 2)), jnp.float32)
+  rand = jnp.asarray(rng.normal(size=(P, 32)), jnp.float32)
+  for e in (bent, noisy, rand):
+    want = _rqi_by_the_papers_loops(e)
+    # Equal up to float32 rounding at the threshold: a parallelogram within
+    # 1e-5 of 0.01 could flip (none does for these inputs).
+    assert float(weights.rqi(e)) == pytest.approx(want, abs=1e-6)
+  # Measured: 0.795 for the bent line and 0.576 for the noisy one (the old
+  # rule, rows scaled to mean norm 1 and ||diff|| <= 0.01, gave 0.063 for
+  # the bent line: about 10x stricter than the paper's).
+  assert _rqi_by_the_papers_loops(bent) == pytest.approx(0.795, abs=5e-3)
+  assert _rqi_by_the_papers_loops(noisy) == pytest.approx(0.576, abs=5e-3)
+  assert _rqi_by_the_papers_loops(rand) < 0.01
+  # A constant dimension separates nothing: z = 0 there (the official code
+  # would divide by zero).
+  flat = jnp.concatenate([noisy, jnp.ones((P, 1))], axis=1)
+  assert float(weights.rqi(flat)) == pytest.approx(
+      _rqi_by_the_papers_loops(noisy, threshold=0.01 * 3 / 2), abs=1e-6)
 
 
 def test_cosine_distance_and_distance():

@@ -19,7 +19,8 @@ every selected member at every saved step and returns (and
 - ``distance``: ``distance_from_init`` and ``cosine_distance`` (to the
   previous saved step; NaN at the first);
 - ``embedding``: ``med`` (Gu et al. 2025) and, for x+y, ``rqi`` (Liu et al.
-  2022);
+  2022, as `weights.rqi`: z-scored dimensions, mean squared parallelogram
+  residual below 0.01);
 - ``pca``: ``pca_explained`` [E, k] variance ratios of the trajectory's first
   k principal components over the selected steps (Notsawo et al. 2023);
 - ``landscape``: ``landscape_final`` [E, S, A] train loss along theta_t + a
@@ -175,7 +176,7 @@ def _embedding(ctx: _Context, params, final, rows, prepared, key):
   e = embedding(params, ctx.p)
   out = {"med": weights.med(e)}
   if ctx.config.task == "x+y":
-    out["rqi"] = weights.rqi(e, ctx.options["rqi_delta"])
+    out["rqi"] = weights.rqi(e, ctx.options["rqi_threshold"])
   return out
 
 
@@ -342,7 +343,7 @@ def compute_measures(workdir: str, names: Sequence[str],
                      members: Sequence[int] | None = None,
                      steps: Sequence[int] | None = None, *,
                      lanczos_steps: int = 20, pca_components: int = 5,
-                     landscape_points: int = 21, rqi_delta: float = 0.01,
+                     landscape_points: int = 21, rqi_threshold: float = 0.01,
                      complexity_points: int = 128,
                      complexity_radius: float = 0.05, seed: int = 0,
                      log: Callable[[str], None] | None = print
@@ -354,7 +355,7 @@ def compute_measures(workdir: str, names: Sequence[str],
   """
   log = log or (lambda _: None)
   reader = snapshots.SnapshotReader(workdir)
-  options = {"lanczos_steps": lanczos_steps, "rqi_delta": rqi_delta,
+  options = {"lanczos_steps": lanczos_steps, "rqi_threshold": rqi_threshold,
              "complexity_points": complexity_points,
              "complexity_radius": complexity_radius,
              "pca_components": pca_components,

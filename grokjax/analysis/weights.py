@@ -97,33 +97,46 @@ def med(embed_pxd: jax.Array) -> jax.Array:
   return jnp.mean(jnp.linalg.norm(e[1:] - e[:-1], axis=-1))
 
 
-def rqi(embed_pxd: jax.Array, delta: float = 0.01) -> jax.Array:
-  """Representation quality index of Liu et al. 2022 for addition.
+def rqi(embed_pxd: jax.Array, threshold: float = 0.01) -> jax.Array:
+  """Representation quality index of Liu et al. 2022 ("Towards understanding grokking") for addition.
 
-  The fraction of parallelograms i + j = m + n (over the integers), over
-  distinct unordered pairs {i, j} != {m, n}, whose embeddings satisfy
-  ||(E_i + E_j) - (E_m + E_n)|| <= delta, after centering the embeddings and
-  scaling them to a mean row norm of 1. 1 for a perfectly linear
-  representation; ~0 for a random one. A network that groks addition mod p
-  places residues on circles (Nanda et al. 2023), on which E_i + E_j depends
-  on i - j too: the index stays low there by construction, and the Fourier
-  measures are the ones that see that structure.
+  As the official code computes it (ejmichaud/grokking-squared,
+  `toy/train_add.py`, `train_add`): each embedding dimension is z-scored over
+  the p residues (mean 0, unbiased standard deviation 1, as torch's `std`);
+  the ideal parallelograms are the quadruples i < j <= m < n with
+  i + n = j + m (over the integers; every pair of distinct unordered pairs
+  {i, n} != {j, m} with equal sums, once); one is present when the mean over
+  dimensions of (E_i + E_n - E_j - E_m)^2 is below `threshold` (the code's
+  `threshold_P` = 0.01); RQI = present / ideal. 1 for a linear
+  representation, ~0 for a random one. A dimension that is constant over the
+  residues (where the official code divides by zero and every parallelogram
+  fails) is taken as z = 0: it separates nothing, so it adds 0 to every
+  difference and still counts in the mean.
+
+  A network that groks addition mod p places residues on circles (Nanda et al.
+  2023), on which E_i + E_n depends on i - n too: the index stays low there
+  by construction, and the Fourier measures are the ones that see that
+  structure.
   """
   e = embed_pxd.astype(jnp.float32)
   e = e - jnp.mean(e, axis=0, keepdims=True)
-  e = e / jnp.mean(jnp.linalg.norm(e, axis=-1))
-  p = e.shape[0]
+  std = jnp.std(e, axis=0, ddof=1, keepdims=True)
+  z = jnp.where(std > 0, e / jnp.where(std > 0, std, 1.0), 0.0)
+  p, d = e.shape
   s = jnp.arange(2 * p - 1)[:, None]
   i = jnp.arange(p)[None, :]
   j = s - i
   valid = (j >= 0) & (j < p) & (i <= j)  # one row per unordered pair {i, j}
   jc = jnp.clip(j, 0, p - 1)
-  sums_SxPxD = e[jnp.broadcast_to(i, jc.shape)] + e[jc]
+  sums_SxPxD = z[jnp.broadcast_to(i, jc.shape)] + z[jc]
   sq_SxP = jnp.sum(jnp.square(sums_SxPxD), axis=-1)
   d2_SxPxP = (sq_SxP[:, :, None] + sq_SxP[:, None, :]
               - 2 * jnp.einsum("sad,sbd->sab", sums_SxPxD, sums_SxPxD))
-  pair = valid[:, :, None] & valid[:, None, :] & ~jnp.eye(p, dtype=bool)[None]
-  good = pair & (d2_SxPxP <= delta**2)
+  # Each unordered pair of pairs once: row index a < b (a strict order on the
+  # smaller member of each pair, as i < j in the official enumeration).
+  pair = (valid[:, :, None] & valid[:, None, :]
+          & (i[0][:, None] < i[0][None, :])[None])
+  good = pair & (d2_SxPxP / d < threshold)
   return jnp.sum(good) / jnp.maximum(jnp.sum(pair), 1)
 
 
