@@ -77,6 +77,15 @@ flags.DEFINE_bool("tensorboard", False, "also write the run's TensorBoard "
                   "them, or from another machine)")
 flags.DEFINE_integer("pca_components", 5, "principal components of the "
                      "trajectory measure")
+flags.DEFINE_float("complexity_radius", 0.05, "local complexity: radius of "
+                   "the neighbourhood, absolute (Humayun et al. 2024 use "
+                   "0.05-5 on MNIST pixels in [0, 1])")
+flags.DEFINE_enum("complexity_radius_scale", "absolute",
+                  ["absolute", "data_rms"], "local complexity: absolute "
+                  "radius (the paper's) or times the RMS norm of the inputs "
+                  "(a variant)")
+flags.DEFINE_integer("complexity_vertices", 50, "local complexity: vertices "
+                     "of the cross-polytope (2 per direction; the paper's 50)")
 FLAGS = flags.FLAGS
 
 
@@ -99,6 +108,10 @@ def main(argv):
       members=_int_list("members", FLAGS.members),
       measure_steps=_int_list("measure_steps", FLAGS.measure_steps),
       lanczos_steps=FLAGS.lanczos_steps, pca_components=FLAGS.pca_components,
+      measure_options={
+          "complexity_radius": FLAGS.complexity_radius,
+          "complexity_radius_scale": FLAGS.complexity_radius_scale,
+          "complexity_vertices": FLAGS.complexity_vertices},
       tensorboard=FLAGS.tensorboard,
       **{k: getattr(FLAGS, k) for k in report.THRESHOLDS})
   report.print_report(result, FLAGS.workdir)

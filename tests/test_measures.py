@@ -44,20 +44,57 @@ def test_gini_and_ipr_hit_their_bounds():
   np.testing.assert_allclose(fourier.ipr(uniform), 1 / n, rtol=1e-6)
 
 
-def test_restricted_and_excluded_logits_split_a_key_frequency_circuit():
-  """Logits = sum over key k of cos(w_k (a + b - c)) plus another frequency."""
+def test_restricted_and_excluded_logits_as_the_official_code_computes_them():
+  """Nanda et al. 2023: restricted = key-frequency part + each class's mean logit; excluded = the rest.
+
+  Logits over the full p x p grid: a key-frequency circuit (4 and 9), a
+  non-key frequency's term (2) and a per-class bias. The expected logits
+  come from the official recipe done here in numpy: each class's column is
+  projected on the unit vectors cos / sin (w (a + b)) over the grid
+  (`get_component_cos_xpy`), and the restricted logits add the mean over the
+  grid of (original - projection) per class (`test_logits`'s
+  bias_correction).
+  """
   a, b = (v.ravel() for v in np.meshgrid(np.arange(P), np.arange(P),
                                          indexing="ij"))
-  operands = jnp.asarray(np.stack([a, b], axis=1))
-  dirs = fourier.answer_directions(operands, P, (1, 1), P)
-  circuit = 2.0 * dirs[4, 0] + dirs[9, 0] + 0.1 * dirs[9, 1]  # key: 4 and 9
-  other = 0.7 * dirs[2, 0]  # a non-key frequency's term
+  c = np.arange(P)
+  w = lambda k: 2 * np.pi * k / P
+  phase = (a + b)[:, None] - c[None, :]
+  circuit = (2.0 * np.cos(w(4) * phase) + np.cos(w(9) * phase)
+             + 0.1 * np.sin(w(9) * phase))
+  other = 0.7 * np.cos(w(2) * phase)
+  bias = np.random.default_rng(0).normal(0, 1.0, P)
+  logits = circuit + other + bias[None, :]
   key = jnp.zeros(P // 2 + 1, bool).at[jnp.array([4, 9])].set(True)
-  part, rest = fourier.split_logits(circuit + other, dirs, key)
-  np.testing.assert_allclose(part, circuit, atol=1e-4)
-  np.testing.assert_allclose(rest, other, atol=1e-4)
+  dirs = fourier.sum_directions(jnp.asarray(np.stack([a, b], axis=1)), P,
+                                (1, 1))
+  restricted, excluded = fourier.split_logits(jnp.asarray(logits), dirs, key)
+
+  projection = np.zeros_like(logits)
+  for k in (4, 9):
+    for f in (np.cos, np.sin):
+      u = f(w(k) * (a + b))
+      u = u / np.linalg.norm(u)
+      projection += u[:, None] * (u @ logits)[None, :]
+  want_restricted = projection + (logits - projection).mean(0)
+  np.testing.assert_allclose(restricted, want_restricted, atol=1e-4)
+  np.testing.assert_allclose(excluded, logits - projection, atol=1e-4)
+  # Analytically: the circuit plus the bias, and the rest plus the bias.
+  np.testing.assert_allclose(restricted, circuit + bias, atol=1e-4)
+  np.testing.assert_allclose(excluded, other + bias, atol=1e-4)
   # The circuit's logits peak at c = a + b mod p: it is the answer.
-  assert (np.argmax(np.asarray(circuit), axis=1) == (a + b) % P).all()
+  assert (np.argmax(circuit, axis=1) == (a + b) % P).all()
+
+  def loss(z):
+    z = z - z.max(1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+    return -logp[np.arange(len(a)), (a + b) % P].mean()
+  # Without the bias correction (the constant term dropped) the loss would
+  # be that of the circuit alone: a per-class bias changes the paper's
+  # number, here by more than 0.1.
+  assert loss(np.asarray(restricted)) == pytest.approx(
+      loss(want_restricted), rel=1e-4)
+  assert abs(loss(want_restricted) - loss(projection)) > 0.1
 
 
 def test_weight_stats_of_known_matrices():
@@ -199,3 +236,39 @@ def test_local_complexity_counts_the_hyperplanes_that_cross_the_neighbourhood():
   pts = jax.random.normal(key, (16, 2))
   assert float(complexity.local_complexity([(kernel, on), (jnp.eye(3), on)],
                                            pts, 1.0, key)) == 0.0
+
+
+def test_local_complexity_counts_the_readout_and_uses_an_absolute_radius():
+  """Humayun et al. 2024 (grok-adversarial): every linear layer's units count, the readout's too.
+
+  Expected from the geometry, whatever the random directions: the
+  cross-polytope of k = n orthonormal directions of radius r contains the
+  ball of radius r / sqrt(n) and lies in the ball of radius r, so a
+  hyperplane nearer than r / sqrt(n) always crosses it and one farther than
+  r never does.
+  """
+  key = jax.random.key(1)
+  r = 0.1                                   # r / sqrt(2) = 0.0707
+  hidden = (jnp.eye(2), jnp.array([0.05, 5.0]))       # unit 0 crosses
+  # Readout of h = relu(x + b): h1 - 5 = x1 changes sign at every point x
+  # with x1 = 0 (its hyperplane passes through it); h1 + 1 never does.
+  readout = (jnp.array([[0.0, 0.0], [1.0, 1.0]]), jnp.array([-5.0, 1.0]))
+  x = jnp.zeros((1, 2))
+  assert float(complexity.local_complexity([hidden, readout], x, r,
+                                           key)) == 2.0
+  # The old count (hidden layers only) would say 1.
+  assert float(complexity.local_complexity([hidden], x, r, key)) == 1.0
+  # The radius is absolute: a point whose inputs are 1000 times larger
+  # (x1 = 0 still) sees the same neighbourhood, so the same count.
+  far = jnp.array([[1000.0, 0.0]])
+  hidden_far = (jnp.eye(2), jnp.array([-1000.0 + 0.05, 5.0]))
+  assert float(complexity.local_complexity([hidden_far, readout], far, r,
+                                           key)) == 2.0
+  # 50 vertices (the paper's hull_n) on a 40-dimensional input: 25
+  # orthonormal directions. A hyperplane through the point crosses (the +-
+  # pairs of vertices lie on both sides), one at distance 2 r never does.
+  n = 40
+  w = jnp.zeros((n, 2)).at[0, :].set(1.0)
+  layer = (w, jnp.array([0.0, 2 * r]))
+  assert float(complexity.local_complexity(
+      [layer], jnp.zeros((3, n)), r, key, num_vertices=50)) == 1.0

@@ -3,13 +3,19 @@
 The input space of a ReLU network is cut into linear regions by every
 neuron's hyperplane {pre-activation = 0}. The local complexity at a data point
 x is the number of those hyperplanes that cross a small neighbourhood of x:
-here the cross-polytope with vertices x +- r v_j for k random orthonormal
-directions v_j. A neuron of layer l crosses it when its pre-activation takes
-both signs over the vertices, each vertex carried exactly through layers
-1 .. l - 1. The measure is the mean over data points of the count summed over
-hidden layers: it rises while the network memorizes and falls again as it
-generalizes (the paper's "delayed robustness"). A network without hidden
-ReLU units, or whose units never switch near the data, has zero.
+the cross-polytope with vertices x +- r v_j for random orthonormal directions
+v_j. As the official code computes it (AhmedImtiazPrio/grok-adversarial:
+`local_complexity.py`, `samplers.py` and `train_mlp_mnist.py`): every vertex
+is carried through the network; the units of **every linear layer, the
+readout included**, are counted whose output's sign is not the same at all
+vertices (`get_intersection_from_activation_batched`: a sign that differs
+from the first vertex's); the count is summed over layers and averaged over
+the data points; the radius r is absolute (the paper's MNIST runs use 0.05,
+0.1, 0.5, 1 and 5 on pixels in [0, 1]; CIFAR-10 0.005) and the neighbourhood
+has 50 vertices (25 directions, `hull_n = 50`). It rises while the network
+memorizes and falls again as it generalizes (the paper's "delayed
+robustness"). A variant scales r by the data's RMS norm
+(`radius_scale="data_rms"`, not the paper's).
 """
 
 from __future__ import annotations
@@ -19,34 +25,40 @@ from typing import Any, Sequence
 import jax
 import jax.numpy as jnp
 
+# The official MNIST configuration's hull_n: vertices of the neighbourhood.
+NUM_VERTICES = 50
+
 
 def local_complexity(layers: Sequence[tuple[jax.Array, jax.Array]],
                      points_BxN: jax.Array, radius: float, key: jax.Array,
-                     num_directions: int | None = None) -> jax.Array:
-  """Mean number of hidden ReLU hyperplanes crossing the cross-polytope of radius r at each point.
+                     num_vertices: int = NUM_VERTICES) -> jax.Array:
+  """Mean over points of the number of units, over all linear layers, whose sign changes over the neighbourhood.
 
-  layers: (kernel [n_in, n_out], bias [n_out]) of each hidden layer in order
-    (the readout, which has no ReLU, is not among them).
-  num_directions: k (default: the input dimension, capped at 64).
+  layers: (kernel [n_in, n_out], bias [n_out]) of every linear layer in
+    order, the readout last; a ReLU follows every layer but the last.
+  radius: r, absolute (in the input's units).
+  num_vertices: 2 k vertices x +- r v_j for k = num_vertices // 2 random
+    orthonormal directions (capped at the input dimension).
   """
   n = points_BxN.shape[-1]
-  k = min(n, 64) if num_directions is None else min(num_directions, n)
+  k = max(1, min(num_vertices // 2, n))
   q, _ = jnp.linalg.qr(jax.random.normal(key, (n, k), jnp.float32))
   offsets = radius * jnp.concatenate([q.T, -q.T], axis=0)  # [2k, n]
   h = points_BxN.astype(jnp.float32)[:, None, :] + offsets[None]
   count = jnp.zeros(points_BxN.shape[0], jnp.float32)
-  for kernel, bias in layers:
+  for i, (kernel, bias) in enumerate(layers):
     pre = jnp.einsum("bvn,nh->bvh", h, kernel.astype(jnp.float32))
     pre = pre + bias.astype(jnp.float32)[None, None, :]
-    crosses = jnp.any(pre > 0, axis=1) & jnp.any(pre < 0, axis=1)
+    sign = jnp.sign(pre)
+    crosses = jnp.any(sign != sign[:, :1], axis=1)
     count = count + jnp.sum(crosses, axis=-1)
-    h = jax.nn.relu(pre)
+    h = jax.nn.relu(pre) if i < len(layers) - 1 else pre
   return jnp.mean(count)
 
 
 def mlp_inputs_and_layers(params: Any, model: Any, tokens_BxL: jax.Array
                           ) -> tuple[jax.Array, list[tuple[jax.Array, jax.Array]]]:
-  """The first hidden layer's input vectors and the hidden (kernel, bias) layers of a grokjax MLP.
+  """The first linear layer's input vectors and every linear (kernel, bias) layer of a grokjax MLP, readout last.
 
   The input is [E(x), E(y)] (concat), E(x) + E(y) (sum), E(x) * E(y)
   (product), the one-hot [onehot(x), onehot(y)] (onehot), or the pixel
@@ -68,12 +80,12 @@ def mlp_inputs_and_layers(params: Any, model: Any, tokens_BxL: jax.Array
               "product": lambda: jnp.prod(e, axis=1),
               "concat": lambda: e.reshape(e.shape[0], -1)}[model.input]()
   layers = []
-  for i in range(len(model.hidden)):
-    layer = params[f"hidden_{i}"]
+  for name in [f"hidden_{i}" for i in range(len(model.hidden))] + ["readout"]:
+    layer = params[name]
     kernel = layer["kernel"]
     bias = layer.get("bias", jnp.zeros(kernel.shape[-1], kernel.dtype))
     layers.append((kernel, bias))
   return inputs, layers
 
 
-__all__ = ["local_complexity", "mlp_inputs_and_layers"]
+__all__ = ["NUM_VERTICES", "local_complexity", "mlp_inputs_and_layers"]

@@ -2,7 +2,8 @@
 
 A network that groks modular addition represents a residue x by cos(w_k x) and
 sin(w_k x) for a few *key frequencies* w_k = 2 pi k / p, and reads the answer
-from cos(w_k (a + b - c)). These functions measure that in the weights and the
+from cos(w_k (a + b - c)), i.e. from cos(w_k (a + b)) and sin(w_k (a + b))
+weighted per class. These functions measure that in the weights and the
 logits.
 
 Conventions:
@@ -85,40 +86,54 @@ def sparsity(norms_F: jax.Array) -> dict[str, jax.Array]:
   return {"gini": gini(norms_F[..., 1:]), "ipr": ipr(norms_F[..., 1:])}
 
 
-def answer_directions(operands_Nx2: jax.Array, p: int, coefficients:
-                      tuple[int, int], num_classes: int) -> jax.Array:
-  """[F, 2, N, C] cos / sin (w_k (alpha a + beta b - c)) over rows (a, b) and classes c.
+def sum_directions(operands_Nx2: jax.Array, p: int,
+                   coefficients: tuple[int, int]) -> jax.Array:
+  """[F, 2, N] cos / sin (w_k (alpha a + beta b)) over the table's rows (a, b), k = 0 .. p // 2.
 
-  For c = alpha a + beta b mod p these are the directions in logit space the
-  key frequencies write to (Nanda et al. 2023: cos(w (a + b - c)) for a + b).
+  Nanda et al. 2023 (`get_component_cos_xpy` / `get_component_sin_xpy` in
+  `helpers.py` of mechanistic-interpretability-grokking/progress-measures-paper)
+  project each class's logits, as a function over the (a, b) grid, on
+  cos(w (a + b)) and sin(w (a + b)); x - y uses alpha a + beta b = a - b.
   """
   alpha, beta = coefficients
-  k = jnp.arange(p // 2 + 1, dtype=jnp.float32)[:, None, None]
-  s = (alpha * operands_Nx2[:, 0] + beta * operands_Nx2[:, 1]) % p
-  phase = (s[:, None] - jnp.arange(num_classes)[None, :]).astype(jnp.float32)
-  angle = 2 * jnp.pi * k * phase[None] / p
+  k = jnp.arange(p // 2 + 1, dtype=jnp.float32)[:, None]
+  s = ((alpha * operands_Nx2[:, 0] + beta * operands_Nx2[:, 1]) % p
+       ).astype(jnp.float32)
+  angle = 2 * jnp.pi * k * s[None] / p
   return jnp.stack([jnp.cos(angle), jnp.sin(angle)], axis=1)
 
 
 def split_logits(logits_NxC: jax.Array, directions: jax.Array,
                  key_F: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """(restricted, excluded) logits: the key frequencies' part of the logits, and the rest.
+  """(restricted, excluded) logits [N, C] of Nanda et al. 2023's progress measures.
 
-  The part is the orthogonal projection of the logits (as one vector over
-  all rows and classes) onto the span of the key frequencies' directions
-  (`answer_directions`); those directions are mutually orthogonal over the
-  classes of each row, so the projection is one inner product per direction.
-  Nanda et al. 2023 restrict (keep only) and exclude (remove) these terms;
-  they do it on the final layer's activations, we on the logits.
+  As the official code computes them (`test_logits(..., bias_correction=True)`
+  and the `get_component_*_xpy` projections in `helpers.py` of
+  mechanistic-interpretability-grokking/progress-measures-paper): every
+  class's column of logits over the rows is projected on the span of the key
+  frequencies' cos / sin (w_k (a + b)) (`sum_directions`; 2 directions per
+  frequency, each with its own coefficient per class: 2 C per frequency).
+  - restricted: that projection plus each class's mean logit over the rows
+    (`bias_correction`: the constant term the projection drops, which a
+    per-class bias or the mean activations put there);
+  - excluded: the logits minus the projection.
+  Over the full p x p grid the directions are orthogonal and the projection
+  is the official one's; over a partial table (a symmetric one) it is the
+  least-squares projection on the same span.
   """
   logits = logits_NxC.astype(jnp.float32)
-  dots = jnp.einsum("fsnc,nc->fs", directions, logits)
-  sq = jnp.einsum("fsnc,fsnc->fs", directions, directions)
-  coef = jnp.where(sq > 1e-6, dots / jnp.maximum(sq, 1e-6), 0.0)
-  coef = coef * key_F[:, None].astype(jnp.float32)
-  part = jnp.einsum("fs,fsnc->nc", coef, directions)
-  return part, logits - part
+  f, two, n = directions.shape
+  u = directions.reshape(f * two, n)
+  norms = jnp.sum(jnp.square(u), axis=1)
+  active = jnp.repeat(key_F.astype(bool), two) & (norms > 1e-6)
+  u = jnp.where(active[:, None], u, 0.0)
+  # Least squares over the active directions; the others get coefficient 0.
+  gram = u @ u.T + jnp.diag(jnp.where(active, 0.0, 1.0))
+  coef = jnp.linalg.solve(gram, u @ logits)          # [2F, C]
+  part = u.T @ coef                                   # [N, C]
+  restricted = part + jnp.mean(logits - part, axis=0, keepdims=True)
+  return restricted, logits - part
 
 
 __all__ = ["fourier_basis", "frequency_norms", "gini", "ipr",
-           "key_frequencies", "sparsity", "answer_directions", "split_logits"]
+           "key_frequencies", "sparsity", "sum_directions", "split_logits"]

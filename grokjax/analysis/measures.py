@@ -13,7 +13,8 @@ every selected member at every saved step and returns (and
   step's, as Nanda et al. 2023 fix them from the final model), and for
   x+y / x-y ``restricted_loss`` / ``excluded_loss`` (train rows) and
   ``restricted_loss_test`` / ``excluded_loss_test``: cross-entropy of the
-  logits' key-frequency part and of the rest;
+  logits' key-frequency part (with each class's mean logit, the official
+  code's bias correction) and of the rest (`fourier.split_logits`);
 - ``norms``: ``l1_norm``, ``l2_norm``, ``nuclear_norm``, ``effective_rank``
   and the same per matrix as ``<stat>.<layer>`` (`analysis.weights`);
 - ``distance``: ``distance_from_init`` and ``cosine_distance`` (to the
@@ -30,7 +31,9 @@ every selected member at every saved step and returns (and
 - ``hessian``: ``hessian_max``, ``hessian_min``, ``hessian_condition`` of the
   train loss (Lanczos);
 - ``complexity`` (ReLU MLPs): ``local_complexity`` on train points and
-  ``local_complexity_test`` (Humayun et al. 2024).
+  ``local_complexity_test`` (Humayun et al. 2024: units of every linear
+  layer, the readout included, crossing a 50-vertex cross-polytope of
+  absolute radius 0.05 at each point).
 
 Losses here are softmax cross-entropy over the member's own train (or
 validation) rows, whatever the run trained with.
@@ -156,8 +159,7 @@ def _fourier(ctx: _Context, params, final, rows, prepared, key):
   coefficients = _LINEAR_OPS.get(ctx.config.task)
   if coefficients is not None:
     operands = ctx.inputs[:, jnp.array(ctx.task.operand_positions)]
-    directions = fourier.answer_directions(operands, ctx.p, coefficients,
-                                           ctx.task.num_classes)
+    directions = fourier.sum_directions(operands, ctx.p, coefficients)
     part, rest = fourier.split_logits(ctx.logits(params), directions,
                                       key_final)
     (out["restricted_loss"], out["restricted_loss_test"]) = _losses(
@@ -209,9 +211,12 @@ def _complexity(ctx: _Context, params, final, rows, prepared, key):
     order = jnp.argsort(~mask, stable=True)[:count]
     x, layers = lc_lib.mlp_inputs_and_layers(params, ctx.model,
                                              ctx.inputs[order])
-    radius = ctx.options["complexity_radius"] * jnp.sqrt(
-        jnp.mean(jnp.sum(jnp.square(x.astype(jnp.float32)), axis=-1)))
-    out[name] = lc_lib.local_complexity(layers, x, radius, key)
+    radius = ctx.options["complexity_radius"]
+    if ctx.options["complexity_radius_scale"] == "data_rms":  # the variant
+      radius = radius * jnp.sqrt(jnp.mean(jnp.sum(
+          jnp.square(x.astype(jnp.float32)), axis=-1)))
+    out[name] = lc_lib.local_complexity(layers, x, radius, key,
+                                        ctx.options["complexity_vertices"])
   return out
 
 
@@ -345,19 +350,36 @@ def compute_measures(workdir: str, names: Sequence[str],
                      lanczos_steps: int = 20, pca_components: int = 5,
                      landscape_points: int = 21, rqi_threshold: float = 0.01,
                      complexity_points: int = 128,
-                     complexity_radius: float = 0.05, seed: int = 0,
+                     complexity_radius: float = 0.05,
+                     complexity_radius_scale: str = "absolute",
+                     complexity_vertices: int = lc_lib.NUM_VERTICES,
+                     seed: int = 0,
                      log: Callable[[str], None] | None = print
                      ) -> dict[str, np.ndarray]:
   """The measures.npz arrays of a run (see the module doc).
 
   members: run member indices (default all); steps: saved steps (default
   all). Key frequencies, theta_final and the PCA use the last selected step.
+  complexity_radius: the local complexity's neighbourhood radius, absolute
+  (Humayun et al. 2024; 0.05 is their MNIST runs' smallest), or with
+  complexity_radius_scale="data_rms" (a variant) relative to the RMS norm of
+  the first layer's inputs.
   """
+  if complexity_radius_scale not in ("absolute", "data_rms"):
+    raise ConfigError(f"--complexity_radius_scale={complexity_radius_scale}: "
+                      "use absolute (the paper's) or data_rms")
+  if not complexity_radius > 0:
+    raise ConfigError(f"--complexity_radius={complexity_radius}: must be > 0")
+  if complexity_vertices < 2:
+    raise ConfigError(f"--complexity_vertices={complexity_vertices}: must be "
+                      ">= 2 (2 per direction)")
   log = log or (lambda _: None)
   reader = snapshots.SnapshotReader(workdir)
   options = {"lanczos_steps": lanczos_steps, "rqi_threshold": rqi_threshold,
              "complexity_points": complexity_points,
              "complexity_radius": complexity_radius,
+             "complexity_radius_scale": complexity_radius_scale,
+             "complexity_vertices": complexity_vertices,
              "pca_components": pca_components,
              "alpha_final": jnp.linspace(-0.5, 1.5, landscape_points),
              "alpha_random": jnp.linspace(-1.0, 1.0, landscape_points)}

@@ -166,12 +166,15 @@ def analyze_run(workdir: str, out: str | None = None, *,
                 members: Sequence[int] | None = None,
                 measure_steps: Sequence[int] | None = None,
                 lanczos_steps: int = 20, pca_components: int = 5,
+                measure_options: dict | None = None,
                 tensorboard: bool = False,
                 log: Callable[[str], None] = print,
                 **thresholds) -> Report:
   """Summary, statistics, fits, slingshots and measures of a run, written under `out`.
 
   `thresholds`: any of THRESHOLDS, overriding the run's (None: the run's).
+  `measure_options`: further keyword options of
+  `measures.compute_measures` (e.g. complexity_radius).
   `tensorboard`: also write the run's TensorBoard event files (what a sweep
   writes under <workdir>/tensorboard) under `<out>/tensorboard`, for runs
   from before them or from another machine.
@@ -219,7 +222,8 @@ def analyze_run(workdir: str, out: str | None = None, *,
   if measures:
     written += measures_report(workdir, out, summary, measures, members,
                                measure_steps, log, lanczos_steps=lanczos_steps,
-                               pca_components=pca_components)
+                               pca_components=pca_components,
+                               **(measure_options or {}))
   if tensorboard:
     tb_lib.write_run(out, history, rows, Grid.from_config(config).varied,
                      config.steps, summary)
