@@ -143,7 +143,9 @@ class Config:
                                 "regularizer"))
   reg_mask: str = _field("not_biases", "leaves the penalty acts on: " +
                          ", ".join(chain.MASKS) + " (>= 2-D, 2-D, every "
-                         "leaf); nuclear penalties act on 2-D leaves only")
+                         "leaf); nuclear penalties act on the linear maps "
+                         "among them (attention and conv kernels as "
+                         "[fan_in, fan_out])")
   grad_filter: str = _field("none", "none; " + chain.choice_help(
       "grad_filter"))
   grokfast_alpha: float = _field(0.98, "Grokfast EMA momentum")

@@ -151,6 +151,33 @@ def test_med_and_rqi_of_linear_bent_noisy_and_random_embeddings():
       _rqi_by_the_papers_loops(noisy, threshold=0.01 * 3 / 2), abs=1e-6)
 
 
+def test_an_attention_output_kernel_is_measured_as_its_linear_map():
+  """[H, k, d] is the map [H * k, d]: its rank can exceed H (read as [H, k * d] it could not)."""
+  h, k, d = 2, 4, 6
+  rng = np.random.default_rng(3)
+  # Rank 4 > H with 4 equal singular values: effective rank 4.
+  u = np.linalg.qr(rng.normal(size=(h * k, 4)))[0]
+  v = np.linalg.qr(rng.normal(size=(d, 4)))[0]
+  m = 3.0 * u @ v.T
+  params = {"attn": {"out": {"kernel": jnp.asarray(m.reshape(h, k, d),
+                                                   jnp.float32)}}}
+  stats = weights.weight_stats(params)
+  s = np.linalg.svd(m, compute_uv=False)
+  q = s / s.sum()
+  q = q[q > 1e-6]
+  np.testing.assert_allclose(stats["nuclear_norm.attn.out.kernel"], s.sum(),
+                             rtol=1e-5)
+  np.testing.assert_allclose(stats["effective_rank.attn.out.kernel"],
+                             np.exp(-(q * np.log(q)).sum()), rtol=1e-3)
+  np.testing.assert_allclose(stats["effective_rank.attn.out.kernel"], 4.0,
+                             rtol=1e-4)
+  # A convolution kernel [kh, kw, c_in, c_out] is its im2col matrix.
+  conv = rng.normal(size=(3, 3, 2, 5))
+  got = weights.matrices({"conv": {"kernel": jnp.asarray(conv)}})
+  np.testing.assert_array_equal(got["conv.kernel"],
+                                conv.reshape(18, 5).astype(np.float32))
+
+
 def test_cosine_distance_and_distance():
   a = {"w": jnp.array([1.0, 0.0])}
   np.testing.assert_allclose(weights.cosine_distance(a, {"w": jnp.array(

@@ -74,6 +74,38 @@ def test_nuclear_subgradient_is_u_vt():
   np.testing.assert_allclose(u @ vt, auto, atol=1e-5)
 
 
+def test_nuclear_norm_acts_on_an_attention_kernel_as_its_linear_map():
+  """The attention output kernel [H, k, d] is the map [H * k, d] (grokjax.params).
+
+  Before, the nuclear transforms' default mask skipped every 3-D leaf. The
+  expected values come from numpy's SVD of the [H * k, d] matrix.
+  """
+  h, k, d = 2, 3, 5
+  out = jnp.asarray(RNG.normal(size=(h, k, d)), jnp.float32)
+  qkv = jnp.asarray(RNG.normal(size=(d, h, k)), jnp.float32)
+  params = {"block_0": {"attn": {"out": {"kernel": out},
+                                 "query": {"kernel": qkv}}}}
+  grads = jax.tree.map(jnp.zeros_like, params)
+  updates, _ = _apply(reg.nuclear_subgradient(1.0), grads=grads,
+                      params=params)
+  for got, w, shape in (
+      (updates["block_0"]["attn"]["out"]["kernel"], out, (h * k, d)),
+      (updates["block_0"]["attn"]["query"]["kernel"], qkv, (d, h * k))):
+    u, _, vt = np.linalg.svd(np.asarray(w).reshape(shape),
+                             full_matrices=False)
+    np.testing.assert_allclose(got, (u @ vt).reshape(w.shape), atol=1e-5)
+  lr = 0.3
+  updates, _ = _apply(reg.nuclear_proximal(1.0, lr), grads=grads,
+                      params=params)
+  new = optax.apply_updates(params, updates)["block_0"]["attn"]["out"][
+      "kernel"]
+  s_before = np.linalg.svd(np.asarray(out).reshape(h * k, d),
+                           compute_uv=False)
+  s_after = np.linalg.svd(np.asarray(new).reshape(h * k, d),
+                          compute_uv=False)
+  np.testing.assert_allclose(s_after, np.maximum(s_before - lr, 0), atol=1e-5)
+
+
 def test_perp_grad_is_orthogonal_to_the_weights_with_the_input_norm():
   updates, _ = _apply(reg.perp_grad())
   for g_new, g, w in zip(jax.tree.leaves(updates), jax.tree.leaves(GRADS),
@@ -177,7 +209,7 @@ def test_per_member_strengths_under_vmap_inside_a_masked_chain():
 
 
 def test_a_misplaced_nuclear_norm_names_the_mask():
-  with pytest.raises(ValueError, match="mask=grokjax.optim.matrices"):
+  with pytest.raises(ValueError, match="mask=grokjax.optim.not_biases"):
     _apply(reg.nuclear_proximal(1.0, 0.1, mask=None))
 
 

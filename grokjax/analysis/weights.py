@@ -10,9 +10,9 @@
 - Embedding uniformity MED = mean_i ||E(i + 1) - E(i)|| (Gu et al. 2025) and
   the representation quality index RQI of Liu et al. 2022.
 
-A "matrix" is a parameter leaf with 2 or more axes; a leaf [a, b, c, ...] is
-read as the matrix [a, b * c * ...] (flax's DenseGeneral kernels of attention
-keep heads as separate axes).
+A "matrix" is a parameter leaf with 2 or more axes, read as the linear map it
+applies, [fan_in, fan_out] (`grokjax.params.as_matrix`: the attention output
+projection [H, k, d] is [H * k, d], a convolution kernel its im2col matrix).
 """
 
 from __future__ import annotations
@@ -22,19 +22,16 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-
-def layer_name(path) -> str:
-  """'block_0.attn.query.kernel' for a flax parameter path."""
-  return ".".join(str(getattr(k, "key", k)) for k in path)
+from grokjax.params import as_matrix, layer_name
 
 
 def matrices(params: Any) -> dict[str, jax.Array]:
-  """Every weight matrix of a member's params by layer name, as 2-D float32."""
+  """Every weight matrix of a member's params by layer name, as its 2-D float32 linear map."""
   out = {}
   for path, leaf in jax.tree_util.tree_leaves_with_path(params):
     if leaf.ndim >= 2:
-      out[layer_name(path)] = leaf.reshape(leaf.shape[0], -1).astype(
-          jnp.float32)
+      name = layer_name(path)
+      out[name] = as_matrix(name, leaf).astype(jnp.float32)
   return out
 
 

@@ -104,7 +104,7 @@ class Transform:
   help: one line for the flag's help.
   build: (config, hypers, mask, lr schedule, noise key) -> transform.
   masked: acts on the leaves --reg_mask selects (and, with `matrices_only`,
-    2-D leaves only).
+    only the linear maps among them: leaves of 2 or more axes).
   """
   name: str
   stage: Stage
@@ -128,7 +128,7 @@ def _mask(config, matrices_only: bool):
   if not matrices_only:
     return chosen
   return lambda params: jax.tree.map(lambda a, b: a and b, chosen(params),
-                                     reg.matrices(params))
+                                     reg.not_biases(params))
 
 
 TRANSFORMS = (

@@ -34,6 +34,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from grokjax.params import as_matrix, layer_name
+
 Scalar = Union[float, jax.Array]
 ScalarOrSchedule = Union[Scalar, Callable[[jax.Array], jax.Array]]
 Mask = Union[Any, Callable[[Any], Any], None]
@@ -57,12 +59,14 @@ def _masked(inner: optax.GradientTransformation,
   return inner if mask is None else optax.masked(inner, mask)
 
 
-def _per_leaf(name: str, fn: Callable[[jax.Array, jax.Array], jax.Array],
-              mask: Mask) -> optax.GradientTransformation:
-  """A stateless gradient-side transform: each leaf's g becomes fn(g, w)."""
+def _per_leaf(name: str, fn: Callable[..., jax.Array], mask: Mask,
+              with_path: bool = False) -> optax.GradientTransformation:
+  """A stateless gradient-side transform: each leaf's g becomes fn(g, w) (fn(path, g, w) with_path)."""
   def update(updates, state, params=None):
     if params is None:
       raise ValueError(f"{name} needs params")
+    if with_path:
+      return jax.tree_util.tree_map_with_path(fn, updates, params), state
     return jax.tree.map(fn, updates, params), state
 
   return _masked(optax.GradientTransformation(
@@ -178,10 +182,11 @@ def soft_threshold(x: jax.Array, threshold: jax.Array) -> jax.Array:
   return jnp.sign(x) * jnp.maximum(jnp.abs(x) - threshold, 0.0)
 
 
-def _proximal(name: str, prox: Callable[[jax.Array, jax.Array], jax.Array],
+def _proximal(name: str, prox: Callable[..., jax.Array],
               strength: Scalar, learning_rate: ScalarOrSchedule,
-              mask: Mask) -> optax.GradientTransformation:
-  """Update side: w_next = prox(w + u, lr * beta), lr read at the update count."""
+              mask: Mask, with_path: bool = False
+              ) -> optax.GradientTransformation:
+  """Update side: w_next = prox(w + u, lr * beta) (prox(path, w + u, lr * beta) with_path), lr read at the update count."""
   def init(params):
     del params
     return CountState(jnp.zeros([], jnp.int32))
@@ -190,8 +195,12 @@ def _proximal(name: str, prox: Callable[[jax.Array, jax.Array], jax.Array],
     if params is None:
       raise ValueError(f"{name} needs params")
     threshold = _value(learning_rate, state.count) * strength
-    updates = jax.tree.map(lambda u, w: prox(w + u, threshold) - w, updates,
-                           params)
+    if with_path:
+      updates = jax.tree_util.tree_map_with_path(
+          lambda path, u, w: prox(path, w + u, threshold) - w, updates, params)
+    else:
+      updates = jax.tree.map(lambda u, w: prox(w + u, threshold) - w, updates,
+                             params)
     return updates, CountState(state.count + 1)
 
   return _masked(optax.GradientTransformation(init, update), mask)
@@ -207,24 +216,29 @@ def l1_proximal(strength: Scalar, learning_rate: ScalarOrSchedule,
 # --- nuclear norm --------------------------------------------------------------
 
 
-def _check_matrix(x: jax.Array, name: str) -> None:
-  if x.ndim != 2:
-    raise ValueError(f"{name} acts on 2-D leaves; got shape {x.shape} (pass "
-                     "mask=grokjax.optim.matrices)")
+def _as_matrix(path, x: jax.Array, transform: str) -> jax.Array:
+  if x.ndim < 2:
+    raise ValueError(f"{transform} acts on leaves with 2 or more axes (linear "
+                     f"maps); got shape {x.shape} (pass "
+                     "mask=grokjax.optim.not_biases)")
+  return as_matrix(layer_name(path), x)
 
 
 def nuclear_subgradient(strength: Scalar,
-                        mask: Mask = matrices) -> optax.GradientTransformation:
-  """Gradient side: g + beta * U V^T for each 2-D w = U S V^T (thin SVD).
+                        mask: Mask = not_biases) -> optax.GradientTransformation:
+  """Gradient side: g + beta * U V^T for each weight's linear map w = U S V^T (thin SVD).
 
   U V^T is the subgradient of the nuclear norm ||w||_* = sum of singular values
   (exact where w has full rank; the zero singular directions contribute 0).
+  A 3-D or 4-D kernel is taken as the map it applies (`grokjax.params`:
+  the attention output [H, k, d] as [H * k, d]), so attention and
+  convolution kernels are penalized too.
   """
-  def one(g, w):
-    _check_matrix(w, "nuclear_subgradient")
-    u, s, vt = jnp.linalg.svd(w, full_matrices=False)
-    return g + strength * (u * (s > 0)[None, :]) @ vt
-  return _per_leaf("nuclear_subgradient", one, mask)
+  def one(path, g, w):
+    m = _as_matrix(path, w, "nuclear_subgradient")
+    u, s, vt = jnp.linalg.svd(m, full_matrices=False)
+    return g + (strength * (u * (s > 0)[None, :]) @ vt).reshape(w.shape)
+  return _per_leaf("nuclear_subgradient", one, mask, with_path=True)
 
 
 def singular_value_threshold(x: jax.Array, threshold: jax.Array) -> jax.Array:
@@ -234,12 +248,13 @@ def singular_value_threshold(x: jax.Array, threshold: jax.Array) -> jax.Array:
 
 
 def nuclear_proximal(strength: Scalar, learning_rate: ScalarOrSchedule,
-                     mask: Mask = matrices) -> optax.GradientTransformation:
-  """Update side: w_next = SVT(w + u, lr * beta) for each 2-D leaf."""
-  def prox(x, threshold):
-    _check_matrix(x, "nuclear_proximal")
-    return singular_value_threshold(x, threshold)
-  return _proximal("nuclear_proximal", prox, strength, learning_rate, mask)
+                     mask: Mask = not_biases) -> optax.GradientTransformation:
+  """Update side: w_next = SVT(w + u, lr * beta) for each weight's linear map (as `nuclear_subgradient`)."""
+  def prox(path, x, threshold):
+    m = _as_matrix(path, x, "nuclear_proximal")
+    return singular_value_threshold(m, threshold).reshape(x.shape)
+  return _proximal("nuclear_proximal", prox, strength, learning_rate, mask,
+                   with_path=True)
 
 
 # --- Grokfast (Lee et al. 2024) -----------------------------------------------

@@ -1,0 +1,53 @@
+"""Each parameter leaf as the linear map it applies: the one place that knows the kernels' layouts.
+
+Flax stores a kernel with its input axes first and its output axes last:
+- `nn.Dense` [n_in, n_out] and `nn.Embed` [vocab, d] (a row per token);
+- the attention's query / key / value `nn.DenseGeneral((H, k))` [d, H, k]:
+  one input axis, the map is [d, H * k];
+- its output projection `nn.DenseGeneral(d, axis=(-2, -1))` [H, k, d]: two
+  input axes, the map is [H * k, d] (read as [H, k * d], as a naive unfolding
+  does, its rank could not exceed H);
+- `nn.Conv` [kh, kw, c_in, c_out]: every axis but the last is an input axis
+  (the im2col matrix [kh * kw * c_in, c_out]).
+
+`as_matrix` gives that [fan_in, fan_out] matrix; the weight measures (norms,
+nuclear norm, effective rank) and the nuclear-norm regularizers use it, so a
+3-D or 4-D kernel is measured and penalized as the map it is.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+
+# Layers whose 3-D kernel has two input axes (the attention output projection).
+_TWO_INPUT_AXES = ("attn.out.kernel",)
+
+
+def layer_name(path) -> str:
+  """'block_0.attn.query.kernel' for a flax parameter path."""
+  return ".".join(str(getattr(k, "key", k)) for k in path)
+
+
+def input_axes(name: str, ndim: int) -> int:
+  """How many leading axes of the leaf `name` (ndim >= 2) are the map's inputs."""
+  if ndim == 3 and name.endswith(_TWO_INPUT_AXES):
+    return 2
+  if ndim == 4:  # a convolution kernel
+    return 3
+  return 1
+
+
+def as_matrix(name: str, leaf: jax.Array) -> jax.Array:
+  """The leaf (ndim >= 2) as its linear map [fan_in, fan_out] (see the module doc)."""
+  if leaf.ndim < 2:
+    raise ValueError(f"{name}: shape {leaf.shape} is not a linear map "
+                     "(it needs 2 or more axes)")
+  if leaf.ndim == 2:
+    return leaf
+  k = input_axes(name, leaf.ndim)
+  return leaf.reshape(math.prod(leaf.shape[:k]), -1)
+
+
+__all__ = ["layer_name", "input_axes", "as_matrix"]
