@@ -28,8 +28,9 @@ every selected member at every saved step and returns (and
   (theta_final - theta_t) at ``landscape_alpha_final`` [A], and
   ``landscape_random`` [E, S, A] along a filter-normalized random direction
   at ``landscape_alpha_random`` [A];
-- ``hessian``: ``hessian_max``, ``hessian_min``, ``hessian_condition`` of the
-  train loss (Lanczos);
+- ``hessian``: ``hessian_max``, ``hessian_min`` and ``hessian_ratio`` =
+  |min / max| of the train loss's Hessian over the weight matrices (Lanczos;
+  Notsawo et al. 2023's tool; NaN where the smallest is unconverged);
 - ``complexity`` (ReLU MLPs): ``local_complexity`` on train points and
   ``local_complexity_test`` (Humayun et al. 2024: units of every linear
   layer, the readout included, crossing a 50-vertex cross-polytope of
@@ -198,7 +199,7 @@ def _hessian(ctx: _Context, params, final, rows, prepared, key):
   ext = hessian.hessian_extremes(lambda q: ctx.train_loss(q, rows),
                                  params, ctx.options["lanczos_steps"], key)
   return {"hessian_max": ext.max, "hessian_min": ext.min,
-          "hessian_condition": ext.condition}
+          "hessian_ratio": ext.ratio}
 
 
 def _complexity(ctx: _Context, params, final, rows, prepared, key):
@@ -347,7 +348,7 @@ def _batched(ctx: _Context, chosen: list[Measure]):
 def compute_measures(workdir: str, names: Sequence[str],
                      members: Sequence[int] | None = None,
                      steps: Sequence[int] | None = None, *,
-                     lanczos_steps: int = 20, pca_components: int = 5,
+                     lanczos_steps: int = 40, pca_components: int = 5,
                      landscape_points: int = 21, rqi_threshold: float = 0.01,
                      complexity_points: int = 128,
                      complexity_radius: float = 0.05,
