@@ -50,4 +50,27 @@ def as_matrix(name: str, leaf: jax.Array) -> jax.Array:
   return leaf.reshape(math.prod(leaf.shape[:k]), -1)
 
 
-__all__ = ["layer_name", "input_axes", "as_matrix"]
+def unit_rows(name: str, leaf: jax.Array) -> jax.Array:
+  """The leaf (ndim >= 2) as [units, fan]: one row per output unit (a filter, a neuron, a token's embedding).
+
+  Li et al. 2018's filter normalization rescales each of these rows (their
+  code iterates over a PyTorch weight's first axis, its output units; an
+  `nn.Embedding`'s first axis is the token). A flax `Embed` [vocab, d] is
+  already a row per token; a kernel is the transpose of `as_matrix`, so the
+  attention's query [d, H, k] has H * k units (not k pooled over heads).
+  `from_unit_rows` undoes it.
+  """
+  if name.endswith("embedding"):
+    return leaf
+  return as_matrix(name, leaf).T
+
+
+def from_unit_rows(name: str, rows: jax.Array, shape) -> jax.Array:
+  """Inverse of `unit_rows`: rows [units, fan] back to the leaf's shape."""
+  if name.endswith("embedding"):
+    return rows.reshape(shape)
+  return rows.T.reshape(shape)
+
+
+__all__ = ["layer_name", "input_axes", "as_matrix", "unit_rows",
+           "from_unit_rows"]

@@ -268,6 +268,34 @@ def test_landscape_slice_at_zero_is_the_loss_and_follows_the_direction():
   assert not np.asarray(d["hidden_0"]["bias"]).any()
 
 
+def test_filter_normalization_is_per_output_unit():
+  """Li et al. 2018 (net_plotter.py): each output unit's weights keep their norm.
+
+  An embedding's unit is a token's row (PyTorch's Embedding iterates over
+  tokens); an attention query [d, H, k] has H * k units (each (h, j) column
+  over d), not k columns pooled over the heads.
+  """
+  rng = np.random.default_rng(0)
+  params = {"embed": {"embedding": jnp.asarray(rng.normal(size=(7, 4)) *
+                                               np.arange(1, 8)[:, None])},
+            "block_0": {"attn": {
+                "query": {"kernel": jnp.asarray(rng.normal(size=(4, 2, 3)) *
+                                                np.arange(1, 7).reshape(2, 3))},
+                "out": {"kernel": jnp.asarray(rng.normal(size=(2, 3, 4)))}}}}
+  d = landscape.filter_normalized_direction(jax.random.key(0), params)
+  e, de = params["embed"]["embedding"], d["embed"]["embedding"]
+  np.testing.assert_allclose(jnp.linalg.norm(de, axis=1),
+                             jnp.linalg.norm(e, axis=1), rtol=1e-5)
+  q = params["block_0"]["attn"]["query"]["kernel"]
+  dq = d["block_0"]["attn"]["query"]["kernel"]
+  np.testing.assert_allclose(jnp.linalg.norm(dq, axis=0),
+                             jnp.linalg.norm(q, axis=0), rtol=1e-5)
+  o = params["block_0"]["attn"]["out"]["kernel"]
+  do = d["block_0"]["attn"]["out"]["kernel"]
+  np.testing.assert_allclose(jnp.linalg.norm(do, axis=(0, 1)),
+                             jnp.linalg.norm(o, axis=(0, 1)), rtol=1e-5)
+
+
 def test_local_complexity_counts_the_hyperplanes_that_cross_the_neighbourhood():
   key = jax.random.key(0)
   x = jnp.zeros((1, 2))

@@ -4,9 +4,9 @@
 a d1 + b d2) on a grid. The directions the seeds use are d = theta_final -
 theta_t (how far along the path to the final solution the loss is convex or
 blocked) and filter-normalized random directions: a Gaussian direction whose
-every filter (a column of a weight matrix: one output unit) is rescaled to the
-norm of the same filter of theta, with biases and other vectors zeroed, so
-slices of networks at different weight scales are comparable.
+every filter (one output unit's weights) is rescaled to the norm of the same
+filter of theta, with biases and other vectors zeroed, so slices of networks
+at different weight scales are comparable.
 """
 
 from __future__ import annotations
@@ -16,22 +16,34 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from grokjax.params import from_unit_rows, layer_name, unit_rows
+
 
 def filter_normalized_direction(key: jax.Array, params: Any) -> Any:
-  """A random direction like `params`, filter-normalized (Li et al. 2018)."""
-  leaves, treedef = jax.tree.flatten(params)
-  keys = jax.random.split(key, len(leaves))
+  """A random direction like `params`, filter-normalized (Li et al. 2018).
+
+  As their code (`normalize_direction(..., norm="filter")` with
+  ignore="biasbn" in tomgoldstein/loss-landscape's net_plotter.py, the tool
+  Notsawo et al. 2023 use): each output unit's row of the Gaussian
+  direction (`grokjax.params.unit_rows`: a dense unit, a conv filter, a
+  token's embedding, one head dimension of one attention head) is rescaled
+  to the norm of the same row of the weights; vectors (biases, norm scales)
+  are zeroed.
+  """
+  leaves_with_path, treedef = jax.tree_util.tree_flatten_with_path(params)
+  keys = jax.random.split(key, len(leaves_with_path))
   out = []
-  for k, w in zip(keys, leaves):
+  for k, (path, w) in zip(keys, leaves_with_path):
     if w.ndim < 2:
       out.append(jnp.zeros_like(w))
       continue
-    d = jax.random.normal(k, w.shape, jnp.float32)
-    mat_d = d.reshape(-1, w.shape[-1])
-    mat_w = w.astype(jnp.float32).reshape(-1, w.shape[-1])
-    scale = jnp.linalg.norm(mat_w, axis=0) / jnp.maximum(
-        jnp.linalg.norm(mat_d, axis=0), 1e-12)
-    out.append((mat_d * scale[None, :]).reshape(w.shape).astype(w.dtype))
+    name = layer_name(path)
+    d = unit_rows(name, jax.random.normal(k, w.shape, jnp.float32))
+    rows_w = unit_rows(name, w.astype(jnp.float32))
+    scale = jnp.linalg.norm(rows_w, axis=1) / (
+        jnp.linalg.norm(d, axis=1) + 1e-10)
+    out.append(from_unit_rows(name, d * scale[:, None], w.shape).astype(
+        w.dtype))
   return jax.tree.unflatten(treedef, out)
 
 
