@@ -43,6 +43,16 @@ def test_notsawo_times_are_strict_above_low_and_at_least_high():
   np.testing.assert_array_equal(t["t4"], [5000, 200, NAN, NAN, NAN])
 
 
+def test_notsawo_times_default_to_the_papers_zero_and_one_hundred_percent():
+  t = analysis.notsawo_times(HISTORY)
+  # t1, t3: first accuracy > 0 (every member is at 0.01 on the train rows at
+  # step 0; validation starts at exactly 0); t2, t4: exactly 100%.
+  np.testing.assert_array_equal(t["t1"], [0, 0, 0, 0, 0])
+  np.testing.assert_array_equal(t["t2"], [200, 200, 500, NAN, 200])
+  np.testing.assert_array_equal(t["t3"], [100, 100, 100, 100, 100])
+  np.testing.assert_array_equal(t["t4"], [NAN, 500, NAN, NAN, NAN])
+
+
 def test_liu_phases():
   phases = analysis.phases(HISTORY, threshold=0.9, gap=1000)
   assert phases.tolist() == ["grokking", "comprehension", "memorization",
