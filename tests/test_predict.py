@@ -116,3 +116,24 @@ def test_a_window_past_the_recorded_steps_is_refused():
     report.early_loss(history, 100000, "run")
   loss, dt = report.early_loss(history, 300, "run")
   assert loss.shape == (2, 300) and dt == 1.0
+
+
+def test_feature_scores_have_seed_bootstrap_intervals_around_the_point():
+  """Resampling seeds (all members of a drawn seed together) gives an interval that holds the point estimate."""
+  rng = np.random.default_rng(0)
+  seeds = np.repeat(np.arange(6), 8)
+  final = rng.uniform(0, 1, seeds.size)
+  good = final + rng.normal(0, 0.1, seeds.size)     # tracks the outcome
+  noise = rng.normal(0, 1, seeds.size)
+  out = predict.feature_scores({"good": good, "noise": noise}, final,
+                               final > 0.5, seeds, num_samples=300)
+  for name in ("good", "noise"):
+    s = out[name]
+    assert s["spearman_lo"] <= s["spearman"] <= s["spearman_hi"]
+    assert s["auc_lo"] <= s["auc"] <= s["auc_hi"]
+  # The informative feature's interval excludes 0; the noise's contains it.
+  assert out["good"]["spearman_lo"] > 0.8
+  assert out["noise"]["spearman_lo"] < 0 < out["noise"]["spearman_hi"]
+  # Without groups there are no intervals.
+  assert "spearman_lo" not in predict.feature_scores({"good": good}, final,
+                                                     final > 0.5)["good"]

@@ -200,13 +200,44 @@ def logistic_cv(features: np.ndarray, labels: np.ndarray, groups: np.ndarray,
 
 
 def feature_scores(features: Mapping[str, np.ndarray], final_val: np.ndarray,
-                   generalized: np.ndarray) -> dict[str, dict[str, float]]:
-  """Per feature: Spearman with the final validation accuracy and AUC for `generalized`."""
+                   generalized: np.ndarray, groups: np.ndarray | None = None,
+                   num_samples: int = 1000, seed: int = 0
+                   ) -> dict[str, dict[str, float]]:
+  """Per feature: Spearman with the final validation accuracy and AUC for `generalized`, with group-bootstrap intervals.
+
+  With `groups` (e.g. each member's seed), ``spearman_lo/hi`` and
+  ``auc_lo/hi`` are the 2.5% and 97.5% percentiles over `num_samples`
+  resamplings of the groups with replacement (every member of a drawn group
+  comes along: members sharing a seed are not independent); NaN draws
+  (one class only, constant ranks) are left out.
+  """
+  final_val = np.asarray(final_val, np.float64)
+  generalized = np.asarray(generalized, bool)
+  draws = []
+  if groups is not None:
+    groups = np.asarray(groups)
+    ids = np.unique(groups)
+    members = [np.flatnonzero(groups == g) for g in ids]
+    rng = np.random.default_rng(seed)
+    draws = [np.concatenate([members[i] for i in rng.integers(0, len(ids),
+                                                              len(ids))])
+             for _ in range(num_samples)]
   out = {}
   for name, values in features.items():
+    values = np.asarray(values, np.float64)
     auc = roc_auc(values, generalized)
-    out[name] = {"spearman": spearman(values, final_val), "auc": auc,
-                 # A feature may predict through low values: max(auc, 1 - auc).
-                 "auc_either_sign": (max(auc, 1 - auc) if np.isfinite(auc)
-                                     else float("nan"))}
+    row = {"spearman": spearman(values, final_val), "auc": auc,
+           # A feature may predict through low values: max(auc, 1 - auc).
+           "auc_either_sign": (max(auc, 1 - auc) if np.isfinite(auc)
+                               else float("nan"))}
+    if draws:
+      for key, fn in (("spearman", lambda i: spearman(values[i],
+                                                      final_val[i])),
+                      ("auc", lambda i: roc_auc(values[i], generalized[i]))):
+        boot = np.array([fn(i) for i in draws])
+        boot = boot[np.isfinite(boot)]
+        lo, hi = (np.percentile(boot, [2.5, 97.5]) if boot.size
+                  else (np.nan, np.nan))
+        row[f"{key}_lo"], row[f"{key}_hi"] = float(lo), float(hi)
+    out[name] = row
   return out

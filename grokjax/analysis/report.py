@@ -312,10 +312,11 @@ def predict_run(workdir: str, window: int, detrend: str = "moving_average",
   final = np.array([csv_float(r[final_key]) for r in summary])
   generalized = np.array([np.isfinite(csv_float(r["t_gen"]))
                           for r in summary])
-  scores = predict.feature_scores(feats, final, generalized)
+  seeds = np.array([m[group] for m in members])
+  scores = predict.feature_scores(feats, final, generalized, seeds)
   x = np.stack([feats[n] for n in classifier_features], axis=1)
   cv = predict.logistic_cv(x, generalized,
-                           np.array([m[group] for m in members]))
+                           seeds)
   prob = cv.pop("probability")
   result = {
       "workdir": os.path.abspath(workdir), "window": window, "dt": dt,
@@ -362,9 +363,11 @@ def prediction_report(workdir: str, result: dict, rows: list[dict],
                       f"members.csv are {', '.join(members[0])}")
   log(f"{result['members']} members, {result['generalized']} generalized; "
       f"features from steps [0, {result['window']}) of the training loss")
-  log(f"{'feature':16s} {'spearman':>9s} {'auc':>6s}")
+  log(f"{'feature':22s} {'spearman':>8s} {'(95% over ' + result['classifier']['group'] + 's)':>18s} {'auc':>6s} {'(95%)':>14s}")
   for name, s in result["features"].items():
-    log(f"{name:16s} {s['spearman']:9.3f} {s['auc']:6.3f}")
+    log(f"{name:22s} {s['spearman']:8.3f} [{s.get('spearman_lo', np.nan):6.3f}, "
+        f"{s.get('spearman_hi', np.nan):6.3f}]   {s['auc']:6.3f} "
+        f"[{s.get('auc_lo', np.nan):5.3f}, {s.get('auc_hi', np.nan):5.3f}]")
   c = result["classifier"]
   log(f"classifier ({', '.join(c['features'])}), {c['folds']} held-out "
       f"{c['group']}s: accuracy {c['accuracy']:.3f} (majority class "
