@@ -7,7 +7,9 @@ high-pass variant under its own names, and the plain loss level as a
 non-spectral baseline. `spearman` and `roc_auc` score a feature against the
 outcome, and `logistic_cv` trains a small logistic-regression classifier in
 jnp/optax with cross-validation over groups (held-out seeds), so a score never
-comes from a member whose seed was seen in training.
+comes from a member whose seed was seen in training. Past the paper:
+`unseen_cv` and `t_gen_regression` are judged only on members whose seed
+AND grid region (`grid_regions`) were never seen in training.
 """
 
 from __future__ import annotations
@@ -70,13 +72,16 @@ def early_features(loss_ExT: np.ndarray, dt: float = 1.0,
   oscillations; slow components, the paper's, are removed) with a Hann taper,
   and that signal's band energies over `BANDS`. And ``final_log_loss``, the
   mean log loss over the window's last tenth: a non-spectral baseline. See
-  `FEATURES`. Non-finite or non-positive losses (a diverged member) give NaN
-  features.
+  `FEATURES`. A non-finite loss (a diverged member) makes every feature NaN;
+  a loss of exactly 0 in the window (softmax collapse) makes the log-loss
+  ones NaN (the raw loss's are defined).
   """
   loss = np.asarray(loss_ExT, np.float64)
-  finite = np.isfinite(loss).all(axis=-1) & (loss > 0).all(axis=-1)
+  finite = np.isfinite(loss).all(axis=-1)
+  positive = finite & (loss > 0).all(axis=-1)
   raw = jnp.asarray(np.where(finite[:, None], loss, 1.0), jnp.float32)
-  log_loss = jnp.log(raw)
+  log_loss = jnp.log(jnp.asarray(np.where(positive[:, None], loss, 1.0),
+                                 jnp.float32))
   paper = spectral.hjorth(raw, dt=dt, detrend_method="none", taper="none")
   energy = spectral.energy(raw, dt)
   detrended = spectral.detrend(log_loss, detrend_method, degree=degree,
@@ -93,7 +98,8 @@ def early_features(loss_ExT: np.ndarray, dt: float = 1.0,
          "highpass_band_slow": bands[0], "highpass_band_mid": bands[1],
          "highpass_band_fast": bands[2],
          "final_log_loss": log_loss[:, -tail:].mean(-1)}
-  return {k: np.where(finite, np.asarray(v, np.float64), np.nan)
+  return {k: np.where(finite if k in PAPER_FEATURES + ("energy",)
+                      else positive, np.asarray(v, np.float64), np.nan)
           for k, v in out.items()}
 
 
@@ -152,6 +158,51 @@ def _fit_logistic(x: jax.Array, y: jax.Array, l2: float, steps: int,
   return adam_minimize(loss, params, steps, learning_rate)
 
 
+def _standardized(x: np.ndarray, train: np.ndarray, test: np.ndarray):
+  mu, sd = x[train].mean(0), x[train].std(0)
+  sd = np.where(sd > 0, sd, 1.0)
+  return (x[train] - mu) / sd, (x[test] - mu) / sd
+
+
+def _logistic_folds(x: np.ndarray, y: np.ndarray, ok: np.ndarray, folds, *,
+                    l2: float, steps: int, learning_rate: float) -> np.ndarray:
+  """Out-of-fold probabilities over (test, train) masks (NaN where no fold tests a row)."""
+  prob = np.full(len(y), np.nan)
+  fit = jax.jit(_fit_logistic, static_argnums=(3,))
+  for test, train in folds:
+    test, train = ok & test, ok & train
+    if not train.any() or not test.any():
+      continue
+    rate = y[train].mean()
+    if rate in (0.0, 1.0):
+      prob[test] = rate
+      continue
+    xtr, xte = _standardized(x, train, test)
+    w, b = fit(jnp.asarray(xtr, jnp.float32), jnp.asarray(y[train],
+                                                          jnp.float32),
+               l2, steps, learning_rate)
+    z = jnp.asarray(xte, jnp.float32) @ w + b
+    prob[test] = np.asarray(jax.nn.sigmoid(z), np.float64)
+  return prob
+
+
+def _scores(prob: np.ndarray, y: np.ndarray) -> dict:
+  done = np.isfinite(prob)
+  majority = y[done].mean() >= 0.5 if done.any() else True
+  return {"accuracy": float(((prob[done] >= 0.5) == y[done]).mean())
+                      if done.any() else float("nan"),
+          "auc": roc_auc(prob[done], y[done]),
+          "majority_accuracy": float((y[done] == majority).mean())
+                               if done.any() else float("nan"),
+          "rows": int(done.sum())}
+
+
+def _matrix(features) -> tuple[np.ndarray, np.ndarray]:
+  x = np.asarray(features, np.float64)
+  x = x[:, None] if x.ndim == 1 else x
+  return x, np.isfinite(x).all(axis=1)
+
+
 def logistic_cv(features: np.ndarray, labels: np.ndarray, groups: np.ndarray,
                 *, l2: float = 1e-2, steps: int = 500,
                 learning_rate: float = 0.1) -> dict:
@@ -165,38 +216,84 @@ def logistic_cv(features: np.ndarray, labels: np.ndarray, groups: np.ndarray,
   (always the majority class) for comparison, folds, rows, dropped, and the
   out-of-fold ``probability`` per row (NaN for dropped rows).
   """
-  x = np.asarray(features, np.float64)
-  x = x[:, None] if x.ndim == 1 else x
+  x, ok = _matrix(features)
   y = np.asarray(labels, bool)
   g = np.asarray(groups)
-  ok = np.isfinite(x).all(axis=1)
-  prob = np.full(len(y), np.nan)
-  folds = sorted(set(g[ok].tolist()))
-  fit = jax.jit(_fit_logistic, static_argnums=(3,))
-  for fold in folds:
-    test = ok & (g == fold)
-    train = ok & (g != fold)
-    if not train.any():
-      continue
-    rate = y[train].mean()
-    if rate in (0.0, 1.0):
-      prob[test] = rate
-      continue
-    mu, sd = x[train].mean(0), x[train].std(0)
-    sd = np.where(sd > 0, sd, 1.0)
-    w, b = fit(jnp.asarray((x[train] - mu) / sd, jnp.float32),
-               jnp.asarray(y[train], jnp.float32), l2, steps, learning_rate)
-    z = jnp.asarray((x[test] - mu) / sd, jnp.float32) @ w + b
-    prob[test] = np.asarray(jax.nn.sigmoid(z), np.float64)
-  done = np.isfinite(prob)
-  majority = y[done].mean() >= 0.5 if done.any() else True
-  return {"accuracy": float(((prob[done] >= 0.5) == y[done]).mean())
-                      if done.any() else float("nan"),
-          "auc": roc_auc(prob[done], y[done]),
-          "majority_accuracy": float((y[done] == majority).mean())
-                               if done.any() else float("nan"),
-          "folds": len(folds), "rows": int(done.sum()),
+  names = sorted(set(g[ok].tolist()))
+  prob = _logistic_folds(x, y, ok, [(g == f, g != f) for f in names],
+                         l2=l2, steps=steps, learning_rate=learning_rate)
+  return {**_scores(prob, y), "folds": len(names),
           "dropped": int((~ok).sum()), "probability": prob}
+
+
+def grid_regions(points: np.ndarray, blocks: int = 2) -> np.ndarray:
+  """[N] region ids: the grid of swept values cut into `blocks` contiguous blocks per axis.
+
+  points [N, A]: each member's values on the swept axes other than the seed.
+  Along each axis the sorted distinct values are split into `blocks`
+  contiguous runs (low / high learning rates, ...); a region is one
+  combination, so neighbouring grid points share a region.
+  """
+  points = np.asarray(points, np.float64)
+  points = points[:, None] if points.ndim == 1 else points
+  region = np.zeros(len(points), np.int64)
+  for a in range(points.shape[1]):
+    values = np.unique(points[:, a])
+    index = np.searchsorted(values, points[:, a])
+    region = region * blocks + index * min(blocks, len(values)) // len(values)
+  return region
+
+
+def _unseen_folds(seeds: np.ndarray, regions: np.ndarray):
+  """(test, train) per (seed, region): train on the members of other seeds AND other regions."""
+  return [((seeds == s) & (regions == r), (seeds != s) & (regions != r))
+          for s in np.unique(seeds) for r in np.unique(regions)]
+
+
+def unseen_cv(features: np.ndarray, labels: np.ndarray, seeds: np.ndarray,
+              regions: np.ndarray, *, l2: float = 1e-2, steps: int = 500,
+              learning_rate: float = 0.1) -> dict:
+  """Logistic regression judged only on members whose seed AND grid region it never saw.
+
+  One fold per (seed, region): it trains on every member of another seed
+  in another region (`grid_regions`), so neither the seed's own randomness
+  nor neighbouring grid points, which share outcomes, leak into the score.
+  Returns what `logistic_cv` does.
+  """
+  x, ok = _matrix(features)
+  y = np.asarray(labels, bool)
+  folds = _unseen_folds(np.asarray(seeds), np.asarray(regions))
+  prob = _logistic_folds(x, y, ok, folds, l2=l2, steps=steps,
+                         learning_rate=learning_rate)
+  return {**_scores(prob, y), "folds": len(folds),
+          "dropped": int((~ok).sum()), "probability": prob}
+
+
+def t_gen_regression(features: np.ndarray, t_gen: np.ndarray, budget: float,
+                     seeds: np.ndarray, regions: np.ndarray,
+                     l2: float = 1.0) -> dict:
+  """Ridge regression of log t_gen on the features, judged on unseen seeds and regions.
+
+  A member that never generalized is censored at the run's length
+  (`budget`: its t_gen is at least that). The score is the Spearman
+  correlation of the out-of-fold predictions with the measured (censored)
+  t_gen; ``predicted`` holds them (NaN where no fold tests a row).
+  """
+  x, ok = _matrix(features)
+  t = np.where(np.isfinite(t_gen), np.asarray(t_gen, np.float64), budget)
+  target = np.log(np.maximum(t, 1.0))
+  pred = np.full(len(t), np.nan)
+  for test, train in _unseen_folds(np.asarray(seeds), np.asarray(regions)):
+    test, train = ok & test, ok & train
+    if train.sum() < 2 or not test.any():
+      continue
+    xtr, xte = _standardized(x, train, test)
+    mean = target[train].mean()
+    a = xtr.T @ xtr + l2 * np.eye(x.shape[1])
+    w = np.linalg.solve(a, xtr.T @ (target[train] - mean))
+    pred[test] = np.exp(xte @ w + mean)
+  return {"spearman": spearman(pred, t), "rows": int(np.isfinite(pred).sum()),
+          "censored": int((~np.isfinite(t_gen)).sum()), "predicted": pred}
 
 
 def feature_scores(features: Mapping[str, np.ndarray], final_val: np.ndarray,

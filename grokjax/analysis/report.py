@@ -328,6 +328,10 @@ def predict_run(workdir: str, window: int, detrend: str = "moving_average",
       "classifier": {"features": list(classifier_features), "group": group,
                      "model": "l2-regularized logistic regression (optax "
                               "Adam), leave-one-group-out", **cv},
+      "unseen": _beyond_the_paper(run, history, summary, members, group,
+                                  window, classifier_features, generalized,
+                                  seeds, detrend, detrend_window,
+                                  detrend_degree),
   }
   rows = []
   for i, m in enumerate(members):
@@ -337,6 +341,64 @@ def predict_run(workdir: str, window: int, detrend: str = "moving_average",
         generalized[i]), "probability": float(prob[i])})
     rows.append(row)
   return result, rows
+
+
+# Early windows (steps) at which the unseen-seed-and-region classifier is judged.
+EARLY_WINDOWS = (25, 50, 100, 200, 400, 800, 1600, 3200, 6400)
+
+
+def _beyond_the_paper(run, history, summary, members, group, window,
+                      feature_names, generalized, seeds, detrend,
+                      detrend_window, detrend_degree) -> dict:
+  """The classifier and a t_gen regression judged on unseen seeds AND grid regions, over growing windows."""
+  others = [k for k in members[0] if k not in ("member", group, "data_seed")
+            and len({m[k] for m in members}) > 1]
+  if len(set(seeds.tolist())) < 2 or not others:
+    return {"skipped": "needs 2 or more seeds and a swept axis besides them"}
+  regions = predict.grid_regions(np.array([[csv_float(m[k]) for k in others]
+                                           for m in members]))
+  if len(set(regions.tolist())) < 2:
+    return {"skipped": "the swept grid has a single region"}
+  steps = run.config().steps
+  recorded = int(history["record_step"].max()) + 1
+  windows = sorted({w for w in EARLY_WINDOWS if w <= recorded} | {window})
+  by_window = []
+  for w in windows:
+    try:
+      loss, dt = early_loss(history, w, run.path)
+    except ConfigError:
+      continue  # too few recorded steps below this window
+    feats = predict.early_features(loss, dt=dt, detrend_method=detrend,
+                                   window=detrend_window,
+                                   degree=detrend_degree)
+    x = np.stack([feats[n] for n in feature_names], axis=1)
+    cv = predict.unseen_cv(x, generalized, seeds, regions)
+    by_window.append({"window": w, "fraction_of_budget": w / steps,
+                      "auc": cv["auc"], "accuracy": cv["accuracy"],
+                      "majority_accuracy": cv["majority_accuracy"],
+                      "rows": cv["rows"]})
+    if w == window:
+      t_gen = np.array([csv_float(r["t_gen"]) for r in summary])
+      reg = predict.t_gen_regression(x, t_gen, steps, seeds, regions)
+  # A window counts only where most members are judged (a collapsed loss
+  # leaves the log-loss features undefined).
+  first = next((b for b in by_window if np.isfinite(b["auc"])
+                and b["auc"] >= 0.9 and b["rows"] >= len(members) / 2), None)
+  return {"regions": {"axes": others, "blocks_per_axis": 2,
+                      "count": len(set(regions.tolist()))},
+          "features": list(feature_names),
+          "folds": "one per (seed, region), trained on other seeds in other "
+                   "regions",
+          "by_window": by_window,
+          "earliest_auc_0.9": (None if first is None else
+                               {"window": first["window"],
+                                "fraction_of_budget":
+                                    first["fraction_of_budget"]}),
+          "t_gen_regression": {
+              "model": "ridge on standardized features -> log t_gen "
+                       "(never generalized: censored at the run's length)",
+              "window": window, "spearman": reg["spearman"],
+              "rows": reg["rows"], "censored": reg["censored"]}}
 
 
 def prediction_report(workdir: str, result: dict, rows: list[dict],
@@ -372,6 +434,21 @@ def prediction_report(workdir: str, result: dict, rows: list[dict],
   log(f"classifier ({', '.join(c['features'])}), {c['folds']} held-out "
       f"{c['group']}s: accuracy {c['accuracy']:.3f} (majority class "
       f"{c['majority_accuracy']:.3f}), AUC {c['auc']:.3f}")
+  u = result["unseen"]
+  if "skipped" in u:
+    log(f"unseen seeds and regions: skipped ({u['skipped']})")
+  else:
+    log(f"on unseen {c['group']}s AND grid regions ({u['regions']['count']} "
+        f"regions of {', '.join(u['regions']['axes'])}): AUC by window "
+        + ", ".join(f"{b['window']}: {b['auc']:.2f}" for b in u["by_window"]))
+    e = u["earliest_auc_0.9"]
+    log("  AUC >= 0.9 " + ("never" if e is None else
+                            f"from {e['window']} steps "
+                            f"({100 * e['fraction_of_budget']:.1f}% of the "
+                            "budget)")
+        + f"; t_gen regression (window {u['t_gen_regression']['window']}): "
+        f"Spearman {u['t_gen_regression']['spearman']:.3f} with the measured "
+        f"t_gen ({u['t_gen_regression']['censored']} censored)")
   written = [path]
   os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
   window = f"[0, {result['window']})"
