@@ -181,6 +181,12 @@ def test_predict_writes_prediction_json_and_the_heatmaps(run_dir):
     assert -1 <= out["features"][name]["spearman"] <= 1
     assert out["definitions"][name] == predict.FEATURES[name]
   assert out["classifier"]["features"] == list(predict.PAPER_FEATURES)
+  # Past the paper: judged on unseen seeds and grid regions, by window.
+  unseen = out["unseen"]
+  assert [b["window"] for b in unseen["by_window"]] == [25, 50, 100, 200,
+                                                       400, 800]
+  assert all(b["rows"] == 12 for b in unseen["by_window"])
+  assert -1 <= unseen["t_gen_regression"]["spearman"] <= 1
   c = out["classifier"]
   assert c["folds"] == 2 and c["rows"] == 12 and c["dropped"] == 0
   assert 0 <= c["accuracy"] <= 1 and 0 <= c["auc"] <= 1
