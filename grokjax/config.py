@@ -109,6 +109,10 @@ class Config:
   num_heads: int = _field(4, "attention heads")
   d_mlp: int = _field(512, "hidden width of the transformer's MLP")
   activation: str = _field("relu", ", ".join(models.ACTIVATIONS))
+  init: str = _field("flax", "initial weights drawn as in: " + ", ".join(
+      models.INIT_PRESETS) + " (Flax's defaults; torch.nn's, as Power et "
+      "al.'s and Grokfast's code; Nanda et al. 2023's transformer), then "
+      "times --init_scale")
   layer_norm: bool = _field(True, "pre-LayerNorm in the transformer")
   tie_embeddings: bool = _field(False, "unembed with the embedding matrix")
   mlp_input: str = _field("concat", "MLP input: " + ", ".join(
@@ -350,6 +354,11 @@ class Config:
     _choice("regression_error", self.regression_error, tasks.ERROR_NORMS)
     _choice("regularizer", self.regularizer, chain.choices("regularizer"))
     _choice("reg_mask", self.reg_mask, tuple(chain.MASKS))
+    _choice("init", self.init, models.INIT_PRESETS)
+    if self.init == "nanda" and self.model != "transformer":
+      raise ConfigError(f"--init=nanda: Nanda et al.'s initialization is a "
+                        f"transformer's, not --model={self.model}'s; use "
+                        "--init=pytorch or --init=flax")
     _choice("grad_filter", self.grad_filter, chain.choices("grad_filter"))
     if self.grokfast_window < 1:
       raise ConfigError(f"--grokfast_window={self.grokfast_window}: must be "

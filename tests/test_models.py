@@ -148,3 +148,64 @@ def test_onehot_input_is_a_dense_layer_on_one_hot_vectors():
             hidden=(400,), input="onehot").init(jax.random.key(0), TOKENS)
   std = float(jnp.std(big["params"]["hidden_0"]["kernel"]))
   assert abs(std - 1 / np.sqrt(1000)) < 0.03 / np.sqrt(1000)
+
+
+def _initial(preset, **kw):
+  config = gj.Config(task="x+y", p=97, model="transformer", depth=1,
+                     d_model=128, num_heads=4, d_mlp=512, init=preset, **kw)
+  task = config.build_task()
+  model = gj.models.make_model(config, task)
+  return gj.models.init_params(model, task, "float32", jax.random.key(0),
+                               1.0, preset)
+
+
+def test_init_presets_draw_the_peers_distributions():
+  """Each preset's initial weights against its formula (stds within 3%: >= 12k draws each, sampling error < 1%)."""
+  flax_p, torch_p, nanda_p = (_initial(p) for p in ("flax", "pytorch",
+                                                    "nanda"))
+  b = lambda p: p["block_0"]
+  close = lambda a, want: np.testing.assert_allclose(float(np.std(a)), want,
+                                                     rtol=0.03)
+  # torch.nn: Linear kernels and biases U(+-1/sqrt(fan_in)), std bound/sqrt(3);
+  # fan_in of the attention output [H, k, d] is H * k = 128.
+  for w, fan_in in ((b(torch_p)["mlp_in"]["kernel"], 128),
+                    (b(torch_p)["mlp_out"]["kernel"], 512),
+                    (b(torch_p)["attn"]["out"]["kernel"], 128),
+                    (b(torch_p)["attn"]["query"]["kernel"], 128),
+                    (torch_p["unembed"]["kernel"], 128)):
+    bound = fan_in ** -0.5
+    assert float(np.abs(w).max()) <= bound
+    close(w, bound / np.sqrt(3))
+  bias = b(torch_p)["mlp_in"]["bias"]
+  assert float(np.abs(bias).max()) <= 128 ** -0.5 and np.std(bias) > 0.03
+  close(torch_p["embed"]["embedding"], 1.0)          # nn.Embedding N(0, 1)
+  # Nanda et al.: N(0, 1/d_model) everywhere but W_U (1/d_vocab, p + 1).
+  for w in (nanda_p["embed"]["embedding"], b(nanda_p)["attn"]["key"]["kernel"],
+            b(nanda_p)["mlp_out"]["kernel"]):
+    close(w, 128 ** -0.5)
+  # W_pos has 4 x 128 = 512 draws: sampling error of its std ~3%, 15% is 5 of it.
+  np.testing.assert_allclose(float(np.std(nanda_p["pos_embed"])), 128 ** -0.5,
+                             rtol=0.15)
+  close(nanda_p["unembed"]["kernel"], 98 ** -0.5)
+  assert not np.asarray(b(nanda_p)["mlp_out"]["bias"]).any()
+  # Flax's defaults: LeCun normal kernels (std 1/sqrt(fan_in)) and an Embed
+  # of std 1/sqrt(d) (variance scaling over its feature axis), 1/sqrt(128)
+  # where torch.nn's is 1.
+  close(b(flax_p)["mlp_out"]["kernel"], 512 ** -0.5)
+  close(flax_p["embed"]["embedding"], 128 ** -0.5)
+  # LayerNorm is 1 / 0 in every preset; --init_scale multiplies after.
+  for p in (torch_p, nanda_p):
+    np.testing.assert_array_equal(p["ln_final"]["scale"], 1.0)
+  scaled = gj.models.init_params(
+      gj.models.make_model(gj.Config(task="x+y", p=97, depth=1, d_model=128,
+                                     num_heads=4, d_mlp=512),
+                           gj.Config(task="x+y", p=97).build_task()),
+      gj.Config(task="x+y", p=97).build_task(), "float32", jax.random.key(0),
+      2.0, "pytorch")
+  np.testing.assert_allclose(scaled["unembed"]["kernel"],
+                             2.0 * torch_p["unembed"]["kernel"], rtol=1e-6)
+
+
+def test_nanda_init_needs_a_transformer():
+  with pytest.raises(gj.ConfigError, match="--init=nanda: .*--model=mlp"):
+    gj.Config(model="mlp", init="nanda").validate()

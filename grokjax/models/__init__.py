@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from grokjax.models.cnn import CNN, ResNet18
+from grokjax.models.init import INIT_PRESETS, apply_init_preset
 from grokjax.models.linear import LinearModel
 from grokjax.models.lstm import LSTMClassifier
 from grokjax.models.mlp import MLP, MLP_INPUTS
@@ -142,11 +143,13 @@ def cast_params(params, precision: str):
 
 
 def init_params(model: nn.Module, task: Task | LinearTask, precision: str,
-                key: jax.Array, init_scale: jax.Array):
-  """A member's initial parameters: `model.init`, times alpha, in the training dtype."""
+                key: jax.Array, init_scale: jax.Array, preset: str = "flax"):
+  """A member's initial parameters: `model.init` (redrawn by an `--init` preset), times alpha, in the training dtype."""
   dummy = jnp.zeros((1, task.seq_len), task.inputs.dtype)
-  return cast_params(scale_init(model.init(key, dummy)["params"], init_scale),
-                     precision)
+  params = model.init(key, dummy)["params"]
+  if preset != "flax":  # flax: the key stream is unchanged
+    params = apply_init_preset(params, preset, jax.random.fold_in(key, 1))
+  return cast_params(scale_init(params, init_scale), precision)
 
 
 def abstract_params(model: nn.Module, task: Task | LinearTask,
@@ -172,4 +175,5 @@ def readout_weights(params) -> jax.Array:
 
 __all__ = ["MODELS", "ModelSpec", "check_model", "ACTIVATIONS", "MLP_INPUTS",
            "CNN", "ResNet18", "LSTMClassifier", "MLP", "Transformer", "LinearModel", "make_model", "scale_init", "init_params", "abstract_params",
-           "cast_params", "readout_weights", "DTYPES"]
+           "cast_params", "readout_weights", "DTYPES", "INIT_PRESETS",
+           "apply_init_preset"]

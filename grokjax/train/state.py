@@ -36,7 +36,7 @@ def init_member(model, config: Config, task: Task | LinearTask,
   """
   init_key = member_keys(hypers)[0]
   params = init_params(model, task, config.precision, init_key,
-                       hypers.init_scale)
+                       hypers.init_scale, config.init)
   tx = make_optimizer(config, hypers)
   state = MemberState(params, tx.init(params), jnp.array(-1, jnp.int32))
   return state, objective_of(config).member_data(task, max_n_train, hypers,
