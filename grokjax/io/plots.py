@@ -170,6 +170,18 @@ def plot_loglog_fit(path: str, fit: dict) -> None:
   plt.close(fig)
 
 
+def _save_log_y(plt, fig, ax, path: str, xlabel: str, ylabel: str) -> None:
+  """Log y axis, labels, grid and legend; then written to `path` and closed."""
+  ax.set_yscale("log")
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.grid(alpha=0.3, which="both")
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
 def plot_power_laws(path: str, fits: list[dict], stats: list[dict],
                     others: list[str]) -> None:
   """Median t_gen (with its seed interval) against the training fraction, and each fitted a r^-gamma + b.
@@ -197,14 +209,8 @@ def plot_power_laws(path: str, fits: list[dict], stats: list[dict],
       ax.plot(line, fit["a"] * line ** -fit["gamma"] + fit["b"], "-",
               color=color, label=f"a r^-{fit['gamma']:.2f} + {fit['b']:.3g} "
               f"(gamma [{fit['gamma_lo']:.2f}, {fit['gamma_hi']:.2f}])")
-  ax.set_yscale("log")
-  ax.set_xlabel("training fraction r")
-  ax.set_ylabel("steps to generalize (t_gen)")
-  ax.grid(alpha=0.3, which="both")
-  ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  _save_log_y(plt, fig, ax, path, "training fraction r",
+              "steps to generalize (t_gen)")
 
 
 def plot_slingshots(path: str, steps_T: np.ndarray, loss_ExT: np.ndarray,
@@ -387,14 +393,7 @@ def plot_times(path: str, summary: Sequence[Mapping], axis: str) -> None:
                               np.inf)) for v in xs]
     ax.plot(xs, [m if np.isfinite(m) else np.nan for m in med], "-",
             color=color, label=f"median {name}")
-  ax.set_yscale("log")
-  ax.set_xlabel(axis)
-  ax.set_ylabel("step")
-  ax.grid(alpha=0.3, which="both")
-  ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  _save_log_y(plt, fig, ax, path, axis, "step")
 
 
 def write_plots(workdir: str, history: Mapping[str, np.ndarray],
