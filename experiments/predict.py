@@ -16,7 +16,14 @@ each feature with the final validation accuracy, each feature's AUC for
 cross-validated by leaving one seed out at a time (accuracy and AUC on
 held-out seeds only).
 
-Writes `prediction.json` (each feature's scores and definition),
+Past the paper, `prediction.json`'s ``unseen`` section judges the same
+classifier only on members whose seed AND grid region it never saw, for
+windows of 25 to 6400 steps (the earliest reaching AUC 0.9, as a fraction of
+the budget), and a ridge regression of log t_gen by its Spearman
+correlation with the measured t_gen.
+
+Writes `prediction.json` (each feature's scores with seed-bootstrap
+intervals, and its definition),
 `plots/prediction.png` (the paper's figure: the energy of steps [0, window)
 as a heatmap over the lr x wd grid beside the final validation accuracy's; when two
 axes vary) and `plots/prediction_scatter.png` (the feature against the final
