@@ -17,11 +17,12 @@ from grokjax.analysis import report
 from grokjax.analysis.scaling import (bootstrap_loglog, column_product,
                                       loglog_fit, power_law_fit)
 from grokjax.analysis.slingshot import grokking_at_onsets, slingshot_onsets
-from grokjax.analysis.spectral import (Hjorth, band_energies, detrend, hjorth,
-                                       power_spectrum, spectral_moments)
+from grokjax.analysis.spectral import (Hjorth, band_energies, detrend, energy,
+                                       hjorth, power_spectrum,
+                                       spectral_moments)
 
 __all__ = ["report", "complexity", "fourier", "hessian", "landscape", "measures",
-           "trajectory", "weights", "MEASURES", "compute_measures", "grokking_at_onsets", "slingshot_onsets", "power_law_fit", "Hjorth", "band_energies", "detrend", "hjorth", "power_spectrum",
+           "trajectory", "weights", "MEASURES", "compute_measures", "grokking_at_onsets", "slingshot_onsets", "power_law_fit", "Hjorth", "band_energies", "detrend", "energy", "hjorth", "power_spectrum",
            "spectral_moments", "PHASES", "bootstrap_loglog", "column_product", "loglog_fit",
            "first_step_below", "first_step_reaching",
            "grokking_times", "group_medians", "median_time",
