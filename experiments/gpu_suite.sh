@@ -12,7 +12,9 @@
 #    evaluations so far, gzipped) come back in $OUT/nanda2023.tar.gz; the
 #    checkpoints, records and TensorBoard files stay behind (with them the
 #    archive passed the device tool's 16 MiB limit per file).
-# Everything it prints is also in $OUT/suite.log.
+# Everything it prints is also in $OUT/suite.log. Back here, unpack the
+# archive into a folder and judge it with
+#   python experiments/reproduce.py --suite=gpu --collect=nanda2023_fractions=FOLDER --readme=README.md
 set -uo pipefail
 OUT=${OUT:?set OUT to a folder for the results}
 SWEEP_SECONDS=${1:-330}

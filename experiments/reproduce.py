@@ -1,0 +1,192 @@
+"""Runs a suite of reproductions, judges each against its paper's band, and writes the results table.
+
+    python experiments/reproduce.py --suite=smoke          # every reproduction at toy size
+    python experiments/reproduce.py --suite=cpu --only=parity,omnigrok_digits
+    python experiments/reproduce.py --suite=gpu --time_limit=300
+    python experiments/reproduce.py --table_only --readme=README.md
+
+A reproduction is a JSON file beside its flagfile in experiments/flags/ (the
+format: grokjax/reproductions.py). For each one in the suite this runs
+`sweep.py --flagfile=... <flags>` into `<runs>/<id>` (the same command resumes
+a run that was stopped), then the reproduction's analysis commands, then
+measures its metrics on the run directory. `--time_limit` stops a sweep with
+SIGTERM (it saves a checkpoint) and judges the steps it made, saying so.
+
+Writes `results.json` (every reproduction's latest measured outcome: metrics,
+verdict, device, versions, time; a smoke run never replaces a real one) and
+`results.md` beside it; `--readme` regenerates the README's table from them.
+The smoke suite writes under its own `--runs` folder and judges nothing: it
+checks that every flagfile, analysis and metric runs end to end.
+
+`--collect=ID=WORKDIR` measures a run directory made elsewhere (a GPU
+machine's, say) without running anything; `--merge=FILE` records another
+results.json's entries.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import flags  # pylint: disable=wrong-import-position
+
+import flags_lib  # pylint: disable=wrong-import-position
+from grokjax import reproductions as repro  # pylint: disable=wrong-import-position
+from grokjax.config import ConfigError  # pylint: disable=wrong-import-position
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+flags.DEFINE_enum("suite", "cpu", repro.SUITES, "which reproductions, at "
+                  "which size: smoke (all, toy size, not judged), cpu, gpu")
+flags.DEFINE_list("only", [], "reproduction ids (JSON stems in "
+                  "experiments/flags/); default: the whole suite")
+flags.DEFINE_string("specs", os.path.join(HERE, "flags"), "folder of "
+                    "reproduction JSON files")
+flags.DEFINE_string("runs", None, "folder for the run directories "
+                    "(default runs/reproduce/<suite>)")
+flags.DEFINE_string("results", None, "results.json to update (default "
+                    "experiments/results.json; for smoke, <runs>/results.json)")
+flags.DEFINE_integer("time_limit", 0, "seconds per sweep before SIGTERM "
+                     "(0: none); the run is judged on the steps it made")
+flags.DEFINE_list("collect", [], "ID=WORKDIR pairs: measure these run "
+                  "directories instead of running anything")
+flags.DEFINE_list("merge", [], "other results.json files (a GPU machine's, "
+                  "say) whose entries are recorded too")
+flags.DEFINE_bool("table_only", False, "only regenerate results.md (and "
+                  "--readme) from results.json")
+flags.DEFINE_string("readme", None, "README.md whose results table is "
+                    "regenerated")
+FLAGS = flags.FLAGS
+
+
+def _paths() -> tuple[str, str]:
+  runs = FLAGS.runs or os.path.join(ROOT, "runs", "reproduce", FLAGS.suite)
+  if FLAGS.results:
+    results = FLAGS.results
+  elif FLAGS.suite == "smoke" and not FLAGS.collect:
+    results = os.path.join(runs, "results.json")
+  else:
+    results = os.path.join(HERE, "results.json")
+  return runs, results
+
+
+def _select(specs: dict) -> list:
+  unknown = [i for i in FLAGS.only if i not in specs]
+  if unknown:
+    raise ConfigError(f"--only: unknown reproduction(s) {unknown}; known: "
+                      f"{', '.join(specs)}")
+  chosen = [specs[i] for i in FLAGS.only] if FLAGS.only else [
+      s for s in specs.values()
+      if FLAGS.suite == "smoke" or s.suite == FLAGS.suite]
+  return chosen
+
+
+def _run(args: list[str], log, time_limit: int) -> int:
+  """A child process with its output in `log`; SIGTERM at the time limit."""
+  proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=log,
+                          stderr=subprocess.STDOUT)
+  try:
+    return proc.wait(timeout=time_limit or None)
+  except subprocess.TimeoutExpired:
+    proc.send_signal(signal.SIGTERM)  # the sweep saves a checkpoint, exits 75
+    return proc.wait()
+
+
+def run_one(spec, workdir: str) -> dict:
+  """Sweep, analysis and measurement of one reproduction; a failure is recorded, not raised."""
+  os.makedirs(workdir, exist_ok=True)
+  log_path = os.path.join(workdir, "reproduce.log")
+  start = time.time()
+  extra = list(spec.smoke) if FLAGS.suite == "smoke" else []
+  with open(log_path, "a") as log:
+    rc = _run([os.path.join("experiments", "sweep.py"),
+               f"--flagfile={spec.flagfile_path}", *spec.flags, *extra,
+               f"--workdir={workdir}"], log, FLAGS.time_limit)
+    stopped = rc == 75
+    if rc == 0:
+      for command in spec.analysis_for(FLAGS.suite):
+        args = [a.replace("{workdir}", workdir) for a in command]
+        rc = _run([os.path.join("experiments", args[0]), *args[1:]], log, 0)
+        if rc:
+          break
+  wall = time.time() - start
+  if rc not in (0, 75):
+    with open(log_path) as f:
+      tail = [l for l in f.read().splitlines() if l.strip()][-1:]
+    return {"id": spec.id, "suite": FLAGS.suite, "status": "FAILED",
+            "error": tail[0] if tail else f"exit {rc}", "log": log_path}
+  entry = repro.measure(spec, workdir, FLAGS.suite)
+  entry["wall_seconds"] = wall
+  if stopped:
+    entry["stopped"] = "time limit"
+  return entry
+
+
+def main(argv):
+  del argv
+  specs = repro.load_all(FLAGS.specs)
+  runs, results_path = _paths()
+  results = repro.read_results(results_path)
+  entries = []
+  if FLAGS.collect:
+    for pair in FLAGS.collect:
+      sid, _, workdir = pair.partition("=")
+      if sid not in specs or not workdir:
+        raise ConfigError(f"--collect={pair}: give ID=WORKDIR with ID one of "
+                          f"{', '.join(specs)}")
+      if not os.path.exists(os.path.join(workdir, "config.json")):
+        raise ConfigError(f"--collect={pair}: no config.json in {workdir}")
+      entries.append(repro.measure(specs[sid], workdir, FLAGS.suite
+                                   if FLAGS.suite != "smoke" else "cpu"))
+  elif not FLAGS.table_only:
+    chosen = _select(specs)
+    if not chosen:
+      raise ConfigError(f"--suite={FLAGS.suite}: no reproduction in it")
+    for spec in chosen:
+      print(f"{spec.id}: {spec.command()}"
+            + (" " + " ".join(spec.smoke) if FLAGS.suite == "smoke" else ""),
+            flush=True)
+      entry = run_one(spec, os.path.join(runs, spec.id))
+      entries.append(entry)
+      shown = "; ".join(f"{m['name']} {m['shown']}"
+                        for m in entry.get("metrics", []))
+      print(f"  {entry['status']}: {shown or entry.get('error', '')}",
+            flush=True)
+  for path in FLAGS.merge:
+    if not os.path.exists(path):
+      raise ConfigError(f"--merge={path}: no such file")
+    other = repro.read_results(path)
+    unknown = sorted(set(other) - set(specs))
+    if unknown:
+      raise ConfigError(f"--merge={path}: unknown reproduction(s) {unknown}")
+    entries.extend(other.values())
+  results = repro.merge(results, [e for e in entries
+                                  if e["status"] != "FAILED"])
+  os.makedirs(os.path.dirname(os.path.abspath(results_path)), exist_ok=True)
+  with open(results_path, "w") as f:
+    json.dump(results, f, indent=1)
+  md = os.path.splitext(results_path)[0] + ".md"
+  with open(md, "w") as f:
+    f.write(repro.results_markdown(specs, results))
+  print(f"wrote {results_path} and {md}")
+  if FLAGS.readme:
+    with open(FLAGS.readme) as f:
+      text = f.read()
+    with open(FLAGS.readme, "w") as f:
+      f.write(repro.update_readme(text, specs, results))
+    print(f"regenerated the results table in {FLAGS.readme}")
+  failed = [e for e in entries if e["status"] == "FAILED"]
+  for e in failed:
+    print(f"{e['id']}: FAILED: {e['error']} (log: {e['log']})",
+          file=sys.stderr)
+  if failed:
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  flags_lib.run_main(main)

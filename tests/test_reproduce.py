@@ -1,0 +1,245 @@
+"""Reproductions as data: the JSON specs, the metrics measured from a run directory, results.json and the README's generated table."""
+
+import gzip
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from grokjax import reproductions as repro
+from grokjax.config import ConfigError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPECS = os.path.join(ROOT, "experiments", "flags")
+
+
+def _write(path, obj):
+  with open(path, "w") as f:
+    json.dump(obj, f)
+  return str(path)
+
+
+def _spec_dict(**over):
+  d = {"title": "t", "paper": "p", "flagfile": "x.flags", "suite": "cpu",
+       "metrics": [{"name": "gen", "kind": "t_gen", "band": [100, 200]}]}
+  d.update(over)
+  return d
+
+
+def test_every_reproduction_loads_with_an_existing_flagfile_and_a_judged_metric():
+  specs = repro.load_all(SPECS)
+  assert len(specs) >= 20
+  for spec in specs.values():
+    assert os.path.exists(spec.flagfile_path), spec.id
+    assert spec.suite in ("cpu", "gpu")
+    assert spec.metrics, spec.id
+  # Each of these papers states a number, so its row must be judged.
+  for sid in ("nanda2023_exact", "nanda2023_fractions", "calibration",
+              "notsawo2025_sparse", "grokfast2024_ma", "omnigrok_digits"):
+    assert any(m.band for m in specs[sid].metrics), sid
+
+
+def test_readme_results_table_is_the_generated_one():
+  """The README's table is exactly what results.json and the specs generate:
+  editing it by hand (or a spec without regenerating) fails here."""
+  specs = repro.load_all(SPECS)
+  results = repro.read_results(os.path.join(ROOT, "experiments",
+                                            "results.json"))
+  with open(os.path.join(ROOT, "README.md")) as f:
+    readme = f.read()
+  assert repro.update_readme(readme, specs, results) == readme
+  assert set(results) <= set(specs)
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"suite": "tpu"}, "suite 'tpu'"),
+    ({"colour": 1}, "unknown field(s) ['colour']"),
+    ({"metrics": [{"name": "a", "kind": "speed"}]}, "unknown kind 'speed'"),
+    ({"metrics": [{"name": "a", "kind": "t_gen", "band": [1]}]},
+     "band must be [low, high]"),
+    ({"metrics": [{"name": "a", "kind": "json", "file": "f.json"}]},
+     "kind json needs file and key"),
+    ({"flagfile": "missing.flags"}, "does not exist"),
+])
+def test_malformed_spec_is_one_line_naming_the_file(tmp_path, over, message):
+  (tmp_path / "x.flags").write_text("--steps=1\n")
+  path = _write(tmp_path / "bad.json", _spec_dict(**over))
+  with pytest.raises(ConfigError) as e:
+    repro.load(path)
+  assert message in str(e.value) and path in str(e.value)
+  assert "\n" not in str(e.value)
+
+
+def test_band_judgement_is_inclusive_and_open_ended():
+  m = repro.Metric("m", "t_gen", band=(100, 200))
+  assert [m.judge(v) for v in (99.9, 100, 200, 200.1)] == [False, True, True,
+                                                          False]
+  assert m.judge(float("nan")) is False and m.judge(math.inf) is False
+  assert repro.Metric("m", "delay", band=(5000, None)).judge(math.inf) is True
+  assert repro.Metric("m", "t_gen").judge(1.0) is None
+
+
+def test_history_from_metrics_numbers_members_by_group_and_keeps_the_resumed_line(
+    tmp_path):
+  lines = [
+      {"event": "start", "step": 0, "group_size": 2, "groups": 2},
+      {"group": 0, "step": 0, "val_loss": [1, 2], "val_acc": [0.1, 0.2]},
+      {"group": 0, "step": 10, "val_loss": [3, 4], "val_acc": [0.3, 0.4]},
+      {"event": "progress", "group": 0, "step": 10, "seconds": 5.0},
+      {"event": "preempted", "group": 0, "step": 10, "signal": "SIGTERM"},
+      {"event": "resume", "step": 10, "group_size": 2, "groups": 2},
+      # the resumed run logs step 10 again: the later line counts
+      {"group": 0, "step": 10, "val_loss": [5, 6], "val_acc": [0.5, 0.6]},
+      {"group": 1, "step": 0, "val_loss": [7, 8], "val_acc": [0.7, 0.8]},
+      {"event": "progress", "group": 1, "step": 0, "seconds": 2.0},
+  ]
+  path = tmp_path / "metrics.jsonl.gz"
+  with gzip.open(path, "wt") as f:
+    f.write("\n".join(json.dumps(l) for l in lines) + '\n{"group": 1, "st')
+  h = repro.history_from_metrics(str(path))
+  np.testing.assert_array_equal(h["eval_step"], [0, 10])
+  np.testing.assert_array_equal(
+      h["val_acc"], [[0.1, 0.5], [0.2, 0.6], [0.7, np.nan], [0.8, np.nan]])
+  # training seconds add over the run's starts: 5 before the resume, 2 after
+  assert repro.run_clock(str(tmp_path / "metrics.jsonl")) == (7.0, 10)
+
+
+def _rows():
+  # t_gen as summary.csv writes it: "nan" for a member that never generalized
+  return [
+      {"train_fraction": "0.3", "seed": "0", "t_mem": "100", "t_gen": "300",
+       "delay": "200", "final_val_acc": "0.99"},
+      {"train_fraction": "0.3", "seed": "1", "t_mem": "100", "t_gen": "nan",
+       "delay": "nan", "final_val_acc": "0.5"},
+      {"train_fraction": "0.3", "seed": "2", "t_mem": "200", "t_gen": "900",
+       "delay": "700", "final_val_acc": "1.0"},
+      {"train_fraction": "0.6", "seed": "0", "t_mem": "100", "t_gen": "nan",
+       "delay": "nan", "final_val_acc": "0.1"},
+  ]
+
+
+def test_metric_values_follow_the_median_time_rule(tmp_path):
+  """The median counts a member that never got there as +inf: {300, inf, 900}
+  has median 900; {inf} is 'never'."""
+  where = {"train_fraction": 0.3}
+  v, shown = repro.metric_value(repro.Metric("g", "t_gen", where), "",
+                                _rows())
+  assert v == 900 and shown == "900 (2/3 reached)"
+  v, shown = repro.metric_value(
+      repro.Metric("g", "t_gen", {"train_fraction": 0.6}), "", _rows())
+  assert math.isinf(v) and shown == "never (0/1 reached)"
+  v, shown = repro.metric_value(repro.Metric("r", "reached", where), "",
+                                _rows())
+  assert v == 2 / 3 and shown == "2/3"
+  v, _ = repro.metric_value(repro.Metric("f", "final_val_acc", where), "",
+                            _rows())
+  assert v == 0.99  # median of 0.99, 0.5, 1.0
+  with pytest.raises(ConfigError, match="no member matches"):
+    repro.metric_value(repro.Metric("g", "t_gen", {"train_fraction": 0.9}),
+                       "", _rows())
+  with pytest.raises(ConfigError, match="no column 'lr'"):
+    repro.metric_value(repro.Metric("g", "t_gen", {"lr": 1}), "", _rows())
+
+
+def test_json_metric_reads_a_key_path_and_reduces_lists(tmp_path):
+  _write(tmp_path / "slingshots.json",
+         {"members": [{"count": 2}, {"count": 0}, {"count": 3}]})
+  _write(tmp_path / "fit.json", {"slope": -1.02, "nested": {"x": [4, 5]}})
+  value = lambda **kw: repro.metric_value(repro.Metric("m", "json", **kw),
+                                          str(tmp_path), [])[0]
+  assert value(file="slingshots.json", key="members.*.count",
+               reduce="sum") == 5
+  assert value(file="slingshots.json", key="members.*.count") == 2  # median
+  assert value(file="fit.json", key="slope") == -1.02
+  assert value(file="fit.json", key="nested.x.1") == 5
+  with pytest.raises(ConfigError, match="missing"):
+    value(file="absent.json", key="slope")
+
+
+def test_merge_keeps_the_latest_measurement_and_never_a_smoke_one():
+  real = {"id": "a", "suite": "cpu", "status": "MISS",
+          "measured": "2026-11-27T10:00:00+00:00"}
+  newer = {**real, "suite": "gpu", "status": "MATCH",
+           "measured": "2026-11-27T11:00:00+00:00"}
+  smoke = {"id": "a", "suite": "smoke", "status": "RAN",
+           "measured": "2026-11-27T12:00:00+00:00"}
+  assert repro.merge({"a": real}, [smoke])["a"] == real
+  assert repro.merge({}, [smoke])["a"] == smoke
+  assert repro.merge({"a": smoke}, [real])["a"] == real
+  assert repro.merge({"a": real}, [newer])["a"] == newer
+  assert repro.merge({"a": newer}, [real])["a"] == newer
+
+
+def _reproduce(*args):
+  return subprocess.run([sys.executable,
+                         os.path.join(ROOT, "experiments", "reproduce.py"),
+                         *args], cwd=ROOT, capture_output=True, text=True,
+                        timeout=1200)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--only=no_such_paper"], "--only: unknown reproduction(s) "
+                               "['no_such_paper']"),
+    (["--collect=calibration=/nonexistent"], "--collect=calibration="
+                                             "/nonexistent: no config.json"),
+    (["--collect=nope=/tmp"], "--collect=nope=/tmp: give ID=WORKDIR"),
+])
+def test_bad_input_is_one_line_and_exit_2_before_running(tmp_path, args,
+                                                        message):
+  proc = _reproduce("--suite=smoke", f"--runs={tmp_path}",
+                    f"--results={tmp_path}/r.json", *args)
+  assert proc.returncode == 2, proc.stderr
+  assert message in proc.stderr and len(proc.stderr.splitlines()) == 1
+  assert not os.path.exists(tmp_path / "r.json")
+
+
+# The smoke suite in the default run: final_* and reached after analyze.py's
+# measures (gu2025_holdout_cpu), json from predict.py's prediction.json (the
+# time kinds and `where` are checked against hand-made rows above). The whole
+# suite (every reproduction and analysis script, ~5 min on 2 cores) is the
+# slow test below.
+SMOKE_DEFAULT = ("gu2025_holdout_cpu", "notsawo2023_predict_cpu")
+
+
+def _smoke(tmp_path, only):
+  results = tmp_path / "results.json"
+  proc = _reproduce("--suite=smoke", f"--runs={tmp_path}/runs",
+                    f"--results={results}", f"--only={','.join(only)}")
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  with open(results) as f:
+    out = json.load(f)
+  specs = repro.load_all(SPECS)
+  assert set(out) == set(only)
+  for sid in only:
+    entry = out[sid]
+    assert entry["status"] == "RAN" and entry["suite"] == "smoke"
+    assert [m["name"] for m in entry["metrics"]] == [
+        m.name for m in specs[sid].metrics]
+    assert all(m["in_band"] is None for m in entry["metrics"])  # not judged
+    assert entry["steps_done"] == entry["steps"] and entry["finished"]
+  # a smoke record is never shown as a result
+  md = (tmp_path / "results.md").read_text()
+  for sid in only:
+    row = next(l for l in md.splitlines() if specs[sid].title in l)
+    assert "| NOT RUN |" in row
+  return out
+
+
+def test_smoke_suite_runs_each_metric_kind_and_analysis_end_to_end(tmp_path):
+  out = _smoke(tmp_path, SMOKE_DEFAULT)
+  # predict.py's prediction.json was read: a Spearman correlation; the
+  # classifier's AUC is undefined (n/a) when no toy member generalized
+  predict = {m["name"]: m for m in out["notsawo2023_predict_cpu"]["metrics"]}
+  rho = predict["Spearman(energy, final val acc)"]["value"]
+  assert rho is not None and -1 <= rho <= 1
+  auc = predict["held-out-seed classifier AUC"]
+  assert auc["value"] is None and auc["shown"] == "n/a"
+
+
+@pytest.mark.slow
+def test_smoke_suite_every_reproduction(tmp_path):
+  _smoke(tmp_path, tuple(repro.load_all(SPECS)))
