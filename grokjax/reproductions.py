@@ -203,19 +203,13 @@ def history_from_metrics(path: str, group_size: int | None = None
   (a resumed run logs again) replaces the earlier one. Steps a group has not
   reached are NaN.
   """
-  opener = gzip.open if path.endswith(".gz") else open
   records: dict[tuple[int, int], dict] = {}
-  with opener(path, "rt") as f:
-    for line in f:
-      try:
-        r = json.loads(line)
-      except ValueError:
-        continue  # a line cut short by a kill
-      if r.get("event") in ("start", "resume"):
-        group_size = r.get("group_size", group_size)
-      if "event" in r or "val_loss" not in r:
-        continue
-      records[(r["group"], r["step"])] = r
+  for r in _metrics_lines(path):
+    if r.get("event") in ("start", "resume"):
+      group_size = r.get("group_size", group_size)
+    if "event" in r or "val_loss" not in r:
+      continue
+    records[(r["group"], r["step"])] = r
   if not records:
     raise ConfigError(f"{path}: no evaluation lines")
   groups = 1 + max(g for g, _ in records)
@@ -241,9 +235,7 @@ def run_progress(workdir: str) -> dict[str, Any]:
   if os.path.exists(run.file("history.npz")):
     history = run.history()
   else:
-    jsonl = run.file("metrics.jsonl")
-    history = history_from_metrics(jsonl if os.path.exists(jsonl)
-                                   else jsonl + ".gz")
+    history = history_from_metrics(run.file("metrics.jsonl"))
   members = [{k: v for k, v in m.items() if k != "member"} for m in members]
   diverged = np.full(len(members), -1)
   summary = grokking.summarize_config(history, members, diverged, config)
@@ -258,23 +250,30 @@ def run_progress(workdir: str) -> dict[str, Any]:
 def run_clock(path: str) -> tuple[float | None, int]:
   """Training seconds (summed over the run's starts and resumes) and the last
   step trained, from metrics.jsonl's progress lines (plain or .gz)."""
-  for p in (path, path + ".gz"):
-    if os.path.exists(p):
-      opener = gzip.open if p.endswith(".gz") else open
-      total, last, step = 0.0, 0.0, 0
-      with opener(p, "rt") as f:
-        for line in f:
-          try:
-            r = json.loads(line)
-          except ValueError:
-            continue  # a line cut short by a kill
-          if r.get("event") in ("start", "resume"):
-            total, last = total + last, 0.0
-          elif r.get("event") == "progress":
-            last = float(r.get("seconds", last))
-            step = max(step, int(r.get("step", 0)))
-      return total + last, step
-  return None, 0
+  if not any(os.path.exists(p) for p in (path, path + ".gz")):
+    return None, 0
+  total, last, step = 0.0, 0.0, 0
+  for r in _metrics_lines(path):
+    if r.get("event") in ("start", "resume"):
+      total, last = total + last, 0.0
+    elif r.get("event") == "progress":
+      last = float(r.get("seconds", last))
+      step = max(step, int(r.get("step", 0)))
+  return total + last, step
+
+
+def _metrics_lines(path: str):
+  """The parsed lines of metrics.jsonl, or of metrics.jsonl.gz beside it
+  (how a GPU machine's run comes back); a line cut short by a kill is skipped."""
+  if not os.path.exists(path) and os.path.exists(path + ".gz"):
+    path += ".gz"
+  opener = gzip.open if path.endswith(".gz") else open
+  with opener(path, "rt") as f:
+    for line in f:
+      try:
+        yield json.loads(line)
+      except ValueError:
+        continue
 
 
 def _matches(row: Mapping[str, str], where: Mapping[str, Any]) -> bool:
