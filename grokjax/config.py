@@ -40,6 +40,9 @@ PRECISIONS = ("float32", "bfloat16", "float64")
 EVAL_SCHEDULES = ("linear", "log")
 
 
+# --data_order's choices (objective.batch_rows draws each).
+DATA_ORDERS = ("random", "epoch")
+
 class ConfigError(ValueError):
   """A bad setting; the message is one line that names the flag and the fix."""
 
@@ -100,6 +103,8 @@ class Config:
                              "itself)")
   symmetric: bool = _field(False, "keep a∘b and drop b∘a (commutative tasks only)")
   op_token: bool = _field(True, "sequences are `x op y =` (else `x y =`)")
+  exclude_y0: bool = _field(False, "modular tasks: drop the pairs with y = 0 "
+                            "(Grokfast's x*y table, 0 < y < p)")
   # Model.
   model: str = _field("transformer", "; ".join(
       f"{m.name}: {m.help}" for m in models.MODELS.values()))
@@ -111,15 +116,23 @@ class Config:
   activation: str = _field("relu", ", ".join(models.ACTIVATIONS))
   init: str = _field("flax", "initial weights drawn as in: " + ", ".join(
       models.INIT_PRESETS) + " (Flax's defaults; torch.nn's, as Power et "
-      "al.'s and Grokfast's code; Nanda et al. 2023's transformer), then "
-      "times --init_scale")
-  layer_norm: bool = _field(True, "pre-LayerNorm in the transformer")
+      "al.'s code; torch.nn's with Grokfast's nn.MultiheadAttention; Nanda "
+      "et al. 2023's transformer), then times --init_scale")
+  layer_norm: bool = _field(True, "LayerNorm in the transformer (placed by "
+                            "--ln_placement)")
+  ln_placement: str = _field("pre", "with --layer_norm: " + ", ".join(
+      models.LN_PLACEMENTS) + " (pre: x + f(LN(x)), a final LN; post: "
+      "LN(x + f(x)), Vaswani et al.; input: LN(x) + f(LN(x)) for attention, "
+      "as Grokfast's Block)")
+  attn_bias: bool = _field(False, "biases in the attention projections "
+                           "(torch.nn.MultiheadAttention has them)")
   tie_embeddings: bool = _field(False, "unembed with the embedding matrix")
   mlp_input: str = _field("concat", "MLP input: " + ", ".join(
       models.MLP_INPUTS) + " (concat, sum or elementwise product of the "
                           "operand embeddings, or one-hot operands)")
   mlp_hidden: tuple = _field((256, 256), "MLP hidden widths", kind="int_list")
-  mlp_bias: bool = _field(True, "biases in the MLP model")
+  mlp_bias: bool = _field(True, "biases in the MLP model and in the "
+                          "transformer's MLP")
   cnn_channels: tuple = _field((32, 64), "--model=cnn: widths of its 3x3 "
                                "conv layers (each followed by 2x2 average "
                                "pooling)", kind="int_list")
@@ -169,6 +182,10 @@ class Config:
   steps: int = _field(10000, "optimizer updates")
   batch_size: int = _field(0, "0 = full batch over the member's train rows; "
                            "else minibatches drawn from them")
+  data_order: str = _field("random", "minibatches: random (B distinct rows "
+                           "drawn afresh every step) or epoch (a new "
+                           "permutation each epoch, cut into batches, the "
+                           "last one short: a shuffling PyTorch DataLoader)")
   eval_every: int = _field(100, "steps between evaluations (linear schedule), "
                            "or the number of points (log schedule)")
   eval_schedule: str = _field("linear", "linear or log")
@@ -355,6 +372,14 @@ class Config:
     _choice("regularizer", self.regularizer, chain.choices("regularizer"))
     _choice("reg_mask", self.reg_mask, tuple(chain.MASKS))
     _choice("init", self.init, models.INIT_PRESETS)
+    _choice("ln_placement", self.ln_placement, models.LN_PLACEMENTS)
+    if self.ln_placement != "pre" and not self.layer_norm:
+      raise ConfigError(f"--ln_placement={self.ln_placement}: there is no "
+                        "LayerNorm to place (--nolayer_norm); drop one flag")
+    _choice("data_order", self.data_order, DATA_ORDERS)
+    if self.exclude_y0 and tasks.family_of(self.task).family != "modular":
+      raise ConfigError(f"--exclude_y0: only modular tasks (x+y, x*y, ...) "
+                        f"have a y operand to drop, not --task={self.task}")
     if self.init == "nanda" and self.model != "transformer":
       raise ConfigError(f"--init=nanda: Nanda et al.'s initialization is a "
                         f"transformer's, not --model={self.model}'s; use "

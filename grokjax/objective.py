@@ -102,17 +102,36 @@ def batch_rows(config, split: Split, batch_key: jax.Array, num_examples: int,
   """Row indices [B] and weights [B] of one step's batch, drawn from the member's train rows.
 
   Full batch (`batch_size=0`): all `max_n_train` slots, weighted by membership.
-  Minibatch: `B` distinct train rows drawn uniformly for every step from
-  ``fold_in(key, step)`` (random numbers over N, so they do not depend on the
-  sweep's max_n_train); a member with fewer than B rows uses all of them.
+  Minibatch, `--data_order=random`: `B` distinct train rows drawn uniformly
+  for every step from ``fold_in(key, step)`` (random numbers over N, so they
+  do not depend on the sweep's max_n_train); a member with fewer than B rows
+  uses all of them.
+
+  `--data_order=epoch` (a PyTorch DataLoader with shuffle=True,
+  drop_last=False; Grokfast's `torch.split` of a permuted table): the member's
+  n train rows are permuted once per epoch, from ``fold_in(key, epoch)``, and
+  cut into ceil(n / B) batches in order; the last holds n - (ceil(n/B) - 1) B
+  rows, its other slots weighted 0, so its loss is the mean over those rows.
   """
   max_n = split.train_idx.shape[0]
   if config.batch_size == 0 or config.batch_size >= max_n:
     return split.train_idx, split.train_weight
+  b = config.batch_size
+  if config.data_order == "epoch":
+    n = jnp.sum(split.train_weight > 0).astype(jnp.int32)
+    steps_per_epoch = jnp.maximum((n + b - 1) // b, 1)
+    epoch, j = step // steps_per_epoch, step % steps_per_epoch
+    u = jax.random.uniform(jax.random.fold_in(batch_key, epoch),
+                           (num_examples,), jnp.float32)[:max_n]
+    order = jnp.argsort(jnp.where(split.train_weight > 0, u, 2.0))
+    position = j * b + jnp.arange(b)
+    slots = order[jnp.minimum(position, max_n - 1)]
+    weight = jnp.where(position < n, split.train_weight[slots], 0)
+    return split.train_idx[slots], weight.astype(split.train_weight.dtype)
   u = jax.random.uniform(jax.random.fold_in(batch_key, step),
                          (num_examples,), jnp.float32)[:max_n]
   u = jnp.where(split.train_weight > 0, u, 2.0)
-  _, slots = jax.lax.top_k(-u, config.batch_size)
+  _, slots = jax.lax.top_k(-u, b)
   return split.train_idx[slots], split.train_weight[slots]
 
 

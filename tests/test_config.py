@@ -53,6 +53,10 @@ def test_explicit_data_seed_is_its_own_axis():
     (dict(steps=0), "--steps=0"),
     (dict(seed=()), "--seed"),
     (dict(task="x-y", symmetric=True), "--symmetric"),
+    (dict(ln_placement="middle"), "--ln_placement=middle"),
+    (dict(ln_placement="post", layer_norm=False), "--ln_placement=post"),
+    (dict(data_order="sorted"), "--data_order=sorted"),
+    (dict(task="parity", exclude_y0=True), "--exclude_y0"),
 ])
 def test_validation_names_the_flag(kwargs, flag):
   with pytest.raises(ConfigError) as e:

@@ -209,3 +209,112 @@ def test_init_presets_draw_the_peers_distributions():
 def test_nanda_init_needs_a_transformer():
   with pytest.raises(gj.ConfigError, match="--init=nanda: .*--model=mlp"):
     gj.Config(model="mlp", init="nanda").validate()
+
+
+def _reference_transformer(p, tokens, placement, depth, act):
+  """The transformer's forward pass written out from the formulas (numpy, float64)."""
+  P = jax.tree.map(lambda a: np.asarray(a, np.float64), p)
+
+  def ln(x, q):  # flax.linen.LayerNorm: eps 1e-6, biased variance
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + 1e-6) * q["scale"] + q["bias"]
+
+  def dense(x, q, axes=1):
+    y = np.tensordot(x, q["kernel"], axes=axes)
+    return y + q["bias"] if "bias" in q else y
+
+  def attn(x, q):  # x [B, L, D]; causal; heads [H, K]
+    qh, kh, vh = (dense(x, q[n]) for n in ("query", "key", "value"))
+    k = qh.shape[-1]
+    logits = np.einsum("bqhk,blhk->bhql", qh, kh) / np.sqrt(k)
+    length = x.shape[1]
+    logits = np.where(np.tril(np.ones((length, length), bool)), logits,
+                      -np.inf)
+    w = np.exp(logits - logits.max(-1, keepdims=True))
+    w /= w.sum(-1, keepdims=True)
+    return dense(np.einsum("bhql,blhk->bqhk", w, vh), q["out"], axes=2)
+
+  x = P["embed"]["embedding"][tokens] + P["pos_embed"][None, :tokens.shape[1]]
+  for i in range(depth):
+    b = P[f"block_{i}"]
+    mlp = lambda h: dense(act(dense(h, b["mlp_in"])), b["mlp_out"])
+    if placement == "pre":
+      x = x + attn(ln(x, b["ln_attn"]), b["attn"])
+      x = x + mlp(ln(x, b["ln_mlp"]))
+    elif placement == "post":
+      x = ln(x + attn(x, b["attn"]), b["ln_attn"])
+      x = ln(x + mlp(x), b["ln_mlp"])
+    else:  # input: Grokfast's Block
+      h = ln(x, b["ln_attn"])
+      x = h + attn(h, b["attn"])
+      x = x + mlp(ln(x, b["ln_mlp"]))
+  x = x[:, -1]
+  if placement != "post":
+    x = ln(x, P["ln_final"])
+  return x @ P["unembed"]["kernel"]
+
+
+@pytest.mark.parametrize("placement, attn_bias, mlp_bias", [
+    ("pre", False, True), ("post", True, False), ("input", True, True)])
+def test_layer_norm_placements_and_biases_follow_their_formulas(
+    placement, attn_bias, mlp_bias):
+  """pre: x + f(LN(x)); post: LN(x + f(x)), no final LN; input (Grokfast's
+  Block): h = LN(x), h + attn(h). Biases where the flags put them, and the
+  exact GELU 0.5 x (1 + erf(x / sqrt 2)): against a float64 numpy forward
+  pass written from those formulas (agreement to 1e-4 relative: float32)."""
+  from math import erf  # pylint: disable=import-outside-toplevel
+  model = Transformer(vocab_size=13, num_classes=11, seq_len=4, depth=2,
+                      d_model=32, num_heads=4, d_mlp=64,
+                      activation="gelu_exact", ln_placement=placement,
+                      attn_bias=attn_bias, mlp_bias=mlp_bias)
+  tokens = np.array([[1, 11, 2, 12], [5, 11, 7, 12], [0, 11, 10, 12]])
+  params = model.init(jax.random.key(3), tokens)["params"]
+  # non-zero LayerNorm and bias parameters, so each one's place matters
+  params = jax.tree_util.tree_map_with_path(
+      lambda path, a: a + 0.1 * jax.random.normal(
+          jax.random.key(len(str(path))), a.shape)
+      if path[-1].key in ("bias", "scale") else a, params)
+  blk = params["block_0"]
+  assert ("bias" in blk["attn"]["query"]) == attn_bias
+  assert ("bias" in blk["attn"]["out"]) == attn_bias
+  assert ("bias" in blk["mlp_in"]) == mlp_bias
+  assert ("ln_final" in params) == (placement != "post")
+  gelu = np.vectorize(lambda v: 0.5 * v * (1 + erf(v / np.sqrt(2))))
+  want = _reference_transformer(params, tokens, placement, 2, gelu)
+  got = model.apply({"params": params}, tokens)
+  np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=1e-4,
+                             atol=1e-4)
+
+
+def test_gelu_is_the_tanh_approximation_and_gelu_exact_the_erf_form():
+  from math import erf, pi, tanh  # pylint: disable=import-outside-toplevel
+  x = np.linspace(-4, 4, 41)
+  exact = np.array([0.5 * v * (1 + erf(v / np.sqrt(2))) for v in x])
+  approx = np.array([0.5 * v * (1 + tanh(np.sqrt(2 / pi) * (v + 0.044715 * v**3)))
+                     for v in x])
+  np.testing.assert_allclose(gj.models.ACTIVATIONS["gelu_exact"](x), exact,
+                             atol=1e-6)
+  np.testing.assert_allclose(gj.models.ACTIVATIONS["gelu"](x), approx,
+                             atol=1e-6)
+  assert np.abs(exact - approx).max() > 1e-4  # the two differ measurably
+
+
+def test_grokfast_preset_draws_multihead_attention_as_torch_does():
+  """torch.nn.MultiheadAttention: in_proj_weight [3d, d] xavier-uniform, bound
+  sqrt(6 / (d + 3d)) (std bound / sqrt 3); in_proj_bias and out_proj.bias 0;
+  out_proj and the MLP as nn.Linear (U(+-1/sqrt(fan_in)))."""
+  p = _initial("grokfast", attn_bias=True)["block_0"]
+  bound = (6 / (128 + 3 * 128)) ** 0.5
+  for name in ("query", "key", "value"):
+    w = p["attn"][name]["kernel"]
+    assert float(np.abs(w).max()) <= bound
+    np.testing.assert_allclose(float(np.std(w)), bound / np.sqrt(3),
+                               rtol=0.03)
+    assert not np.asarray(p["attn"][name]["bias"]).any()
+  assert not np.asarray(p["attn"]["out"]["bias"]).any()
+  out = p["attn"]["out"]["kernel"]
+  np.testing.assert_allclose(float(np.std(out)), 128 ** -0.5 / np.sqrt(3),
+                             rtol=0.03)
+  bias = p["mlp_in"]["bias"]
+  assert float(np.abs(bias).max()) <= 128 ** -0.5 and np.std(bias) > 0.03

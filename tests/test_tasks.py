@@ -143,3 +143,13 @@ def test_structured_holdouts_remove_exactly_the_region(spec, held):
   assert (is_train.sum(1) == round(0.8 * (169 - held))).all()
   with pytest.raises(gj.ConfigError, match="--holdout=square:0"):
     config.replace(holdout="square:0").build_task()
+
+
+def test_exclude_y0_drops_the_zero_operand_as_grokfasts_table():
+  """Grokfast's x*y table: 0 <= x < p, 0 < y < p, p (p - 1) rows."""
+  full = tasks.make_task("x*y", 7)
+  table = tasks.make_task("x*y", 7, exclude_y0=True)
+  assert len(full.labels) == 49 and len(table.labels) == 42
+  x, y = table.inputs[:, 0], table.inputs[:, 2]
+  assert (y != 0).all() and sorted(set(y.tolist())) == list(range(1, 7))
+  np.testing.assert_array_equal(table.labels, x * y % 7)

@@ -129,3 +129,33 @@ def test_record_every_keeps_every_kth_step_record():
   assert none.history["step_train_loss"].shape == (1, 0)
   np.testing.assert_array_equal(none.history["val_acc"],
                                 full.history["val_acc"][:1])
+
+
+def test_epoch_order_visits_each_train_row_once_per_epoch_with_a_short_last_batch():
+  """--data_order=epoch: 7 train rows, B=3: batches of 3, 3, 1 (the last one's
+  other slots weighted 0), together each train row exactly once; the next
+  epoch is a new permutation. Non-train slots are never drawn."""
+  from grokjax.tasks.splits import Split  # pylint: disable=import-outside-toplevel
+  config = gj.Config(task="x+y", p=11, batch_size=3, data_order="epoch")
+  weight = jnp.array([1.0] * 7 + [0.0] * 3)
+  split = Split(train_idx=jnp.arange(10) + 100, train_weight=weight,
+                is_train=jnp.zeros(20, bool), table=jnp.int32(0),
+                is_val=jnp.zeros(20, bool))
+  key = jax.random.key(5)
+  epochs = []
+  for epoch in range(2):
+    rows, counts = [], []
+    for j in range(3):
+      idx, w = gj.objective.batch_rows(config, split, key, 20,
+                                       jnp.int32(3 * epoch + j))
+      assert idx.shape == (3,) and w.shape == (3,)
+      rows += [int(i) for i, wi in zip(idx, w) if wi > 0]
+      counts.append(int((w > 0).sum()))
+    assert counts == [3, 3, 1]
+    assert sorted(rows) == list(range(100, 107))  # each train row once
+    epochs.append(rows)
+  assert epochs[0] != epochs[1]
+  # the default order draws B distinct train rows afresh at every step
+  config = config.replace(data_order="random")
+  idx, w = gj.objective.batch_rows(config, split, key, 20, jnp.int32(2))
+  assert int((w > 0).sum()) == 3 and len(set(np.asarray(idx).tolist())) == 3

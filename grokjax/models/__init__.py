@@ -14,7 +14,7 @@ from grokjax.models.init import INIT_PRESETS, apply_init_preset
 from grokjax.models.linear import LinearModel
 from grokjax.models.lstm import LSTMClassifier
 from grokjax.models.mlp import MLP, MLP_INPUTS
-from grokjax.models.transformer import ACTIVATIONS, Transformer
+from grokjax.models.transformer import ACTIVATIONS, LN_PLACEMENTS, Transformer
 from grokjax.tasks import LinearTask, Task
 
 RESNET_NORMS = ("none", "group")
@@ -39,7 +39,9 @@ def _transformer(c, task) -> nn.Module:
                      seq_len=task.seq_len, depth=c.depth, d_model=c.d_model,
                      num_heads=c.num_heads, d_mlp=c.d_mlp,
                      activation=c.activation, layer_norm=c.layer_norm,
-                     tie_embeddings=c.tie_embeddings)
+                     tie_embeddings=c.tie_embeddings,
+                     ln_placement=c.ln_placement, attn_bias=c.attn_bias,
+                     mlp_bias=c.mlp_bias)
 
 
 def _mlp(c, task) -> nn.Module:
@@ -175,5 +177,5 @@ def readout_weights(params) -> jax.Array:
 
 __all__ = ["MODELS", "ModelSpec", "check_model", "ACTIVATIONS", "MLP_INPUTS",
            "CNN", "ResNet18", "LSTMClassifier", "MLP", "Transformer", "LinearModel", "make_model", "scale_init", "init_params", "abstract_params",
-           "cast_params", "readout_weights", "DTYPES", "INIT_PRESETS",
+           "cast_params", "readout_weights", "DTYPES", "INIT_PRESETS", "LN_PLACEMENTS",
            "apply_init_preset"]

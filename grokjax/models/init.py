@@ -20,6 +20,11 @@ with the preset's distributions, then `--init_scale` multiplies them:
   (`nn.MultiheadAttention` draws its packed in-projection xavier-uniform
   with zero bias; grokjax's attention has separate projections, drawn here
   as `nn.Linear`s.)
+- ``grokfast``: ``pytorch`` with Grokfast's attention, a
+  `torch.nn.MultiheadAttention` (ironjr/grokfast `main.py`): its packed
+  in-projection [3d, d] `xavier_uniform_`, so query, key and value kernels
+  U(-sqrt(6 / (d + 3d)), +sqrt(6 / (d + 3d))), and its in-projection and
+  out-projection biases 0 (with `--attn_bias`).
 - ``nanda``: Nanda et al. 2023's transformer
   (mechanistic-interpretability-grokking/progress-measures-paper,
   `transformers.py`): W_E, W_pos, W_Q, W_K, W_V, W_O, W_in and W_out
@@ -38,7 +43,7 @@ import jax.numpy as jnp
 
 from grokjax.params import as_matrix, layer_name
 
-INIT_PRESETS = ("flax", "pytorch", "nanda")
+INIT_PRESETS = ("flax", "pytorch", "grokfast", "nanda")
 
 
 def _uniform(key, shape, bound):
@@ -65,8 +70,17 @@ def _pytorch(name: str, w, key, siblings: dict) -> jax.Array | None:
   return None  # LayerNorm scale / bias: the same in both
 
 
-def _nanda(name: str, w, key, siblings: dict, d_model: int) -> jax.Array | None:
-  del siblings
+def _grokfast(name: str, w, key, siblings: dict) -> jax.Array | None:
+  if name.endswith(("attn.query.kernel", "attn.key.kernel",
+                    "attn.value.kernel")):
+    d = w.shape[0]  # [d, H, k]: the packed in_proj_weight is [3d, d]
+    return _uniform(key, w.shape, (6 / (d + 3 * d)) ** 0.5)
+  if ".attn." in f".{name}" and name.endswith("bias"):
+    return jnp.zeros(w.shape, jnp.float32)
+  return _pytorch(name, w, key, siblings)
+
+
+def _nanda(name: str, w, key, d_model: int) -> jax.Array | None:
   if name == "unembed.kernel":
     return _normal(key, w.shape, (w.shape[1] + 1) ** -0.5)
   if (name in ("embed.embedding", "pos_embed") or name.endswith(
@@ -100,8 +114,11 @@ def apply_init_preset(params: Any, preset: str, key: jax.Array) -> Any:
     for p in path[:-1]:
       parent = parent[getattr(p, "key", p)]
     siblings = parent if isinstance(parent, dict) else {}
-    new = (_pytorch(name, w, k, siblings) if preset == "pytorch"
-           else _nanda(name, w, k, siblings, d_model))
+    if preset == "nanda":
+      new = _nanda(name, w, k, d_model)
+    else:
+      new = (_pytorch if preset == "pytorch" else _grokfast)(name, w, k,
+                                                             siblings)
     out.append(w if new is None else new.astype(w.dtype))
   return jax.tree_util.tree_unflatten(treedef, out)
 

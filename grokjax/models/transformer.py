@@ -7,6 +7,7 @@ values. Shapes: B batch, L sequence, D width, H heads, K head width, V classes.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import flax.linen as nn
@@ -15,8 +16,15 @@ import jax.numpy as jnp
 
 
 # --activation's choices (the transformer's and the MLP's hidden layers).
+# "gelu" is Flax's default, the tanh approximation; "gelu_exact" is the erf
+# form, torch.nn.GELU()'s default (Grokfast's and Power et al.'s code).
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "relu": nn.relu, "gelu": nn.gelu, "quadratic": jnp.square}
+    "relu": nn.relu, "gelu": nn.gelu,
+    "gelu_exact": functools.partial(nn.gelu, approximate=False),
+    "quadratic": jnp.square}
+
+# --ln_placement's choices: where a block's LayerNorms sit (Block).
+LN_PLACEMENTS = ("pre", "post", "input")
 
 
 def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
@@ -24,15 +32,16 @@ def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
 
 
 class Attention(nn.Module):
-  """Multi-head causal self-attention without biases; `last_only` computes one query."""
+  """Multi-head causal self-attention (biases optional); `last_only` computes one query."""
   num_heads: int
+  use_bias: bool = False
 
   @nn.compact
   def __call__(self, x_BxLxD: jax.Array, last_only: bool) -> jax.Array:
     d = x_BxLxD.shape[-1]
     k_width = d // self.num_heads
     proj = lambda name: nn.DenseGeneral((self.num_heads, k_width),
-                                        use_bias=False, name=name)
+                                        use_bias=self.use_bias, name=name)
     q_in = x_BxLxD[:, -1:] if last_only else x_BxLxD
     q_BxQxHxK = proj("query")(q_in)
     k_BxLxHxK = proj("key")(x_BxLxD)
@@ -46,29 +55,47 @@ class Attention(nn.Module):
                                  jnp.finfo(logits_BxHxQxL.dtype).min)
     weights_BxHxQxL = jax.nn.softmax(logits_BxHxQxL, axis=-1)
     out_BxQxHxK = jnp.einsum("bhql,blhk->bqhk", weights_BxHxQxL, v_BxLxHxK)
-    out_BxQxD = nn.DenseGeneral(d, axis=(-2, -1), use_bias=False,
+    out_BxQxD = nn.DenseGeneral(d, axis=(-2, -1), use_bias=self.use_bias,
                                 name="out")(out_BxQxHxK)
     return out_BxQxD[:, 0] if last_only else out_BxQxD
 
 
 class Block(nn.Module):
-  """Residual attention + MLP block, optionally pre-LayerNorm."""
+  """Residual attention + MLP block; LayerNorms placed by `ln_placement`.
+
+  - ``pre`` (default): x + attn(LN(x)), then x + mlp(LN(x)); the stream itself
+    is never normalized (GPT-2; Power et al.'s and Nanda's, which has none).
+  - ``post``: LN(x + attn(x)), then LN(x + mlp(x)) (Vaswani et al. 2017).
+  - ``input``: h = LN(x); h + attn(h), then x + mlp(LN(x)): the attention's
+    residual is the normalized stream, as Grokfast's `Block.forward`
+    (`x = self.ln_1(x); x = x + a`).
+  """
   num_heads: int
   d_mlp: int
   activation: str
   layer_norm: bool
+  ln_placement: str = "pre"
+  attn_bias: bool = False
+  mlp_bias: bool = True
 
   @nn.compact
   def __call__(self, x_BxLxD: jax.Array, last_only: bool) -> jax.Array:
     norm = (lambda name: nn.LayerNorm(name=name)) if self.layer_norm else (
         lambda name: lambda x: x)
+    attention = Attention(self.num_heads, self.attn_bias, name="attn")
+    last = (lambda x: x[:, -1]) if last_only else (lambda x: x)
+    if self.ln_placement == "post":
+      x = norm("ln_attn")(last(x_BxLxD) + attention(x_BxLxD, last_only))
+      return norm("ln_mlp")(x + self._mlp(x))
     h = norm("ln_attn")(x_BxLxD)
-    residual = x_BxLxD[:, -1] if last_only else x_BxLxD
-    x = residual + Attention(self.num_heads, name="attn")(h, last_only)
-    h = norm("ln_mlp")(x)
-    h = nn.Dense(self.d_mlp, name="mlp_in")(h)
-    h = nn.Dense(x.shape[-1], name="mlp_out")(activation_fn(self.activation)(h))
-    return x + h
+    residual = h if self.ln_placement == "input" else x_BxLxD
+    x = last(residual) + attention(h, last_only)
+    return x + self._mlp(norm("ln_mlp")(x))
+
+  def _mlp(self, x: jax.Array) -> jax.Array:
+    h = nn.Dense(self.d_mlp, use_bias=self.mlp_bias, name="mlp_in")(x)
+    return nn.Dense(x.shape[-1], use_bias=self.mlp_bias, name="mlp_out")(
+        activation_fn(self.activation)(h))
 
 
 class Transformer(nn.Module):
@@ -83,6 +110,9 @@ class Transformer(nn.Module):
   activation: str = "relu"
   layer_norm: bool = True
   tie_embeddings: bool = False
+  ln_placement: str = "pre"
+  attn_bias: bool = False
+  mlp_bias: bool = True
 
   @nn.compact
   def __call__(self, tokens_BxL: jax.Array) -> jax.Array:
@@ -92,9 +122,10 @@ class Transformer(nn.Module):
     x = embed(tokens_BxL) + pos_LxD[None, : tokens_BxL.shape[1]]
     for i in range(self.depth):
       x = Block(self.num_heads, self.d_mlp, self.activation, self.layer_norm,
+                self.ln_placement, self.attn_bias, self.mlp_bias,
                 name=f"block_{i}")(x, last_only=i == self.depth - 1)
     x_BxD = x
-    if self.layer_norm:
+    if self.layer_norm and self.ln_placement != "post":  # post: already normed
       x_BxD = nn.LayerNorm(name="ln_final")(x_BxD)
     if self.tie_embeddings:
       return embed.attend(x_BxD)[:, : self.num_classes]

@@ -89,7 +89,8 @@ FAMILIES = (
     TaskFamily("modular", tuple(OPERATORS), lambda n: n in OPERATORS,
                "table", "classification", _check_modular,
                lambda c: modular_task(c.task, c.p, op_token=c.op_token,
-                                      symmetric=c.symmetric)),
+                                      symmetric=c.symmetric,
+                                      exclude_y0=c.exclude_y0)),
     TaskFamily("permutation", tuple(f"s5:{p}" for p in PRODUCTS),
                lambda n: parse_permutation_task(n) is not None, "table",
                "classification", _check_permutation,
@@ -149,10 +150,12 @@ def is_regression(name: str) -> bool:
 
 def _spec(name: str, p: int, *, op_token: bool, symmetric: bool,
           linear_dim: int, linear_k: int, algebra, dim: int, parity,
-          seed: int, data_dir: str, text) -> types.SimpleNamespace:
+          seed: int, data_dir: str, text, exclude_y0: bool = False
+          ) -> types.SimpleNamespace:
   """The settings `make_task`'s keywords stand for, named as Config's fields."""
   return types.SimpleNamespace(
       task=name, p=p, op_token=op_token, symmetric=symmetric,
+      exclude_y0=exclude_y0,
       linear_dim=linear_dim, linear_k=linear_k, algebra=tuple(algebra),
       dim=dim, parity_n=parity[0], parity_k=parity[1],
       num_samples=parity[2], task_seed=seed, data_dir=data_dir,
@@ -175,12 +178,13 @@ def make_task(name: str, p: int = 97, *, op_token: bool = True,
               linear_k: int = 5, algebra=("complex",),
               dim: int = 2, parity=(40, 3, 2000),
               seed: int = 0, data_dir: str = "",
-              text=(10000, 128)) -> Task | LinearTask:
+              text=(10000, 128), exclude_y0: bool = False
+              ) -> Task | LinearTask:
   """Builds a task by name: a modular operator (with `p`), `s<n>:<product>`, `algebra` (the `algebra` tables over F_p), `parity` ((n, k, num_samples), drawn from `seed`), images, text, or a linear task."""
   spec = _spec(name, p, op_token=op_token, symmetric=symmetric,
                linear_dim=linear_dim, linear_k=linear_k, algebra=algebra,
                dim=dim, parity=parity, seed=seed, data_dir=data_dir,
-               text=text)
+               text=text, exclude_y0=exclude_y0)
   family = family_of(name)
   family.check(spec)
   return family.build(spec)

@@ -55,9 +55,14 @@ def needs_prime(op: str) -> bool:
 
 
 def modular_task(op: str, p: int, *, op_token: bool = True,
-                 symmetric: bool = False) -> Task:
-  """All pairs (x, y) in [0, p)^2 (y != 0 for division) with z = x op y mod p."""
+                 symmetric: bool = False, exclude_y0: bool = False) -> Task:
+  """All pairs (x, y) in [0, p)^2 (y != 0 for division) with z = x op y mod p.
+
+  `exclude_y0` drops the pairs with y = 0 for every operator, as Grokfast's
+  code builds its x*y table (0 <= x < p, 0 < y < p: p(p-1) rows).
+  """
   fn, field, nonzero_y = OPERATORS[op]
+  nonzero_y = nonzero_y or exclude_y0
   if p < 2:
     raise ValueError(f"--p={p}: the modulus must be >= 2")
   if field and not is_prime(p):
