@@ -243,7 +243,10 @@ def run_progress(workdir: str) -> dict[str, Any]:
   last = max(int(history["eval_step"][-1]), trained)
   return {"config": config, "stored": stored, "summary": summary,
           "steps_done": last, "steps": int(config.steps),
-          "finished": os.path.exists(run.file("history.npz")),
+          # history.npz is written at the end; a run copied without it
+          # (a GPU machine's metrics.jsonl) is finished if it got to the end
+          "finished": (os.path.exists(run.file("history.npz"))
+                       or last >= int(config.steps)),
           "seconds": seconds}
 
 
