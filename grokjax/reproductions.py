@@ -485,7 +485,8 @@ def results_markdown(specs: Mapping[str, Reproduction],
   counts: dict[str, int] = {}
   for sid in specs:
     r = results.get(sid)
-    status = "NOT RUN" if r is None or r["suite"] == "smoke" else r["status"]
+    status = ("NOT RUN" if r is None else
+              "RAN at smoke size" if r["suite"] == "smoke" else r["status"])
     counts[status] = counts.get(status, 0) + 1
   summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
   return (f"# grokjax reproductions\n\n{summary}.\n\n" + table(specs, results))
