@@ -227,26 +227,24 @@ def history_from_metrics(path: str, group_size: int | None = None
 
 
 def run_progress(workdir: str) -> dict[str, Any]:
-  """What a run directory holds: its stored config, summary rows, and how far it got."""
+  """What a run directory holds: its stored config.json, summary rows, and how far it got."""
   run = rundir.RunDir(workdir)
   stored = run.read_config()
   config = Config.from_dict(stored["config"])
-  members = rundir.read_csv(run.file("members.csv"))
-  if os.path.exists(run.file("history.npz")):
-    history = run.history()
-  else:
-    history = history_from_metrics(run.file("metrics.jsonl"))
-  members = [{k: v for k, v in m.items() if k != "member"} for m in members]
+  complete = os.path.exists(run.file("history.npz"))  # written at the end
+  history = (run.history() if complete
+             else history_from_metrics(run.file("metrics.jsonl")))
+  members = [{k: v for k, v in m.items() if k != "member"}
+             for m in run.members()]
   diverged = np.full(len(members), -1)
   summary = grokking.summarize_config(history, members, diverged, config)
   seconds, trained = run_clock(run.file("metrics.jsonl"))
   last = max(int(history["eval_step"][-1]), trained)
-  return {"config": config, "stored": stored, "summary": summary,
+  return {"stored": stored, "summary": summary,
           "steps_done": last, "steps": int(config.steps),
-          # history.npz is written at the end; a run copied without it
-          # (a GPU machine's metrics.jsonl) is finished if it got to the end
-          "finished": (os.path.exists(run.file("history.npz"))
-                       or last >= int(config.steps)),
+          # a run copied without history.npz (a GPU machine's metrics.jsonl)
+          # is finished if it got to its last step
+          "finished": complete or last >= int(config.steps),
           "seconds": seconds}
 
 
