@@ -17,8 +17,9 @@ from grokjax.config import INT_AXES, SWEPT
 FLAGS = flags.FLAGS
 
 
-def define_config_flags() -> None:
+def define_config_flags(flag_values: flags.FlagValues = FLAGS) -> None:
   """Defines --<field> for every Config field (swept ones as strings: lists and ranges)."""
+  fv = {"flag_values": flag_values}
   for f in dataclasses.fields(gj.Config):
     default = f.default if f.default is not dataclasses.MISSING else (
         f.default_factory())
@@ -26,30 +27,30 @@ def define_config_flags() -> None:
     if f.metadata.get("swept"):
       text = ",".join(f"{v:g}" for v in default)
       flags.DEFINE_string(f.name, text, f"{help_} (swept: a,b | start:stop"
-                          "[:step] | log:a:b:n | lin:a:b:n)")
+                          "[:step] | log:a:b:n | lin:a:b:n)", **fv)
     elif f.metadata.get("kind") in ("int_list", "str_list"):
-      flags.DEFINE_list(f.name, [str(v) for v in default], help_)
+      flags.DEFINE_list(f.name, [str(v) for v in default], help_, **fv)
     elif isinstance(default, bool):
-      flags.DEFINE_bool(f.name, default, help_)
+      flags.DEFINE_bool(f.name, default, help_, **fv)
     elif isinstance(default, int):
-      flags.DEFINE_integer(f.name, default, help_)
+      flags.DEFINE_integer(f.name, default, help_, **fv)
     elif isinstance(default, float):
-      flags.DEFINE_float(f.name, default, help_)
+      flags.DEFINE_float(f.name, default, help_, **fv)
     else:
-      flags.DEFINE_string(f.name, default, help_)
+      flags.DEFINE_string(f.name, default, help_, **fv)
   for old, new in gj.config.ALIASES.items():
-    flags.DEFINE_alias(old, new)
+    flags.DEFINE_alias(old, new, **fv)
   flags.DEFINE_string("workdir", None, "run directory (default: "
-                      "runs/<task>_<model>_<time>)")
+                      "runs/<task>_<model>_<time>)", **fv)
   flags.DEFINE_bool("overwrite", False, "replace an existing run directory's "
-                    "results")
+                    "results", **fv)
 
 
-def config_from_flags() -> gj.Config:
+def config_from_flags(flag_values: flags.FlagValues = FLAGS) -> gj.Config:
   """Builds and validates the Config (raises gj.ConfigError)."""
   values = {}
   for f in dataclasses.fields(gj.Config):
-    value = FLAGS[f.name].value
+    value = flag_values[f.name].value
     if f.name in SWEPT:
       value = gj.parse_values(f.name, value or "",
                               integer=f.name in INT_AXES)

@@ -35,8 +35,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import flags  # pylint: disable=wrong-import-position
 
 import flags_lib  # pylint: disable=wrong-import-position
+import grokjax as gj  # pylint: disable=wrong-import-position
 from grokjax import reproductions as repro  # pylint: disable=wrong-import-position
 from grokjax.config import ConfigError  # pylint: disable=wrong-import-position
+from grokjax.io.rundir import RunDir  # pylint: disable=wrong-import-position
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -84,6 +86,40 @@ def _select(specs: dict) -> list:
       s for s in specs.values()
       if FLAGS.suite == "smoke" or s.suite == FLAGS.suite]
   return chosen
+
+
+def spec_config(spec) -> gj.Config:
+  """The Config the reproduction's command builds (its flagfile, then its flags)."""
+  fv = flags.FlagValues()
+  flags_lib.define_config_flags(fv)
+  flagfile, cwd = os.path.abspath(spec.flagfile_path), os.getcwd()
+  os.chdir(ROOT)  # nested --flagfile paths are relative to the repository
+  try:
+    fv(["sweep.py", f"--flagfile={flagfile}", *spec.flags])
+  except flags.Error as e:
+    raise ConfigError(f"{spec.path}: its command does not parse ({e})") \
+        from None
+  finally:
+    os.chdir(cwd)
+  try:
+    return flags_lib.config_from_flags(fv)
+  except ConfigError as e:
+    raise ConfigError(f"{spec.path}: its command is invalid ({e})") from None
+
+
+def check_collected(spec, workdir: str, pair: str) -> None:
+  """A collected run must be the reproduction's command: same Config, the
+  run-only fields (checkpointing, TensorBoard, memory) aside."""
+  if not os.path.exists(os.path.join(workdir, "config.json")):
+    raise ConfigError(f"--collect={pair}: no config.json in {workdir}")
+  diffs = spec_config(spec).differences(RunDir(workdir).config())
+  if diffs:
+    shown = "; ".join(diffs[:3]) + ("; ..." if len(diffs) > 3 else "")
+    raise ConfigError(
+        f"--collect={pair}: {workdir} was made with other settings than "
+        f"{spec.id}'s command ({shown}; the command's vs the run's): collect "
+        "it under the reproduction whose command made it, or run "
+        f"reproduce.py --only={spec.id}")
 
 
 def _run(args: list[str], log, time_limit: int) -> int:
@@ -139,14 +175,15 @@ def main(argv):
       if sid not in specs or not workdir:
         raise ConfigError(f"--collect={pair}: give ID=WORKDIR with ID one of "
                           f"{', '.join(specs)}")
-      if not os.path.exists(os.path.join(workdir, "config.json")):
-        raise ConfigError(f"--collect={pair}: no config.json in {workdir}")
+      check_collected(specs[sid], workdir, pair)
       entries.append(repro.measure(specs[sid], workdir, FLAGS.suite
                                    if FLAGS.suite != "smoke" else "cpu"))
   elif not FLAGS.table_only:
     chosen = _select(specs)
     if not chosen:
       raise ConfigError(f"--suite={FLAGS.suite}: no reproduction in it")
+    for spec in chosen:  # a spec whose command is wrong: before any run
+      spec_config(spec)
     for spec in chosen:
       print(f"{spec.id}: {spec.command()}"
             + (" " + " ".join(spec.smoke) if FLAGS.suite == "smoke" else ""),

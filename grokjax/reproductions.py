@@ -29,7 +29,21 @@ A reproduction is one JSON file beside its flagfile in `experiments/flags/`
   json                    ``file`` (in the run directory) at ``key`` (dotted;
                           ``*`` maps over a list), reduced by ``reduce``
                           (median / sum / min / max) when it is a list
+  npz                     ``file``'s array ``key`` (per member first, as
+                          `analysis/measures.npz`'s [E, ...] arrays), each
+                          member's row reduced to one number by ``over``
+                          (below), optionally divided by that member's
+                          summary column ``relative_to`` (t_gen, say), then
+                          ``reduce`` over the members
   ======================  ====================================================
+
+  ``over`` (npz) reduces a member's last axis (saved steps, frequencies or
+  components): ``last``, ``first``, ``max``, ``min``, ``count`` (non-zero
+  entries), ``sum:K`` (of the first K), ``last_over_min`` (the last value over
+  the lowest: > 1 when it rose again), ``last_over_first``,
+  ``first_below:X`` / ``first_above:X`` (the file's ``step`` at the first
+  saved step past X; +inf if never) and ``at:COLUMN`` (the value at the first saved step at or after the member's
+  summary COLUMN, NaN if that is never). Without ``over`` the array is [E].
 
   ``band`` is ``[low, high]`` (either may be null: unbounded): a metric inside
   its band matches. A metric without a band is reported, not judged.
@@ -75,6 +89,8 @@ class Metric:
   file: str = ""
   key: str = ""
   reduce: str = "median"
+  over: str = ""
+  relative_to: str = ""
 
   def judge(self, value: float) -> bool | None:
     """In band (True), outside (False), or not judged (None: no band)."""
@@ -124,6 +140,8 @@ def _repo_root(path: str) -> str:
       os.path.abspath(path))))
 
 
+_OVER = re.compile(r"last|first|max|min|count|last_over_(min|first)|sum:\d+|"
+                   r"first_(below|above):[-+0-9.eE]+|at:\w+")
 _SPEC_FIELDS = {"title", "paper", "flagfile", "suite", "metrics", "flags",
                 "smoke", "analysis", "smoke_analysis", "cost", "notes"}
 _METRIC_FIELDS = {f.name for f in dataclasses.fields(Metric)}
@@ -155,11 +173,19 @@ def load(path: str) -> Reproduction:
       raise bad(f"metric {m!r}: needs name and kind, and only "
                 f"{sorted(_METRIC_FIELDS)}")
     kind = m["kind"]
-    if not (kind in TIME_KINDS or kind == "reached" or kind == "json"
+    if not (kind in TIME_KINDS or kind in ("reached", "json", "npz")
             or kind.startswith("final_")):
       raise bad(f"metric {m.get('name')!r}: unknown kind {kind!r}")
-    if kind == "json" and not (m.get("file") and m.get("key")):
-      raise bad(f"metric {m.get('name')!r}: kind json needs file and key")
+    if kind in ("json", "npz") and not (m.get("file") and m.get("key")):
+      raise bad(f"metric {m.get('name')!r}: kind {kind} needs file and key")
+    if (m.get("over") or m.get("relative_to")) and kind != "npz":
+      raise bad(f"metric {m.get('name')!r}: over and relative_to are for "
+                "kind npz")
+    if m.get("over") and not _OVER.fullmatch(m["over"]):
+      raise bad(f"metric {m.get('name')!r}: over {m['over']!r} is not one of "
+                "last, first, max, min, count, last_over_min, "
+                "last_over_first, sum:K, first_below:X, first_above:X, "
+                "at:COLUMN")
     if m.get("reduce", "median") not in REDUCERS:
       raise bad(f"metric {m.get('name')!r}: reduce must be one of "
                 f"{sorted(REDUCERS)}")
@@ -312,6 +338,75 @@ def _json_value(workdir: str, metric: Metric) -> float:
   return float(REDUCERS[metric.reduce](flat)) if flat.size else float("nan")
 
 
+def _npz_value(workdir: str, metric: Metric, summary: Sequence[Mapping]
+               ) -> tuple[float, np.ndarray]:
+  """The npz metric over the members matching `where`, and its per-member values."""
+  path = os.path.join(workdir, metric.file)
+  if not os.path.exists(path):
+    raise ConfigError(f"{path}: missing (the reproduction's analysis "
+                      "writes it)")
+  try:
+    with np.load(path) as z:
+      if metric.key not in z.files:
+        raise ConfigError(f"metric {metric.name!r}: no array {metric.key!r} "
+                          f"in {path} (arrays: {', '.join(z.files)})")
+      array = np.asarray(z[metric.key], np.float64)
+      members = z["members"] if "members" in z.files else np.arange(
+          len(array))
+      step = z["step"] if "step" in z.files else None
+  except (OSError, ValueError) as e:
+    raise ConfigError(f"{path}: unreadable ({e})") from None
+  rows = [summary[int(i)] for i in members]
+  keep = np.array([_matches(r, metric.where) for r in rows], bool)
+  if not keep.any():
+    raise ConfigError(f"metric {metric.name!r}: no member of {path} matches "
+                      f"{dict(metric.where)}")
+  values = np.array([_over(metric.over, array[i], step, rows[i])
+                     for i in np.flatnonzero(keep)], np.float64)
+  if metric.relative_to:
+    values = values / np.array([_finite(r, metric.relative_to)
+                                for r, k in zip(rows, keep) if k])
+  finite = values[~np.isnan(values)]
+  v = float(REDUCERS[metric.reduce](finite)) if finite.size else float("nan")
+  return v, values
+
+
+def _finite(row: Mapping[str, str], column: str) -> float:
+  if column not in row:
+    raise ConfigError(f"relative_to: no column {column!r} in the summary "
+                      f"(columns: {', '.join(row)})")
+  v = float(row[column])
+  return v if math.isfinite(v) else float("nan")
+
+
+def _over(over: str, x: np.ndarray, step: np.ndarray | None,
+          row: Mapping[str, str]) -> float:
+  """One member's row of an npz array reduced to a number (see the module doc)."""
+  if not over:
+    if x.ndim:
+      raise ConfigError(f"an array of shape {x.shape} per member needs over")
+    return float(x)
+  name, _, arg = over.partition(":")
+  if name in ("first_below", "first_above", "at") and (
+      step is None or len(step) != x.shape[-1]):
+    raise ConfigError(f"over {over}: the file has no step axis of length "
+                      f"{x.shape[-1]}")
+  if name == "first_below" or name == "first_above":
+    hit = x < float(arg) if name == "first_below" else x > float(arg)
+    return float(step[np.argmax(hit)]) if hit.any() else math.inf
+  if name == "at":
+    when = _finite(row, arg)
+    after = np.flatnonzero(step >= when) if math.isfinite(when) else []
+    return float(x[after[0]]) if len(after) else float("nan")
+  if name == "sum":
+    return float(np.sum(x[..., :int(arg)]))
+  return float({"last": lambda: x[-1], "first": lambda: x[0],
+                "max": lambda: np.nanmax(x), "min": lambda: np.nanmin(x),
+                "count": lambda: np.count_nonzero(x),
+                "last_over_min": lambda: x[-1] / np.nanmin(x),
+                "last_over_first": lambda: x[-1] / x[0]}[name]())
+
+
 def _float(v: Any) -> float:
   return float("nan") if v is None else float(v)
 
@@ -322,6 +417,12 @@ def metric_value(metric: Metric, workdir: str, summary: Sequence[Mapping]
   if metric.kind == "json":
     v = _json_value(workdir, metric)
     return v, _fmt(v)
+  if metric.kind == "npz":
+    v, each = _npz_value(workdir, metric, summary)
+    shown = _fmt(v)
+    if 1 < len(each) <= 16:
+      shown += f" (each {', '.join(_fmt(float(e)) for e in each)})"
+    return v, shown
   rows = [r for r in summary if _matches(r, metric.where)]
   if not rows:
     raise ConfigError(f"metric {metric.name!r}: no member matches "
@@ -363,7 +464,7 @@ def measure(spec: Reproduction, workdir: str, suite: str) -> dict[str, Any]:
     try:
       value, shown = metric_value(m, workdir, progress["summary"])
     except ConfigError:
-      if suite != "smoke" or m.kind != "json":
+      if suite != "smoke" or m.kind not in ("json", "npz"):
         raise
       value, shown = float("nan"), "n/a (not written by the smoke analysis)"
     verdict = m.judge(value) if suite != "smoke" else None

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from grokjax import reproductions as repro
-from grokjax.config import ConfigError
+from grokjax.config import Config, ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPECS = os.path.join(ROOT, "experiments", "flags")
@@ -160,6 +160,61 @@ def test_json_metric_reads_a_key_path_and_reduces_lists(tmp_path):
     value(file="absent.json", key="slope")
 
 
+def test_npz_metric_reduces_each_member_over_its_saved_steps(tmp_path):
+  """Each `over` on a hand-made measures.npz, the expected numbers worked out
+  by hand from the arrays below."""
+  step = np.array([0, 10, 20, 40])
+  loss = np.array([[3.0, 0.5, 2.0, 6.0],    # member 0: t_gen 300
+                   [4.0, 2.0, 0.8, 0.2],    # member 1: never generalized
+                   [5.0, 1.0, 0.9, 10.0]])  # member 2: t_gen 900
+  np.savez(tmp_path / "m.npz", step=step, members=np.array([0, 1, 2]),
+           loss=loss, keys=np.array([[1, 0, 1], [0, 0, 1], [1, 1, 1]], bool),
+           pca=np.array([[0.5, 0.3, 0.1], [0.9, 0.05, 0.0],
+                         [0.6, 0.2, 0.1]]))
+  rows = _rows()[:3]
+
+  def value(key="loss", reduce="median", **kw):
+    return repro.metric_value(repro.Metric("m", "npz", file="m.npz", key=key,
+                                           reduce=reduce, **kw),
+                              str(tmp_path), rows)
+
+  assert value(over="last")[0] == 6.0               # median of 6, 0.2, 10
+  assert value(over="first", reduce="max")[0] == 5.0
+  assert value(over="count", key="keys")[0] == 2    # 2, 1, 3 key frequencies
+  assert value(over="sum:2", key="pca")[0] == pytest.approx(0.8)  # .8 .95 .8
+  # the step of the first value below 1 (1.0 is not): 10, 20, 20
+  v, shown = value(over="first_below:1")
+  assert v == 20 and shown == "20 (each 10, 20, 20)"
+  assert value(over="first_above:5.5", reduce="min")[0] == 40
+  assert math.isinf(value(over="first_above:100")[0])
+  # last over the lowest: 6 / 0.5 = 12, 0.2 / 0.2 = 1, 10 / 0.9
+  assert value(over="last_over_min")[0] == 10 / 0.9
+  assert value(over="last_over_first")[0] == pytest.approx(6 / 3)
+  # that step over the member's t_gen: 10 / 300 and 20 / 900; member 1 has
+  # no t_gen, so it is left out (not divided by +inf into a 0)
+  v, shown = value(over="first_below:1", relative_to="t_gen", reduce="max")
+  assert v == 10 / 300 and "n/a" in shown
+  # the value at the first saved step at or after t_mem (100, 100, 200): none
+  # is saved that late here, so every member is NaN and the metric is n/a
+  assert math.isnan(value(over="at:t_mem")[0])
+  assert value(over="last", where={"seed": 2})[0] == 10.0
+  with pytest.raises(ConfigError, match="no array 'absent'"):
+    value(key="absent", over="last")
+  with pytest.raises(ConfigError, match="needs over"):
+    value(over="")
+
+
+def test_npz_at_reads_the_value_at_a_members_time(tmp_path):
+  np.savez(tmp_path / "m.npz", step=np.array([0, 250, 500, 1000]),
+           members=np.array([0, 2]),
+           gini=np.array([[0.1, 0.2, 0.3, 0.5], [0.1, 0.15, 0.2, 0.6]]))
+  rows = _rows()[:3]  # member 0: t_gen 300 -> step 500; member 2: 900 -> 1000
+  v, shown = repro.metric_value(
+      repro.Metric("g", "npz", file="m.npz", key="gini", over="at:t_gen",
+                   reduce="min"), str(tmp_path), rows)
+  assert v == 0.3 and shown == "0.3 (each 0.3, 0.6)"
+
+
 def test_merge_keeps_the_latest_measurement_and_never_a_smoke_one():
   real = {"id": "a", "suite": "cpu", "status": "MISS",
           "measured": "2026-11-27T10:00:00+00:00"}
@@ -186,12 +241,29 @@ def _reproduce(*args):
                                "['no_such_paper']"),
     (["--collect=calibration=/nonexistent"], "--collect=calibration="
                                              "/nonexistent: no config.json"),
+    (["--only=calibration", "--specs={tmp}/specs"], "its command does not "
+     "parse"),
     (["--collect=nope=/tmp"], "--collect=nope=/tmp: give ID=WORKDIR"),
+    (["--collect=calibration={tmp}/other"],
+     "was made with other settings than calibration's command (--task: x+y "
+     "vs x-y;"),
 ])
 def test_bad_input_is_one_line_and_exit_2_before_running(tmp_path, args,
                                                         message):
+  # a run of the calibration's task changed to x-y (config.json as the sweep
+  # writes it; nothing else is read before the check)
+  other = tmp_path / "other"
+  other.mkdir()
+  config = Config(task="x-y", p=31, steps=4000, d_model=64, depth=1)
+  _write(other / "config.json", {"config": config.to_dict()})
+  # a spec whose command names a flag the sweep does not have
+  (tmp_path / "specs").mkdir()
+  (tmp_path / "specs" / "q.flags").write_text("--task=x+y\n")
+  _write(tmp_path / "specs" / "calibration.json",
+         _spec_dict(flagfile="q.flags", flags=["--no_such_flag=1"]))
   proc = _reproduce("--suite=smoke", f"--runs={tmp_path}",
-                    f"--results={tmp_path}/r.json", *args)
+                    f"--results={tmp_path}/r.json",
+                    *[a.replace("{tmp}", str(tmp_path)) for a in args])
   assert proc.returncode == 2, proc.stderr
   assert message in proc.stderr and len(proc.stderr.splitlines()) == 1
   assert not os.path.exists(tmp_path / "r.json")
