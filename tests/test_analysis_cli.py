@@ -140,6 +140,12 @@ def test_analyze_measures_see_the_fourier_circuit_form(run_dir, tmp_path):
     # Key frequencies appear: none at init, a few (Nanda: 3-6) at the end.
     assert m["num_key_frequencies"][i, 0] == 0
     assert 1 <= m["key_frequencies"][i].sum() <= 8
+    # ... fixed from the final model's MLP neurons (Nanda et al.'s notebook):
+    # the frequencies its living neurons pick, each neuron mostly explained
+    f = m["neuron_frequency"][i]
+    np.testing.assert_array_equal(np.flatnonzero(m["key_frequencies"][i]),
+                                  np.unique(f[f > 0]))
+    assert np.median(m["neuron_frequency_share"][i][f > 0]) > 0.5
     # The Fourier norms concentrate (Gini rises), the key-frequency part of
     # the logits alone fits the data far better than chance (log 31 = 3.43),
     # and removing it destroys the test predictions.

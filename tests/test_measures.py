@@ -97,6 +97,51 @@ def test_restricted_and_excluded_logits_as_the_official_code_computes_them():
   assert abs(loss(want_restricted) - loss(projection)) > 0.1
 
 
+def test_neuron_frequencies_as_nanda_et_al_s_notebook_computes_them():
+  """Each neuron's frequency is the k whose 2-D Fourier terms (the 3 x 3
+  block of rows and columns 0, cos k, sin k of the centred activations' fft2d
+  over the p x p grid: the official `extract_freq_2d`) hold most of its
+  energy. The expected shares come from numpy's FFT here: in the complex
+  basis the real block {0, k} x {0, k} of the real one is the set of
+  frequencies (u, v) with u, v in {0, k, -k}."""
+  a, b = (v.ravel() for v in np.meshgrid(np.arange(P), np.arange(P),
+                                         indexing="ij"))
+  w = lambda k: 2 * np.pi * k / P
+  rng = np.random.default_rng(0)
+  acts = np.stack([
+      np.maximum(0, np.cos(w(4) * (a + b)) + 0.3),        # ReLU of a circuit
+      np.cos(w(9) * a) * np.sin(w(9) * b) + 0.5 * np.cos(w(2) * a),
+      np.maximum(0, np.cos(w(7) * a) + np.cos(w(7) * b)),
+      rng.normal(size=P * P),                              # noise
+      np.zeros(P * P),                                     # dead
+  ], axis=1)
+  freq, share = fourier.neuron_frequencies(
+      jnp.asarray(acts), jnp.asarray(np.stack([a, b], 1)), P)
+
+  def shares(x):
+    f = np.fft.fft2((x - x.mean()).reshape(P, P))
+    energy = np.abs(f) ** 2
+    out = []
+    for k in range(1, P // 2 + 1):
+      idx = [0, k, P - k]
+      out.append(energy[np.ix_(idx, idx)].sum() / energy.sum())
+    return np.array(out)
+
+  for m in range(4):
+    want = shares(acts[:, m])
+    assert int(freq[m]) == np.argmax(want) + 1, m
+    np.testing.assert_allclose(share[m], want.max(), rtol=1e-4)
+  assert [int(f) for f in freq[:3]] == [4, 9, 7]
+  # the mixed neuron: cos(9a) sin(9b) has mean square 1/4, 0.5 cos(2a) has
+  # 1/8, so k = 9 holds (1/4) / (1/4 + 1/8) = 2/3 of its energy
+  assert float(share[1]) == pytest.approx(2 / 3, rel=1e-4)
+  assert int(freq[4]) == -1 and float(share[4]) == 0.0
+  key = fourier.key_frequencies_of_neurons(freq, P)
+  assert key.shape == (P // 2 + 1,)
+  np.testing.assert_array_equal(np.flatnonzero(key),
+                                sorted({4, 9, 7, int(freq[3])}))
+
+
 def test_weight_stats_of_known_matrices():
   rank_one = jnp.outer(jnp.arange(1.0, 5.0), jnp.ones(3))
   np.testing.assert_allclose(weights.effective_rank(rank_one), 1.0, rtol=1e-5)

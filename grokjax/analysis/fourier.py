@@ -14,11 +14,21 @@ Conventions:
   sum_k norm_k^2 = ||W||_F^2 (Parseval).
 - Gini and the inverse participation ratio are taken over the norms of the
   non-constant frequencies k >= 1 (the constant direction carries no residue).
-- Key frequencies (`key_frequencies`): k >= 1 whose energy norm_k^2 is at
-  least `ratio` times the median energy of the non-constant frequencies and
-  at least `min_share` of their total. A random embedding has all energies
-  within a few tens of percent of the median (none is key); a grokked one has
-  a handful far above it.
+- Key frequencies, two rules:
+  - `neuron_frequencies` (Nanda et al. 2023's, as their analysis notebook
+    computes `key_freqs`): each MLP neuron's activation at the readout
+    position over the (a, b) table, centred, is explained by one frequency k:
+    the share of its energy in the 2-D Fourier terms {1, cos, sin}(w_k a) x
+    {1, cos, sin}(w_k b) (`extract_freq_2d` of `helpers.py` in
+    mechanistic-interpretability-grokking/progress-measures-paper); the key
+    frequencies are those that some living neuron picks (`np.unique` of the
+    neurons' frequencies). The measures use it for transformers.
+  - `key_frequencies` (ours, for models without MLP neurons at a readout, and
+    at every saved step): k >= 1 whose embedding energy norm_k^2 is at least
+    `ratio` times the median energy of the non-constant frequencies and at
+    least `min_share` of their total. A random embedding has all energies
+    within a few tens of percent of the median (none is key); a grokked one
+    has a handful far above it.
 """
 
 from __future__ import annotations
@@ -81,6 +91,52 @@ def key_frequencies(norms_F: jax.Array, ratio: float = 10.0,
   return jnp.concatenate([jnp.zeros_like(key[..., :1]), key], axis=-1)
 
 
+def neuron_frequencies(acts_NxM: jax.Array, operands_Nx2: jax.Array, p: int,
+                       dead: float = 1e-12) -> tuple[jax.Array, jax.Array]:
+  """(frequency [M] int, share [M]) of each neuron: Nanda et al. 2023's rule.
+
+  A neuron's activations over the table's rows (a, b), centred, are projected
+  on the 9 functions {1, cos(w_k a), sin(w_k a)} x {1, cos(w_k b),
+  sin(w_k b)} of each frequency k = 1 .. p // 2; its frequency is the k whose
+  projection holds the largest share of its energy (over the full p x p grid
+  these are the official code's `extract_freq_2d` terms of `fft2d` and the
+  projection is the sum of their squared coefficients; over a partial table,
+  the least-squares projection on the same span). A dead neuron (energy below
+  `dead` per row) gets frequency -1 and share 0. The official loop runs k over
+  1 .. p // 2 - 1 (`range(1, p//2)`); this one includes p // 2.
+  """
+  acts = acts_NxM.astype(jnp.float32)
+  acts = acts - jnp.mean(acts, axis=0, keepdims=True)
+  a = operands_Nx2[:, 0].astype(jnp.float32)
+  b = operands_Nx2[:, 1].astype(jnp.float32)
+  k = jnp.arange(1, p // 2 + 1, dtype=jnp.float32)[:, None]     # [F, 1]
+  wa = 2 * jnp.pi * k * a[None] / p                             # [F, N]
+  wb = 2 * jnp.pi * k * b[None] / p
+  one = jnp.ones_like(wa)
+  fa = jnp.stack([one, jnp.cos(wa), jnp.sin(wa)], axis=1)        # [F, 3, N]
+  fb = jnp.stack([one, jnp.cos(wb), jnp.sin(wb)], axis=1)
+  g = (fa[:, :, None] * fb[:, None, :]).reshape(k.shape[0], 9, -1)
+  gram = jnp.einsum("fin,fjn->fij", g, g)
+  # sin vanishes at k = p / 2 (even p): a tiny ridge keeps the solve defined
+  gram = gram + 1e-6 * jnp.eye(9)[None] * jnp.trace(
+      gram, axis1=1, axis2=2)[:, None, None] / 9
+  ga = jnp.einsum("fin,nm->fim", g, acts)                        # [F, 9, M]
+  coef = jnp.linalg.solve(gram, ga)
+  explained = jnp.sum(coef * ga, axis=1)                         # [F, M]
+  energy = jnp.sum(jnp.square(acts), axis=0)                     # [M]
+  alive = energy > dead * acts.shape[0]
+  share = explained / jnp.where(alive, energy, 1.0)[None]
+  best = jnp.argmax(share, axis=0)
+  return (jnp.where(alive, best + 1, -1),
+          jnp.where(alive, jnp.max(share, axis=0), 0.0))
+
+
+def key_frequencies_of_neurons(frequency_M: jax.Array, p: int) -> jax.Array:
+  """bool [p // 2 + 1]: the frequencies some living neuron picks (`np.unique`)."""
+  counts = jnp.zeros(p // 2 + 2, jnp.int32).at[frequency_M].add(1)  # -1: last
+  return counts[: p // 2 + 1] > 0
+
+
 def sparsity(norms_F: jax.Array) -> dict[str, jax.Array]:
   """Gini and IPR of the non-constant frequencies' norms [..., F]."""
   return {"gini": gini(norms_F[..., 1:]), "ipr": ipr(norms_F[..., 1:])}
@@ -136,4 +192,5 @@ def split_logits(logits_NxC: jax.Array, directions: jax.Array,
 
 
 __all__ = ["fourier_basis", "frequency_norms", "gini", "ipr",
-           "key_frequencies", "sparsity", "sum_directions", "split_logits"]
+           "key_frequencies", "key_frequencies_of_neurons",
+           "neuron_frequencies", "sparsity", "sum_directions", "split_logits"]

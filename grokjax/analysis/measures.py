@@ -8,9 +8,13 @@ every selected member at every saved step and returns (and
 - ``step`` [S], ``members`` [E] (the run's member indices);
 - ``fourier`` (tasks x op y mod p): ``frequency_norms`` [E, S, F] of the
   embedding, ``gini`` / ``ipr`` of them, the unembedding's ``unembed_gini`` /
-  ``unembed_ipr``, ``num_key_frequencies`` [E, S] (the rule in
-  `analysis.fourier`), ``key_frequencies`` [E, F] (bool: the final saved
-  step's, as Nanda et al. 2023 fix them from the final model), and for
+  ``unembed_ipr``, ``num_key_frequencies`` [E, S] (the embedding rule of
+  `analysis.fourier`, at each step), ``key_frequencies`` [E, F] (bool: fixed
+  from the final saved step, as Nanda et al. 2023 do; for a transformer their
+  notebook's rule, the frequencies its last MLP's neurons pick
+  (`fourier.neuron_frequencies`), with ``neuron_frequency`` [E, M] (-1: dead)
+  and ``neuron_frequency_share`` [E, M]; else the embedding rule, which
+  ``key_frequencies_embedding`` [E, F] always holds), and for
   x+y / x-y ``restricted_loss`` / ``excluded_loss`` (train rows) and
   ``restricted_loss_test`` / ``excluded_loss_test``: cross-entropy of the
   logits' key-frequency part (with each class's mean logit, the official
@@ -52,6 +56,7 @@ import numpy as np
 
 from grokjax.analysis import complexity as lc_lib
 from grokjax.analysis import fourier, hessian, landscape, trajectory, weights
+from grokjax.models.transformer import activation_fn
 from grokjax.config import ConfigError
 from grokjax.io import plots, snapshots
 from grokjax.io.rundir import write_npz
@@ -141,10 +146,38 @@ class _Context:
     return _losses(self.logits(params), rows)[0]
 
 
+def readout_neurons(ctx: _Context, params) -> jax.Array:
+  """[N, d_mlp] the last block's MLP activations at the readout position."""
+  last = f"block_{ctx.config.depth - 1}"
+  _, state = ctx.model.apply(
+      {"params": params}, ctx.inputs,
+      capture_intermediates=lambda m, name: (
+          m.name == "mlp_in" and m.parent is not None
+          and m.parent.name == last))
+  (pre,) = state["intermediates"][last]["mlp_in"]["__call__"]
+  return activation_fn(ctx.config.activation)(pre)
+
+
 def _key_frequencies(ctx: _Context, final_params) -> dict:
-  """Nanda et al. fix the key frequencies from the final model."""
-  return {"key_frequencies": jax.vmap(lambda q: fourier.key_frequencies(
-      fourier.frequency_norms(embedding(q, ctx.p))))(final_params)}
+  """Nanda et al. fix the key frequencies from the final model: from its MLP
+  neurons for a transformer (their notebook's rule), else from the embedding."""
+  def embedding_rule(q):
+    return fourier.key_frequencies(fourier.frequency_norms(embedding(q, ctx.p)))
+
+  out = {"key_frequencies_embedding": jax.vmap(embedding_rule)(final_params)}
+  if ctx.config.model != "transformer":
+    out["key_frequencies"] = out["key_frequencies_embedding"]
+    return out
+  operands = ctx.inputs[:, jnp.array(ctx.task.operand_positions)]
+
+  def neuron_rule(q):
+    freq, share = fourier.neuron_frequencies(readout_neurons(ctx, q),
+                                             operands, ctx.p)
+    return fourier.key_frequencies_of_neurons(freq, ctx.p), freq, share
+
+  (out["key_frequencies"], out["neuron_frequency"],
+   out["neuron_frequency_share"]) = jax.lax.map(neuron_rule, final_params)
+  return out
 
 
 def _fourier(ctx: _Context, params, final, rows, prepared, key):
@@ -447,12 +480,17 @@ def write_measures(path: str, measures: dict[str, np.ndarray]) -> None:
   write_npz(path, measures)
 
 
+# [E, ...] arrays of the final model or of the whole trajectory, not per step.
+PER_MEMBER = ("key_frequencies", "key_frequencies_embedding",
+              "neuron_frequency", "neuron_frequency_share", "pca_explained")
+
+
 def scalar_measures(measures: dict[str, np.ndarray]) -> list[str]:
   """The [E, S] whole-network measures (what the plots show), in a stable order."""
   s = len(measures["step"])
   return [k for k, v in measures.items()
           if v.ndim == 2 and v.shape[1] == s and "." not in k
-          and k not in ("key_frequencies", "pca_explained")]
+          and k not in PER_MEMBER]
 
 
 __all__ = ["MEASURES", "REGISTRY", "Measure", "KEY_SLOTS", "check_measures", "compute_measures", "write_measures",
