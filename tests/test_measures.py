@@ -96,6 +96,25 @@ def test_restricted_and_excluded_logits_as_the_official_code_computes_them():
       loss(want_restricted), rel=1e-4)
   assert abs(loss(want_restricted) - loss(projection)) > 0.1
 
+  # One frequency removed at a time (the official per-frequency variant):
+  # removing 4 hurts most, removing a frequency the logits lack (5) changes
+  # nothing.
+  def one_removed(k):
+    z = logits.copy()
+    for f in (np.cos, np.sin):
+      u = f(w(k) * (a + b))
+      if np.linalg.norm(u) > 1e-6:
+        u = u / np.linalg.norm(u)
+        z = z - u[:, None] * (u @ logits)[None, :]
+    return loss(z)
+  by_k = fourier.excluded_loss_by_frequency(
+      jnp.asarray(logits), dirs, lambda z: _jax_loss(z, a, b))
+  assert by_k.shape == (P // 2 + 1,)
+  np.testing.assert_allclose(by_k, [one_removed(k) for k in range(P // 2 + 1)],
+                             rtol=1e-4)
+  assert np.argmax(by_k) == 4
+  assert by_k[5] == pytest.approx(loss(logits), rel=1e-5)
+
 
 def test_neuron_frequencies_as_nanda_et_al_s_notebook_computes_them():
   """Each neuron's frequency is the k whose 2-D Fourier terms (the 3 x 3
@@ -140,6 +159,11 @@ def test_neuron_frequencies_as_nanda_et_al_s_notebook_computes_them():
   assert key.shape == (P // 2 + 1,)
   np.testing.assert_array_equal(np.flatnonzero(key),
                                 sorted({4, 9, 7, int(freq[3])}))
+
+
+def _jax_loss(z, a, b):
+  logp = jax.nn.log_softmax(z.astype(jnp.float32), axis=1)
+  return -jnp.mean(logp[jnp.arange(len(a)), (a + b) % P])
 
 
 def test_weight_stats_of_known_matrices():

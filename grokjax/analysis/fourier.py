@@ -191,6 +191,31 @@ def split_logits(logits_NxC: jax.Array, directions: jax.Array,
   return restricted, logits - part
 
 
-__all__ = ["fourier_basis", "frequency_norms", "gini", "ipr",
+def excluded_loss_by_frequency(logits_NxC: jax.Array, directions: jax.Array,
+                               loss_fn) -> jax.Array:
+  """[F] `loss_fn(logits)` with one frequency's cos / sin (w_k (a + b)) part
+  removed from every class's logits, for each k = 0 .. p // 2.
+
+  Nanda et al. 2023's per-frequency excluded loss (`calculate_excluded_loss`
+  of their training code: one key frequency ablated at a time, the train
+  loss, no bias correction; the notebook's `calculate_excluded_loss_2D` runs
+  it over every frequency, as here). `split_logits`'s excluded logits remove
+  all key frequencies at once (`calculate_excluded_loss_2D_full`): the curve
+  of the paper's figure. k = 0 removes the constant direction.
+  """
+  logits = logits_NxC.astype(jnp.float32)
+
+  def without(u_2xN):
+    gram = u_2xN @ u_2xN.T
+    active = jnp.diag(gram) > 1e-6           # sin vanishes at k = 0, p / 2
+    u = jnp.where(active[:, None], u_2xN, 0.0)
+    gram = u @ u.T + jnp.diag(jnp.where(active, 0.0, 1.0))
+    coef = jnp.linalg.solve(gram, u @ logits)
+    return loss_fn(logits - u.T @ coef)
+
+  return jax.lax.map(without, directions)
+
+
+__all__ = ["excluded_loss_by_frequency", "fourier_basis", "frequency_norms", "gini", "ipr",
            "key_frequencies", "key_frequencies_of_neurons",
            "neuron_frequencies", "sparsity", "sum_directions", "split_logits"]

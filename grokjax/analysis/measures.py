@@ -18,7 +18,10 @@ every selected member at every saved step and returns (and
   x+y / x-y ``restricted_loss`` / ``excluded_loss`` (train rows) and
   ``restricted_loss_test`` / ``excluded_loss_test``: cross-entropy of the
   logits' key-frequency part (with each class's mean logit, the official
-  code's bias correction) and of the rest (`fourier.split_logits`);
+  code's bias correction) and of the rest (`fourier.split_logits`: every key
+  frequency removed at once, the paper's curve), and
+  ``excluded_loss_by_frequency`` [E, S, F] (train rows, one frequency removed
+  at a time: their training code's per-frequency variant);
 - ``norms``: ``l1_norm``, ``l2_norm``, ``nuclear_norm``, ``effective_rank``
   and the same per matrix as ``<stat>.<layer>`` (`analysis.weights`);
 - ``distance``: ``distance_from_init`` and ``cosine_distance`` (to the
@@ -194,11 +197,13 @@ def _fourier(ctx: _Context, params, final, rows, prepared, key):
   if coefficients is not None:
     operands = ctx.inputs[:, jnp.array(ctx.task.operand_positions)]
     directions = fourier.sum_directions(operands, ctx.p, coefficients)
-    part, rest = fourier.split_logits(ctx.logits(params), directions,
-                                      key_final)
+    logits = ctx.logits(params)
+    part, rest = fourier.split_logits(logits, directions, key_final)
     (out["restricted_loss"], out["restricted_loss_test"]) = _losses(
         part, rows)
     (out["excluded_loss"], out["excluded_loss_test"]) = _losses(rest, rows)
+    out["excluded_loss_by_frequency"] = fourier.excluded_loss_by_frequency(
+        logits, directions, lambda z: _losses(z, rows)[0])
   return out
 
 
