@@ -4,6 +4,7 @@
     python experiments/reproduce.py --suite=cpu --only=parity,omnigrok_digits
     python experiments/reproduce.py --suite=gpu --time_limit=300
     python experiments/reproduce.py --table_only --readme=README.md
+    python experiments/reproduce.py --suite=smoke --check   # every spec's command is valid
 
 A reproduction is a JSON file beside its flagfile in experiments/flags/ (the
 format: grokjax/reproductions.py). For each one in the suite this runs
@@ -63,6 +64,9 @@ flags.DEFINE_bool("table_only", False, "only regenerate results.md (and "
                   "--readme) from results.json")
 flags.DEFINE_string("readme", None, "README.md whose results table is "
                     "regenerated")
+flags.DEFINE_bool("check", False, "only check that each chosen "
+                  "reproduction's command builds a valid configuration "
+                  "(after adding or editing a spec or flagfile)")
 FLAGS = flags.FLAGS
 
 
@@ -88,14 +92,14 @@ def _select(specs: dict) -> list:
   return chosen
 
 
-def spec_config(spec) -> gj.Config:
-  """The Config the reproduction's command builds (its flagfile, then its flags)."""
+def spec_config(spec, extra: tuple[str, ...] = ()) -> gj.Config:
+  """The Config the reproduction's command builds (its flagfile, its flags, then `extra`)."""
   fv = flags.FlagValues()
   flags_lib.define_config_flags(fv)
   flagfile, cwd = os.path.abspath(spec.flagfile_path), os.getcwd()
   os.chdir(ROOT)  # nested --flagfile paths are relative to the repository
   try:
-    fv(["sweep.py", f"--flagfile={flagfile}", *spec.flags])
+    fv(["sweep.py", f"--flagfile={flagfile}", *spec.flags, *extra])
   except flags.Error as e:
     raise ConfigError(f"{spec.path}: its command does not parse ({e})") \
         from None
@@ -184,6 +188,12 @@ def main(argv):
       raise ConfigError(f"--suite={FLAGS.suite}: no reproduction in it")
     for spec in chosen:  # a spec whose command is wrong: before any run
       spec_config(spec)
+      if FLAGS.suite == "smoke":
+        spec_config(spec, spec.smoke)
+    if FLAGS.check:
+      print(f"{len(chosen)} reproduction(s): every command builds a valid "
+            "configuration")
+      return
     for spec in chosen:
       print(f"{spec.id}: {spec.command()}"
             + (" " + " ".join(spec.smoke) if FLAGS.suite == "smoke" else ""),

@@ -377,6 +377,15 @@ class Config:
       raise ConfigError(f"--ln_placement={self.ln_placement}: there is no "
                         "LayerNorm to place (--nolayer_norm); drop one flag")
     _choice("data_order", self.data_order, DATA_ORDERS)
+    if self.data_order == "epoch" and self.batch_size == 0:
+      raise ConfigError("--data_order=epoch: with --batch_size=0 (full "
+                        "batch) every step already sees each train row once; "
+                        "drop the flag or set --batch_size")
+    for flag, default in (("ln_placement", "pre"), ("attn_bias", False)):
+      if self.model != "transformer" and getattr(self, flag) != default:
+        raise ConfigError(f"--{flag}={_show(getattr(self, flag))}: only "
+                          "--model=transformer has attention blocks, not "
+                          f"--model={self.model}; drop the flag")
     if self.exclude_y0 and tasks.family_of(self.task).family != "modular":
       raise ConfigError(f"--exclude_y0: only modular tasks (x+y, x*y, ...) "
                         f"have a y operand to drop, not --task={self.task}")

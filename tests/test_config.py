@@ -56,6 +56,9 @@ def test_explicit_data_seed_is_its_own_axis():
     (dict(ln_placement="middle"), "--ln_placement=middle"),
     (dict(ln_placement="post", layer_norm=False), "--ln_placement=post"),
     (dict(data_order="sorted"), "--data_order=sorted"),
+    (dict(data_order="epoch", batch_size=0), "--data_order=epoch"),
+    (dict(model="mlp", attn_bias=True), "--attn_bias=True"),
+    (dict(model="mlp", ln_placement="input"), "--ln_placement=input"),
     (dict(task="parity", exclude_y0=True), "--exclude_y0"),
 ])
 def test_validation_names_the_flag(kwargs, flag):

@@ -43,6 +43,16 @@ def test_every_reproduction_loads_with_an_existing_flagfile_and_a_judged_metric(
     assert any(m.band for m in specs[sid].metrics), sid
 
 
+def test_every_reproduction_command_and_its_smoke_variant_is_valid():
+  """Each spec's sweep command (and with its smoke flags) parses into a
+  Config that validates: a renamed flag or a bad value in any flagfile fails
+  here, not an hour into a suite."""
+  proc = _reproduce("--suite=smoke", "--check")
+  assert proc.returncode == 0, proc.stderr
+  n = len(repro.load_all(SPECS))
+  assert f"{n} reproduction(s): every command builds a valid" in proc.stdout
+
+
 def test_readme_results_table_is_the_generated_one():
   """The README's table is exactly what results.json and the specs generate:
   editing it by hand (or a spec without regenerating) fails here."""
