@@ -4,8 +4,8 @@
 #   OUT=/tmp/gpu bash experiments/gpu_suite.sh [SWEEP_SECONDS] [IDS]
 #
 # 1. experiments/benchmark.py at E = $BENCH_MEMBERS (default 1,8,64,256,1024;
-#    quickstart model): member-steps/s, x sequential, % of the float32 matmul
-#    peak -> $OUT/benchmark_quickstart.json.
+#    quickstart model; "none" skips it): member-steps/s, x sequential, % of
+#    the float32 matmul peak -> $OUT/benchmark_quickstart.json.
 # 2. experiments/reproduce.py --suite=gpu --only=IDS (default
 #    nanda2023_fractions: 96 members x 40k steps, ~16 min on one H200), each
 #    sweep stopped after SWEEP_SECONDS (default 330) by SIGTERM: it saves a
@@ -31,9 +31,11 @@ date -u
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
 "$PY" -c 'import sys, jax; print(sys.version.split()[0], "jax", jax.__version__, jax.devices())'
 "$PY" -m pip list 2>/dev/null | grep -iE "^(jax|jaxlib|flax|optax|chex|orbax-checkpoint|tensorboard|numpy) " || true
-timeout -k 30 200 "$PY" experiments/benchmark.py --members="$BENCH_MEMBERS" \
-  --out="$OUT/benchmark_quickstart.json"
-echo "benchmark exit $?"
+if [ "$BENCH_MEMBERS" != none ]; then
+  timeout -k 30 200 "$PY" experiments/benchmark.py --members="$BENCH_MEMBERS" \
+    --out="$OUT/benchmark_quickstart.json"
+  echo "benchmark exit $?"
+fi
 runs=/tmp/grokjax_gpu_runs
 "$PY" experiments/reproduce.py --suite=gpu --only="$IDS" \
   --time_limit="$SWEEP_SECONDS" --runs="$runs" --results="$OUT/results.json"
