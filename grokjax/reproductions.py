@@ -40,10 +40,12 @@ A reproduction is one JSON file beside its flagfile in `experiments/flags/`
   ``over`` (npz) reduces a member's last axis (saved steps, frequencies or
   components): ``last``, ``first``, ``max``, ``min``, ``count`` (non-zero
   entries), ``sum:K`` (of the first K), ``last_over_min`` (the last value over
-  the lowest: > 1 when it rose again), ``last_over_first``,
-  ``first_below:X`` / ``first_above:X`` (the file's ``step`` at the first
-  saved step past X; +inf if never) and ``at:COLUMN`` (the value at the first saved step at or after the member's
-  summary COLUMN, NaN if that is never). Without ``over`` the array is [E].
+  the lowest: > 1 when it rose again), ``last_over_max`` (< 1 when it fell
+  from a peak), ``last_over_first``, ``step_of_max`` (the file's ``step``
+  where the maximum is), ``first_below:X`` / ``first_above:X`` (the
+  ``step`` of the first saved step past X; +inf if never) and ``at:COLUMN``
+  (the value at the first saved step at or after the member's summary
+  COLUMN, NaN if that is never). Without ``over`` the array is [E].
 
   ``band`` is ``[low, high]`` (either may be null: unbounded): a metric inside
   its band matches. A metric without a band is reported, not judged.
@@ -140,7 +142,8 @@ def _repo_root(path: str) -> str:
       os.path.abspath(path))))
 
 
-_OVER = re.compile(r"last|first|max|min|count|last_over_(min|first)|sum:\d+|"
+_OVER = re.compile(r"last|first|max|min|count|last_over_(min|max|first)|"
+                   r"step_of_max|sum:\d+|"
                    r"first_(below|above):[-+0-9.eE]+|at:\w+")
 _SPEC_FIELDS = {"title", "paper", "flagfile", "suite", "metrics", "flags",
                 "smoke", "analysis", "smoke_analysis", "cost", "notes"}
@@ -183,9 +186,9 @@ def load(path: str) -> Reproduction:
                 "kind npz")
     if m.get("over") and not _OVER.fullmatch(m["over"]):
       raise bad(f"metric {m.get('name')!r}: over {m['over']!r} is not one of "
-                "last, first, max, min, count, last_over_min, "
-                "last_over_first, sum:K, first_below:X, first_above:X, "
-                "at:COLUMN")
+                "last, first, max, min, count, last_over_min, last_over_max, "
+                "last_over_first, step_of_max, sum:K, first_below:X, "
+                "first_above:X, at:COLUMN")
     if m.get("reduce", "median") not in REDUCERS:
       raise bad(f"metric {m.get('name')!r}: reduce must be one of "
                 f"{sorted(REDUCERS)}")
@@ -387,7 +390,7 @@ def _over(over: str, x: np.ndarray, step: np.ndarray | None,
       raise ConfigError(f"an array of shape {x.shape} per member needs over")
     return float(x)
   name, _, arg = over.partition(":")
-  if name in ("first_below", "first_above", "at") and (
+  if name in ("first_below", "first_above", "at", "step_of_max") and (
       step is None or len(step) != x.shape[-1]):
     raise ConfigError(f"over {over}: the file has no step axis of length "
                       f"{x.shape[-1]}")
@@ -398,12 +401,15 @@ def _over(over: str, x: np.ndarray, step: np.ndarray | None,
     when = _finite(row, arg)
     after = np.flatnonzero(step >= when) if math.isfinite(when) else []
     return float(x[after[0]]) if len(after) else float("nan")
+  if name == "step_of_max":
+    return float(step[np.nanargmax(x)])
   if name == "sum":
     return float(np.sum(x[..., :int(arg)]))
   return float({"last": lambda: x[-1], "first": lambda: x[0],
                 "max": lambda: np.nanmax(x), "min": lambda: np.nanmin(x),
                 "count": lambda: np.count_nonzero(x),
                 "last_over_min": lambda: x[-1] / np.nanmin(x),
+                "last_over_max": lambda: x[-1] / np.nanmax(x),
                 "last_over_first": lambda: x[-1] / x[0]}[name]())
 
 

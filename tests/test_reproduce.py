@@ -200,6 +200,9 @@ def test_npz_metric_reduces_each_member_over_its_saved_steps(tmp_path):
   # last over the lowest: 6 / 0.5 = 12, 0.2 / 0.2 = 1, 10 / 0.9
   assert value(over="last_over_min")[0] == 10 / 0.9
   assert value(over="last_over_first")[0] == pytest.approx(6 / 3)
+  # last over the peak: 6 / 6, 0.2 / 4, 10 / 10; the peak's step: 40, 0, 40
+  assert value(over="last_over_max", reduce="min")[0] == pytest.approx(0.05)
+  assert value(over="step_of_max")[0] == 40
   # that step over the member's t_gen: 10 / 300 and 20 / 900; member 1 has
   # no t_gen, so it is left out (not divided by +inf into a 0)
   v, shown = value(over="first_below:1", relative_to="t_gen", reduce="max")
