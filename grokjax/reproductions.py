@@ -328,12 +328,16 @@ def _json_value(workdir: str, metric: Metric) -> float:
                       "writes it)")
   with open(path) as f:
     values: Any = [json.load(f)]
-  for part in metric.key.split("."):
-    if part == "*":
-      values = [v for vs in values for v in vs]
-    else:
-      values = [v[int(part)] if isinstance(v, list) else v[part]
-                for v in values]
+  try:
+    for part in metric.key.split("."):
+      if part == "*":
+        values = [v for vs in values for v in vs]
+      else:
+        values = [v[int(part)] if isinstance(v, list) else v[part]
+                  for v in values]
+  except (KeyError, IndexError, ValueError, TypeError):
+    raise ConfigError(f"metric {metric.name!r}: {path} has no "
+                      f"{metric.key!r}") from None
   if len(values) == 1 and not isinstance(values[0], list) and \
       "*" not in metric.key:
     return _float(values[0])

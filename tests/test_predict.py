@@ -137,6 +137,13 @@ def test_feature_scores_have_seed_bootstrap_intervals_around_the_point():
   # Without groups there are no intervals.
   assert "spearman_lo" not in predict.feature_scores({"good": good}, final,
                                                      final > 0.5)["good"]
+  # One seed: resampling it gives itself, so the interval is NaN, not a
+  # zero-width [point, point].
+  one = predict.feature_scores({"good": good}, final, final > 0.5,
+                               np.zeros(seeds.size, int))["good"]
+  assert all(np.isnan(one[k]) for k in ("spearman_lo", "spearman_hi",
+                                        "auc_lo", "auc_hi"))
+  assert one["spearman"] == out["good"]["spearman"]
 
 
 def test_grid_regions_are_contiguous_blocks_of_the_swept_grid():

@@ -168,6 +168,8 @@ def test_json_metric_reads_a_key_path_and_reduces_lists(tmp_path):
   assert value(file="fit.json", key="nested.x.1") == 5
   with pytest.raises(ConfigError, match="missing"):
     value(file="absent.json", key="slope")
+  with pytest.raises(ConfigError, match="has no 'nested.y'"):
+    value(file="fit.json", key="nested.y")
 
 
 def test_npz_metric_reduces_each_member_over_its_saved_steps(tmp_path):

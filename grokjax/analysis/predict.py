@@ -306,12 +306,14 @@ def feature_scores(features: Mapping[str, np.ndarray], final_val: np.ndarray,
   ``auc_lo/hi`` are the 2.5% and 97.5% percentiles over `num_samples`
   resamplings of the groups with replacement (every member of a drawn group
   comes along: members sharing a seed are not independent); NaN draws
-  (one class only, constant ranks) are left out.
+  (one class only, constant ranks) are left out. With a single group the
+  intervals are NaN: every resampling of one seed is that seed, and a
+  zero-width interval would claim a certainty the run cannot give.
   """
   final_val = np.asarray(final_val, np.float64)
   generalized = np.asarray(generalized, bool)
   draws = []
-  if groups is not None:
+  if groups is not None and len(np.unique(groups)) > 1:
     groups = np.asarray(groups)
     ids = np.unique(groups)
     members = [np.flatnonzero(groups == g) for g in ids]
@@ -327,6 +329,9 @@ def feature_scores(features: Mapping[str, np.ndarray], final_val: np.ndarray,
            # A feature may predict through low values: max(auc, 1 - auc).
            "auc_either_sign": (max(auc, 1 - auc) if np.isfinite(auc)
                                else float("nan"))}
+    if groups is not None and not draws:
+      for key in ("spearman", "auc"):
+        row[f"{key}_lo"] = row[f"{key}_hi"] = float("nan")
     if draws:
       for key, fn in (("spearman", lambda i: spearman(values[i],
                                                       final_val[i])),
