@@ -8,11 +8,15 @@ Writes into `<workdir>/analysis/` (or `--out`):
   properties (`grokjax.tasks.algebra.properties`: associative, commutative,
   unital, category, mode ranks, sparsity), the members that learned it, how
   many generalized, and their median t_mem / t_gen (never = empty);
+- `algebras.json`: per category (``acu``: associative, commutative, unital;
+  ``~`` negates), its algebras, members, how many generalized and their
+  median t_gen (never counting as +inf, written Infinity);
 - `plots/algebras.png`: t_gen of every member by category and against the
   tensor's total mode rank and its sparsity (members that never generalized
   sit on the top edge, marked x).
 """
 
+import json
 import os
 import sys
 
@@ -55,6 +59,21 @@ def algebra_rows(config: gj.Config, summary: list[dict]) -> list[dict]:
   return rows
 
 
+def category_summary(rows: list[dict], summary: list[dict]) -> dict:
+  """Per category: its algebras and the median t_gen over all their members."""
+  out = {}
+  for category in sorted({r["category"] for r in rows}):
+    mine = [r for r in rows if r["category"] == category]
+    index = {r["task_index"] for r in mine}
+    t_gen = np.array([r["t_gen"] for r in summary
+                      if int(r["task_index"]) in index], np.float64)
+    out[category] = {"algebras": [r["algebra"] for r in mine],
+                     "members": int(t_gen.size),
+                     "generalized": int(np.isfinite(t_gen).sum()),
+                     "median_t_gen": float(gj.analysis.median_time(t_gen))}
+  return out
+
+
 def main(argv):
   del argv
   config = gj.Config.from_dict(flags_lib.stored_run(
@@ -71,6 +90,8 @@ def main(argv):
   out = FLAGS.out or os.path.join(FLAGS.workdir, "analysis")
   os.makedirs(os.path.join(out, "plots"), exist_ok=True)
   gj.io.write_csv(os.path.join(out, "algebras.csv"), rows)
+  with open(os.path.join(out, "algebras.json"), "w") as f:
+    json.dump({"categories": category_summary(rows, summary)}, f, indent=1)
   path = os.path.join(out, "plots", "algebras.png")
   by_index = {r["task_index"]: r for r in rows}
   points = [{**by_index[int(r["task_index"])], "t_gen": r["t_gen"]}
@@ -82,7 +103,7 @@ def main(argv):
           f"({r['mode_rank_1']}, {r['mode_rank_2']}, {r['mode_rank_3']}) "
           f"sparsity {r['sparsity']:.2f}: generalized {r['generalized']}/"
           f"{r['members']}, median t_gen {when(r['median_t_gen'])}")
-  print(f"wrote {os.path.join(out, 'algebras.csv')}, {path}")
+  print(f"wrote {os.path.join(out, 'algebras.csv')}, algebras.json, {path}")
 
 
 if __name__ == "__main__":

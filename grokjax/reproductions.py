@@ -41,11 +41,14 @@ A reproduction is one JSON file beside its flagfile in `experiments/flags/`
   components): ``last``, ``first``, ``max``, ``min``, ``count`` (non-zero
   entries), ``sum:K`` (of the first K), ``last_over_min`` (the last value over
   the lowest: > 1 when it rose again), ``last_over_max`` (< 1 when it fell
-  from a peak), ``last_over_first``, ``step_of_max`` (the file's ``step``
-  where the maximum is), ``first_below:X`` / ``first_above:X`` (the
-  ``step`` of the first saved step past X; +inf if never) and ``at:COLUMN``
-  (the value at the first saved step at or after the member's summary
-  COLUMN, NaN if that is never). Without ``over`` the array is [E].
+  from a peak), ``last_over_first``, ``step_of_max`` / ``step_of_min`` (the
+  file's ``step`` where the maximum / minimum is), ``first_below:X`` /
+  ``first_above:X`` (the ``step`` of the first saved step past X; +inf if
+  never) and ``at:COLUMN`` (the value at the first saved step at or after
+  the member's summary COLUMN, NaN if that is never). Without ``over`` the array is [E]. The
+  step axis is the file's ``step`` array, or for the run's own
+  ``history.npz`` its ``eval_step`` (evaluation arrays such as
+  ``param_norm``) or ``record_step`` (per-step arrays), whichever matches.
 
   ``band`` is ``[low, high]`` (either may be null: unbounded): a metric inside
   its band matches. A metric without a band is reported, not judged.
@@ -143,7 +146,7 @@ def _repo_root(path: str) -> str:
 
 
 _OVER = re.compile(r"last|first|max|min|count|last_over_(min|max|first)|"
-                   r"step_of_max|sum:\d+|"
+                   r"step_of_(max|min)|sum:\d+|"
                    r"first_(below|above):[-+0-9.eE]+|at:\w+")
 _SPEC_FIELDS = {"title", "paper", "flagfile", "suite", "metrics", "flags",
                 "smoke", "analysis", "smoke_analysis", "cost", "notes"}
@@ -187,8 +190,8 @@ def load(path: str) -> Reproduction:
     if m.get("over") and not _OVER.fullmatch(m["over"]):
       raise bad(f"metric {m.get('name')!r}: over {m['over']!r} is not one of "
                 "last, first, max, min, count, last_over_min, last_over_max, "
-                "last_over_first, step_of_max, sum:K, first_below:X, "
-                "first_above:X, at:COLUMN")
+                "last_over_first, step_of_max, step_of_min, sum:K, "
+                "first_below:X, first_above:X, at:COLUMN")
     if m.get("reduce", "median") not in REDUCERS:
       raise bad(f"metric {m.get('name')!r}: reduce must be one of "
                 f"{sorted(REDUCERS)}")
@@ -360,7 +363,8 @@ def _npz_value(workdir: str, metric: Metric, summary: Sequence[Mapping]
       array = np.asarray(z[metric.key], np.float64)
       members = z["members"] if "members" in z.files else np.arange(
           len(array))
-      step = z["step"] if "step" in z.files else None
+      step = next((z[k] for k in ("step", "eval_step", "record_step")
+                   if k in z.files and len(z[k]) == array.shape[-1]), None)
   except (OSError, ValueError) as e:
     raise ConfigError(f"{path}: unreadable ({e})") from None
   rows = [summary[int(i)] for i in members]
@@ -394,7 +398,8 @@ def _over(over: str, x: np.ndarray, step: np.ndarray | None,
       raise ConfigError(f"an array of shape {x.shape} per member needs over")
     return float(x)
   name, _, arg = over.partition(":")
-  if name in ("first_below", "first_above", "at", "step_of_max") and (
+  if name in ("first_below", "first_above", "at", "step_of_max",
+              "step_of_min") and (
       step is None or len(step) != x.shape[-1]):
     raise ConfigError(f"over {over}: the file has no step axis of length "
                       f"{x.shape[-1]}")
@@ -407,6 +412,8 @@ def _over(over: str, x: np.ndarray, step: np.ndarray | None,
     return float(x[after[0]]) if len(after) else float("nan")
   if name == "step_of_max":
     return float(step[np.nanargmax(x)])
+  if name == "step_of_min":
+    return float(step[np.nanargmin(x)])
   if name == "sum":
     return float(np.sum(x[..., :int(arg)]))
   return float({"last": lambda: x[-1], "first": lambda: x[0],
@@ -473,10 +480,13 @@ def measure(spec: Reproduction, workdir: str, suite: str) -> dict[str, Any]:
   for m in spec.metrics:
     try:
       value, shown = metric_value(m, workdir, progress["summary"])
-    except ConfigError:
-      if suite != "smoke" or m.kind not in ("json", "npz"):
+    except ConfigError as e:
+      if m.kind not in ("json", "npz"):
         raise
-      value, shown = float("nan"), "n/a (not written by the smoke analysis)"
+      # An analysis file without the key (a category the run lacks, the
+      # smoke analysis's shorter output): n/a, and a banded metric misses.
+      value, shown = float("nan"), ("n/a (not written by the smoke analysis)"
+                                    if suite == "smoke" else f"n/a ({e})")
     verdict = m.judge(value) if suite != "smoke" else None
     if verdict is not None:
       judged.append(verdict)

@@ -230,6 +230,25 @@ def test_npz_at_reads_the_value_at_a_members_time(tmp_path):
   assert v == 0.3 and shown == "0.3 (each 0.3, 0.6)"
 
 
+def test_npz_metric_reads_a_runs_history_on_its_eval_steps(tmp_path):
+  """history.npz has no `step` or `members`: evaluation arrays run over
+  eval_step, per-step ones over record_step, and row i is member i."""
+  np.savez(tmp_path / "history.npz", eval_step=np.array([0, 100, 200]),
+           record_step=np.arange(4),
+           param_norm=np.array([[77.0, 50.0, 63.0], [70.0, 60.0, 55.0],
+                                [9.0, 8.0, 9.5]]),
+           step_train_loss=np.array([[4.0, 3.0, 3.5, 0.1]] * 3))
+  value = lambda **kw: repro.metric_value(
+      repro.Metric("m", "npz", file="history.npz", **kw), str(tmp_path),
+      _rows()[:3])[0]
+  # 63 / 50 = 1.26, 55 / 55 = 1, 9.5 / 8 = 1.1875 -> median 1.1875; the
+  # lowest at steps 100, 200, 100
+  assert value(key="param_norm", over="last_over_min") == pytest.approx(1.1875)
+  assert value(key="param_norm", over="step_of_min") == 100
+  assert value(key="step_train_loss", over="step_of_max") == 0
+  assert value(key="step_train_loss", over="first_below:1") == 3
+
+
 def test_merge_keeps_the_latest_measurement_and_never_a_smoke_one():
   real = {"id": "a", "suite": "cpu", "status": "MISS",
           "measured": "2026-11-27T10:00:00+00:00"}
