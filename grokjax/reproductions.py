@@ -45,9 +45,11 @@ A reproduction is one JSON file beside its flagfile in `experiments/flags/`
   file's ``step`` where the maximum / minimum is), ``first_below:X`` /
   ``first_above:X`` (the ``step`` of the first saved step past X; +inf if
   never) and ``at:COLUMN`` (the value at the first saved step at or after
-  the member's summary COLUMN, NaN if that is never). Without ``over`` the array is [E]. The
-  step axis is the file's ``step`` array, or for the run's own
-  ``history.npz`` its ``eval_step`` (evaluation arrays such as
+  the member's summary COLUMN, NaN if that is never). ``after: COLUMN``
+  first keeps only the saved steps at or after the member's COLUMN (t_gen,
+  say; none for a member that never got there, so NaN). Without ``over``
+  the array is [E]. The step axis is the file's ``step`` array, or for the
+  run's own ``history.npz`` its ``eval_step`` (evaluation arrays such as
   ``param_norm``) or ``record_step`` (per-step arrays), whichever matches.
 
   ``band`` is ``[low, high]`` (either may be null: unbounded): a metric inside
@@ -96,6 +98,7 @@ class Metric:
   reduce: str = "median"
   over: str = ""
   relative_to: str = ""
+  after: str = ""
 
   def judge(self, value: float) -> bool | None:
     """In band (True), outside (False), or not judged (None: no band)."""
@@ -184,9 +187,10 @@ def load(path: str) -> Reproduction:
       raise bad(f"metric {m.get('name')!r}: unknown kind {kind!r}")
     if kind in ("json", "npz") and not (m.get("file") and m.get("key")):
       raise bad(f"metric {m.get('name')!r}: kind {kind} needs file and key")
-    if (m.get("over") or m.get("relative_to")) and kind != "npz":
-      raise bad(f"metric {m.get('name')!r}: over and relative_to are for "
-                "kind npz")
+    if (m.get("over") or m.get("relative_to") or m.get("after")) and \
+        kind != "npz":
+      raise bad(f"metric {m.get('name')!r}: over, relative_to and after are "
+                "for kind npz")
     if m.get("over") and not _OVER.fullmatch(m["over"]):
       raise bad(f"metric {m.get('name')!r}: over {m['over']!r} is not one of "
                 "last, first, max, min, count, last_over_min, last_over_max, "
@@ -372,7 +376,8 @@ def _npz_value(workdir: str, metric: Metric, summary: Sequence[Mapping]
   if not keep.any():
     raise ConfigError(f"metric {metric.name!r}: no member of {path} matches "
                       f"{dict(metric.where)}")
-  values = np.array([_over(metric.over, array[i], step, rows[i])
+  values = np.array([_over(metric.over, *_after(metric.after, array[i], step,
+                                                rows[i]), rows[i])
                      for i in np.flatnonzero(keep)], np.float64)
   if metric.relative_to:
     values = values / np.array([_finite(r, metric.relative_to)
@@ -390,9 +395,23 @@ def _finite(row: Mapping[str, str], column: str) -> float:
   return v if math.isfinite(v) else float("nan")
 
 
+def _after(column: str, x: np.ndarray, step: np.ndarray | None,
+           row: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray | None]:
+  """The member's saved steps at or after its summary `column` (all without one)."""
+  if not column:
+    return x, step
+  if step is None or len(step) != x.shape[-1]:
+    raise ConfigError(f"after {column}: the file has no step axis of length "
+                      f"{x.shape[-1]}")
+  keep = step >= _finite(row, column)  # NaN (never): no step is kept
+  return x[..., keep], step[keep]
+
+
 def _over(over: str, x: np.ndarray, step: np.ndarray | None,
           row: Mapping[str, str]) -> float:
   """One member's row of an npz array reduced to a number (see the module doc)."""
+  if x.ndim and x.shape[-1] == 0:
+    return float("nan")  # nothing saved after `after`
   if not over:
     if x.ndim:
       raise ConfigError(f"an array of shape {x.shape} per member needs over")

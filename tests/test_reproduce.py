@@ -247,6 +247,14 @@ def test_npz_metric_reads_a_runs_history_on_its_eval_steps(tmp_path):
   assert value(key="param_norm", over="step_of_min") == 100
   assert value(key="step_train_loss", over="step_of_max") == 0
   assert value(key="step_train_loss", over="first_below:1") == 3
+  # after t_gen (300, never, 900): no saved step is that late, so every
+  # member is NaN; after t_mem (100, 100, 200): 63/50, 55/55, 9.5/9.5
+  assert math.isnan(value(key="param_norm", over="last_over_min",
+                          after="t_gen"))
+  assert value(key="param_norm", over="last_over_min",
+               after="t_mem") == pytest.approx(1.0)
+  assert value(key="param_norm", over="last_over_min", after="t_mem",
+               reduce="max") == pytest.approx(1.26)
 
 
 def test_merge_keeps_the_latest_measurement_and_never_a_smoke_one():
