@@ -311,11 +311,12 @@ def test_bad_input_is_one_line_and_exit_2_before_running(tmp_path, args,
   assert not os.path.exists(tmp_path / "r.json")
 
 
-# The smoke suite in the default run: final_* and reached after analyze.py's
+# The smoke suite on two rows (slow, 40 s): final_* and reached after analyze.py's
 # measures (gu2025_holdout_cpu), json from predict.py's prediction.json (the
 # time kinds and `where` are checked against hand-made rows above). The whole
 # suite (every reproduction and analysis script, ~5 min on 2 cores) is the
-# slow test below.
+# other slow test below; the default run checks every spec's command
+# (--check) and the metric kinds on hand-made files.
 SMOKE_DEFAULT = ("gu2025_holdout_cpu", "notsawo2023_predict_cpu")
 
 
@@ -343,6 +344,7 @@ def _smoke(tmp_path, only):
   return out
 
 
+@pytest.mark.slow  # 40 s; keeps the default run under 10 minutes on 2 cores
 def test_smoke_suite_runs_each_metric_kind_and_analysis_end_to_end(tmp_path):
   out = _smoke(tmp_path, SMOKE_DEFAULT)
   # predict.py's prediction.json was read: a Spearman correlation; the
