@@ -389,10 +389,16 @@ def _npz_value(workdir: str, metric: Metric, summary: Sequence[Mapping]
 
 def _finite(row: Mapping[str, str], column: str) -> float:
   if column not in row:
-    raise ConfigError(f"relative_to: no column {column!r} in the summary "
+    raise ConfigError(f"no column {column!r} in the summary "
                       f"(columns: {', '.join(row)})")
   v = float(row[column])
   return v if math.isfinite(v) else float("nan")
+
+
+def _need_steps(what: str, x: np.ndarray, step: np.ndarray | None) -> None:
+  if step is None or len(step) != x.shape[-1]:
+    raise ConfigError(f"{what}: the file has no step axis of length "
+                      f"{x.shape[-1]}")
 
 
 def _after(column: str, x: np.ndarray, step: np.ndarray | None,
@@ -400,9 +406,7 @@ def _after(column: str, x: np.ndarray, step: np.ndarray | None,
   """The member's saved steps at or after its summary `column` (all without one)."""
   if not column:
     return x, step
-  if step is None or len(step) != x.shape[-1]:
-    raise ConfigError(f"after {column}: the file has no step axis of length "
-                      f"{x.shape[-1]}")
+  _need_steps(f"after {column}", x, step)
   keep = step >= _finite(row, column)  # NaN (never): no step is kept
   return x[..., keep], step[keep]
 
@@ -418,17 +422,14 @@ def _over(over: str, x: np.ndarray, step: np.ndarray | None,
     return float(x)
   name, _, arg = over.partition(":")
   if name in ("first_below", "first_above", "at", "step_of_max",
-              "step_of_min") and (
-      step is None or len(step) != x.shape[-1]):
-    raise ConfigError(f"over {over}: the file has no step axis of length "
-                      f"{x.shape[-1]}")
+              "step_of_min"):
+    _need_steps(f"over {over}", x, step)
   if name == "first_below" or name == "first_above":
     hit = x < float(arg) if name == "first_below" else x > float(arg)
     return float(step[np.argmax(hit)]) if hit.any() else math.inf
   if name == "at":
-    when = _finite(row, arg)
-    after = np.flatnonzero(step >= when) if math.isfinite(when) else []
-    return float(x[after[0]]) if len(after) else float("nan")
+    later, _ = _after(arg, x, step, row)
+    return float(later[0]) if later.size else float("nan")
   if name == "step_of_max":
     return float(step[np.nanargmax(x)])
   if name == "step_of_min":

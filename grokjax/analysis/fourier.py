@@ -179,14 +179,8 @@ def split_logits(logits_NxC: jax.Array, directions: jax.Array,
   """
   logits = logits_NxC.astype(jnp.float32)
   f, two, n = directions.shape
-  u = directions.reshape(f * two, n)
-  norms = jnp.sum(jnp.square(u), axis=1)
-  active = jnp.repeat(key_F.astype(bool), two) & (norms > 1e-6)
-  u = jnp.where(active[:, None], u, 0.0)
-  # Least squares over the active directions; the others get coefficient 0.
-  gram = u @ u.T + jnp.diag(jnp.where(active, 0.0, 1.0))
-  coef = jnp.linalg.solve(gram, u @ logits)          # [2F, C]
-  part = u.T @ coef                                   # [N, C]
+  part = _projection(directions.reshape(f * two, n),
+                     jnp.repeat(key_F.astype(bool), two), logits)
   restricted = part + jnp.mean(logits - part, axis=0, keepdims=True)
   return restricted, logits - part
 
@@ -204,16 +198,20 @@ def excluded_loss_by_frequency(logits_NxC: jax.Array, directions: jax.Array,
   of the paper's figure. k = 0 removes the constant direction.
   """
   logits = logits_NxC.astype(jnp.float32)
+  every = jnp.ones(directions.shape[1], bool)
+  return jax.lax.map(
+      lambda u_2xN: loss_fn(logits - _projection(u_2xN, every, logits)),
+      directions)
 
-  def without(u_2xN):
-    gram = u_2xN @ u_2xN.T
-    active = jnp.diag(gram) > 1e-6           # sin vanishes at k = 0, p / 2
-    u = jnp.where(active[:, None], u_2xN, 0.0)
-    gram = u @ u.T + jnp.diag(jnp.where(active, 0.0, 1.0))
-    coef = jnp.linalg.solve(gram, u @ logits)
-    return loss_fn(logits - u.T @ coef)
 
-  return jax.lax.map(without, directions)
+def _projection(u_KxN: jax.Array, chosen_K: jax.Array,
+                logits_NxC: jax.Array) -> jax.Array:
+  """[N, C] least-squares projection of every column on the chosen rows of
+  u that do not vanish (sin at k = 0 and p / 2); the others get coefficient 0."""
+  active = chosen_K & (jnp.sum(jnp.square(u_KxN), axis=1) > 1e-6)
+  u = jnp.where(active[:, None], u_KxN, 0.0)
+  gram = u @ u.T + jnp.diag(jnp.where(active, 0.0, 1.0))
+  return u.T @ jnp.linalg.solve(gram, u @ logits_NxC)
 
 
 __all__ = ["excluded_loss_by_frequency", "fourier_basis", "frequency_norms", "gini", "ipr",

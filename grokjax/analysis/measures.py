@@ -142,6 +142,11 @@ class _Context:
     self.p = self.config.p
     self.options = options
 
+  @property
+  def operands(self) -> jax.Array:
+    """[N, 2] the operands (a, b) of every row of the table."""
+    return self.inputs[:, jnp.array(self.task.operand_positions)]
+
   def logits(self, params):
     return self.model.apply({"params": params}, self.inputs)
 
@@ -171,11 +176,9 @@ def _key_frequencies(ctx: _Context, final_params) -> dict:
   if ctx.config.model != "transformer":
     out["key_frequencies"] = out["key_frequencies_embedding"]
     return out
-  operands = ctx.inputs[:, jnp.array(ctx.task.operand_positions)]
-
   def neuron_rule(q):
     freq, share = fourier.neuron_frequencies(readout_neurons(ctx, q),
-                                             operands, ctx.p)
+                                             ctx.operands, ctx.p)
     return fourier.key_frequencies_of_neurons(freq, ctx.p), freq, share
 
   (out["key_frequencies"], out["neuron_frequency"],
@@ -195,8 +198,7 @@ def _fourier(ctx: _Context, params, final, rows, prepared, key):
   out["num_key_frequencies"] = jnp.sum(fourier.key_frequencies(norms))
   coefficients = _LINEAR_OPS.get(ctx.config.task)
   if coefficients is not None:
-    operands = ctx.inputs[:, jnp.array(ctx.task.operand_positions)]
-    directions = fourier.sum_directions(operands, ctx.p, coefficients)
+    directions = fourier.sum_directions(ctx.operands, ctx.p, coefficients)
     logits = ctx.logits(params)
     part, rest = fourier.split_logits(logits, directions, key_final)
     (out["restricted_loss"], out["restricted_loss_test"]) = _losses(
