@@ -24,7 +24,6 @@ machine's, say) without running anything; `--merge=FILE` records another
 results.json's entries.
 """
 
-import json
 import os
 import signal
 import subprocess
@@ -171,7 +170,7 @@ def main(argv):
   del argv
   specs = repro.load_all(FLAGS.specs)
   runs, results_path = _paths()
-  results = repro.read_results(results_path)
+  repro.read_results(results_path)  # a corrupt file: one line, before any run
   entries = []
   if FLAGS.collect:
     for pair in FLAGS.collect:
@@ -212,14 +211,9 @@ def main(argv):
     if unknown:
       raise ConfigError(f"--merge={path}: unknown reproduction(s) {unknown}")
     entries.extend(other.values())
-  results = repro.merge(results, [e for e in entries
-                                  if e["status"] != "FAILED"])
-  os.makedirs(os.path.dirname(os.path.abspath(results_path)), exist_ok=True)
-  with open(results_path, "w") as f:
-    json.dump(results, f, indent=1)
+  results = repro.update_results(
+      results_path, [e for e in entries if e["status"] != "FAILED"], specs)
   md = os.path.splitext(results_path)[0] + ".md"
-  with open(md, "w") as f:
-    f.write(repro.results_markdown(specs, results))
   print(f"wrote {results_path} and {md}")
   if FLAGS.readme:
     with open(FLAGS.readme) as f:

@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import fcntl
 import glob
 import gzip
 import json
@@ -560,6 +561,34 @@ def merge(results: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]
   return dict(sorted(out.items()))
 
 
+def update_results(path: str, entries: Sequence[Mapping[str, Any]],
+                   specs: Mapping[str, "Reproduction"]) -> dict[str, Any]:
+  """Records `entries` in the results.json at `path` (and its results.md); returns what it holds now.
+
+  The file is read, merged and rewritten under an exclusive lock on
+  ``<path>.lock``, so runs that share a results.json (a CPU suite in the
+  background, a --collect meanwhile) each add their entries and none drops
+  another's: each reads the file as it is when it writes, not as it was when
+  it started. Both files are written atomically (temporary file + rename).
+  """
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX)  # waits for the other writer
+    results = merge(read_results(path), entries)
+    md = os.path.splitext(path)[0] + ".md"
+    for name, text in ((path, json.dumps(results, indent=1)),
+                       (md, results_markdown(specs, results))):
+      tmp = f"{name}.{os.getpid()}.tmp"
+      with open(tmp, "w") as f:
+        f.write(text)
+      os.replace(tmp, name)
+  finally:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+  return results
+
+
 def read_results(path: str) -> dict[str, Any]:
   if not os.path.exists(path):
     return {}
@@ -645,5 +674,5 @@ def update_readme(readme: str, specs: Mapping[str, Reproduction],
 
 __all__ = ["Metric", "Reproduction", "SUITES", "load", "load_all",
            "history_from_metrics", "run_progress", "metric_value", "measure",
-           "merge", "read_results", "table", "results_markdown",
-           "update_readme", "device_name"]
+           "merge", "update_results", "read_results", "table",
+           "results_markdown", "update_readme", "device_name"]

@@ -195,6 +195,15 @@ def _rqi_by_the_papers_loops(e, threshold=0.01):
 def test_med_and_rqi_of_linear_bent_noisy_and_random_embeddings():
   line = jnp.outer(jnp.arange(P, dtype=jnp.float32), jnp.array([0.6, 0.8]))
   np.testing.assert_allclose(weights.med(line), 1.0, rtol=1e-6)
+  # MED as Gu et al.'s code slices it: the differences E(i+1) - E(i) for
+  # i = 0 .. p - 3 (W_E[:, 1:p-1] - W_E[:, 0:p-2]); the last residue's step
+  # is not in the mean, however long it is.
+  steps = np.arange(1, P, dtype=np.float64)  # ||E(i+1) - E(i)|| = i + 1
+  e = np.zeros((P, 2))
+  e[1:, 0] = np.cumsum(steps)
+  e[-1, 0] += 1000.0
+  np.testing.assert_allclose(weights.med(jnp.asarray(e, jnp.float32)),
+                             np.mean(steps[:P - 2]), rtol=1e-6)
   # A line is a perfect representation of addition (Liu et al. 2022)...
   np.testing.assert_allclose(weights.rqi(line), 1.0)
   # ... a bent or noisy one loses some parallelograms, a random one all.

@@ -271,6 +271,27 @@ def test_merge_keeps_the_latest_measurement_and_never_a_smoke_one():
   assert repro.merge({"a": newer}, [real])["a"] == newer
 
 
+def test_runs_sharing_a_results_file_each_add_their_entries(tmp_path):
+  # Two processes (a suite in the background and a --collect, say) record
+  # 20 entries each into one results.json: each update reads the file as it
+  # is under the lock, so all 40 are there at the end (a writer that merged
+  # into the copy it read at its start would drop the other's).
+  path = str(tmp_path / "results.json")
+  code = ("import sys; from grokjax import reproductions as r\n"
+          "for i in range(20):\n"
+          "  r.update_results(sys.argv[1], [{'id': f'{sys.argv[2]}{i}', "
+          "'suite': 'cpu', 'status': 'MATCH', 'measured': 'x'}], {})\n")
+  procs = [subprocess.Popen([sys.executable, "-c", code, path, tag], cwd=ROOT)
+           for tag in ("a", "b")]
+  assert [p.wait(timeout=120) for p in procs] == [0, 0]
+  results = repro.read_results(path)
+  assert sorted(results) == sorted(f"{t}{i}" for t in "ab" for i in range(20))
+  with open(str(tmp_path / "results.md")) as f:
+    assert f.read().startswith("# grokjax reproductions")
+  assert sorted(os.listdir(tmp_path)) == ["results.json", "results.json.lock",
+                                          "results.md"]  # no temporaries left
+
+
 def _reproduce(*args):
   return subprocess.run([sys.executable,
                          os.path.join(ROOT, "experiments", "reproduce.py"),

@@ -7,7 +7,8 @@
   weight norm (Liu et al. 2023).
 - Distance from initialization ||theta_t - theta_0|| (Kumar et al. 2024's
   lazy-to-rich transition).
-- Embedding uniformity MED = mean_i ||E(i + 1) - E(i)|| (Gu et al. 2025) and
+- Embedding uniformity MED = mean_i ||E(i + 1) - E(i)|| (Gu et al. 2025, over
+  i = 0 .. p - 3 as their code's slices run) and
   the representation quality index RQI of Liu et al. 2022.
 
 A "matrix" is a parameter leaf with 2 or more axes, read as the linear map it
@@ -89,8 +90,19 @@ def cosine_distance(params_a: Any, params_b: Any) -> jax.Array:
 
 
 def med(embed_pxd: jax.Array) -> jax.Array:
-  """Mean embedding distance mean_i ||E(i + 1) - E(i)|| over residues 0 .. p - 1 (Gu et al. 2025)."""
-  e = embed_pxd.astype(jnp.float32)
+  """Gu et al. 2025's main embedding diff MED = mean_i ||E(i + 1) - E(i)||, as their code computes it.
+
+  Grokking-Insight's ``transformer/base.py`` logs
+  ``calculate_embedding_diff(W_E, 0, p - 1, d, d + p - 1)``: the mean over
+  ``W_E[:, a + 1:b] - W_E[:, a:b - 1]`` of each column's norm, for the x
+  tokens [0, p - 1) and the y tokens [d, d + p - 1), averaged. The slices
+  end at token p - 2, so the mean runs over the p - 2 differences
+  i = 0 .. p - 3: the last one, E(p - 1) - E(p - 2), is not in it. With one
+  vocabulary for both operands (their d = 0, as in grokjax) both ranges are
+  the same and MED is that one mean. `embed_pxd` is the residues' rows
+  [p, d], residue order.
+  """
+  e = embed_pxd.astype(jnp.float32)[:-1]
   return jnp.mean(jnp.linalg.norm(e[1:] - e[:-1], axis=-1))
 
 
