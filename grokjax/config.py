@@ -89,7 +89,11 @@ class Config:
   holdout: str = _field("none", "structured hold-out of a two-operand table "
                         "(Gu et al. 2025): square:k (x, y < k) or strip:k "
                         "(x < k) is never trained on and is the validation "
-                        "set")
+                        "set (see --holdout_eval)")
+  holdout_eval: str = _field("region", "with --holdout: validate on the "
+                             "held-out region only (region) or on every row "
+                             "a member does not train on, region and unused "
+                             "pairs (untrained: Gu et al.'s code's test set)")
   label_noise: float = _field(0.0, "fraction of the table's rows whose "
                               "training label is replaced by a random wrong "
                               "class (validation keeps the true labels)")
@@ -117,7 +121,8 @@ class Config:
   init: str = _field("flax", "initial weights drawn as in: " + ", ".join(
       models.INIT_PRESETS) + " (Flax's defaults; torch.nn's, as Power et "
       "al.'s code; torch.nn's with Grokfast's nn.MultiheadAttention; Nanda "
-      "et al. 2023's transformer), then times --init_scale")
+      "et al. 2023's transformer; Gu et al. 2025's: Nanda's with W_U "
+      "N(0, 1/d_model)), then times --init_scale")
   layer_norm: bool = _field(True, "LayerNorm in the transformer (placed by "
                             "--ln_placement)")
   ln_placement: str = _field("pre", "with --layer_norm: " + ", ".join(
@@ -301,7 +306,7 @@ class Config:
       task = tasks.with_label_noise(task, self.label_noise, self.task_seed)
     if self.holdout != "none":
       try:
-        task = tasks.with_holdout(task, self.holdout)
+        task = tasks.with_holdout(task, self.holdout, self.holdout_eval)
       except ValueError as e:
         raise ConfigError(str(e)) from None
     return task
@@ -389,10 +394,16 @@ class Config:
     if self.exclude_y0 and tasks.family_of(self.task).family != "modular":
       raise ConfigError(f"--exclude_y0: only modular tasks (x+y, x*y, ...) "
                         f"have a y operand to drop, not --task={self.task}")
-    if self.init == "nanda" and self.model != "transformer":
-      raise ConfigError(f"--init=nanda: Nanda et al.'s initialization is a "
+    if self.init in ("nanda", "gu") and self.model != "transformer":
+      who = {"nanda": "Nanda et al.'s", "gu": "Gu et al.'s"}[self.init]
+      raise ConfigError(f"--init={self.init}: {who} initialization is a "
                         f"transformer's, not --model={self.model}'s; use "
                         "--init=pytorch or --init=flax")
+    _choice("holdout_eval", self.holdout_eval, tasks.HOLDOUT_EVAL)
+    if self.holdout_eval != "region" and self.holdout == "none":
+      raise ConfigError(f"--holdout_eval={self.holdout_eval}: there is no "
+                        "held-out region (--holdout=none); set --holdout or "
+                        "drop the flag")
     _choice("grad_filter", self.grad_filter, chain.choices("grad_filter"))
     if self.grokfast_window < 1:
       raise ConfigError(f"--grokfast_window={self.grokfast_window}: must be "

@@ -56,7 +56,8 @@ def member_keys(hypers: Hypers) -> tuple[jax.Array, jax.Array, jax.Array]:
 def member_split(task: Task, max_n_train: int, hypers: Hypers) -> Split:
   """One member's train/validation split (vmap it over a sweep's Hypers)."""
   return make_split(member_keys(hypers)[2], hypers.n_train, task.num_examples,
-                    max_n_train, hypers.task_index, task.num_pool)
+                    max_n_train, hypers.task_index, task.num_pool,
+                    task.validate_pool)
 
 
 def member_splits(config: Config, task: Task, members) -> Split:

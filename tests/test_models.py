@@ -159,6 +159,12 @@ def _initial(preset, **kw):
                                1.0, preset)
 
 
+def _leaf(tree, path):
+  for p in path:
+    tree = tree[p.key]
+  return tree
+
+
 def test_init_presets_draw_the_peers_distributions():
   """Each preset's initial weights against its formula (stds within 3%: >= 12k draws each, sampling error < 1%)."""
   flax_p, torch_p, nanda_p = (_initial(p) for p in ("flax", "pytorch",
@@ -188,6 +194,16 @@ def test_init_presets_draw_the_peers_distributions():
                              rtol=0.15)
   close(nanda_p["unembed"]["kernel"], 98 ** -0.5)
   assert not np.asarray(b(nanda_p)["mlp_out"]["bias"]).any()
+  # Gu et al.: Nanda's draws from the same keys, but W_U N(0, 1/d_model).
+  gu_p = _initial("gu")
+  close(gu_p["unembed"]["kernel"], 128 ** -0.5)
+  np.testing.assert_allclose(gu_p["unembed"]["kernel"] * 128 ** 0.5,  # the
+                             nanda_p["unembed"]["kernel"] * 98 ** 0.5,  # same
+                             rtol=1e-6)  # draw, rescaled (float32 rounding)
+  for path, w in jax.tree_util.tree_leaves_with_path(gu_p):
+    if "unembed" not in jax.tree_util.keystr(path):
+      np.testing.assert_array_equal(
+          w, _leaf(nanda_p, path), err_msg=jax.tree_util.keystr(path))
   # Flax's defaults: LeCun normal kernels (std 1/sqrt(fan_in)) and an Embed
   # of std 1/sqrt(d) (variance scaling over its feature axis), 1/sqrt(128)
   # where torch.nn's is 1.
@@ -209,6 +225,8 @@ def test_init_presets_draw_the_peers_distributions():
 def test_nanda_init_needs_a_transformer():
   with pytest.raises(gj.ConfigError, match="--init=nanda: .*--model=mlp"):
     gj.Config(model="mlp", init="nanda").validate()
+  with pytest.raises(gj.ConfigError, match="--init=gu: Gu .*--model=mlp"):
+    gj.Config(model="mlp", init="gu").validate()
 
 
 def _reference_transformer(p, tokens, placement, depth, act):

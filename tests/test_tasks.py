@@ -143,6 +143,26 @@ def test_structured_holdouts_remove_exactly_the_region(spec, held):
   assert (is_train.sum(1) == round(0.8 * (169 - held))).all()
   with pytest.raises(gj.ConfigError, match="--holdout=square:0"):
     config.replace(holdout="square:0").build_task()
+  # Gu et al.'s test set (--holdout_eval=untrained): the region and every
+  # pool row the member did not draw, i.e. all rows it does not train on.
+  gu = config.replace(holdout_eval="untrained", train_fraction=(0.3,))
+  gu_task = gu.build_task()
+  np.testing.assert_array_equal(gu_task.inputs, task.inputs)
+  gu_split = state_lib.member_splits(gu, gu_task, [0, 1])
+  is_train, is_val = np.asarray(gu_split.is_train), np.asarray(gu_split.is_val)
+  assert not (is_train & region).any()
+  np.testing.assert_array_equal(is_val, ~is_train)
+  assert (is_val.sum(1) == 169 - round(0.3 * (169 - held))).all()
+
+
+def test_holdout_eval_needs_a_holdout():
+  import grokjax as gj  # pylint: disable=import-outside-toplevel
+  with pytest.raises(gj.ConfigError, match="--holdout_eval=untrained: .*"
+                     "--holdout"):
+    gj.Config(task="x+y", p=13, holdout_eval="untrained").validate()
+  with pytest.raises(gj.ConfigError, match="--holdout_eval"):
+    gj.Config(task="x+y", p=13, holdout="strip:3",
+              holdout_eval="rest").validate()
 
 
 def test_exclude_y0_drops_the_zero_operand_as_grokfasts_table():

@@ -30,6 +30,11 @@ with the preset's distributions, then `--init_scale` multiplies them:
   `transformers.py`): W_E, W_pos, W_Q, W_K, W_V, W_O, W_in and W_out
   N(0, 1 / d_model), W_U N(0, 1 / d_vocab) with d_vocab = p + 1 (the
   classes and "="), MLP biases 0. Transformers only.
+- ``gu``: Gu et al. 2025's transformer (Qihuai27/Grokking-Insight,
+  ``transformer/base.py``, ``rec.py``, ``str.py``), Nanda et al.'s with one
+  difference: W_U is N(0, 1 / d_model) too (``randn(d_model, p) /
+  sqrt(d_model)``). Every other weight is drawn as ``nanda`` draws it, from
+  the same keys. Transformers only.
 
 fan_in is that of the weight's linear map (`grokjax.params.as_matrix`).
 """
@@ -43,7 +48,7 @@ import jax.numpy as jnp
 
 from grokjax.params import as_matrix, layer_name
 
-INIT_PRESETS = ("flax", "pytorch", "grokfast", "nanda")
+INIT_PRESETS = ("flax", "pytorch", "grokfast", "nanda", "gu")
 
 
 def _uniform(key, shape, bound):
@@ -80,9 +85,10 @@ def _grokfast(name: str, w, key, siblings: dict) -> jax.Array | None:
   return _pytorch(name, w, key, siblings)
 
 
-def _nanda(name: str, w, key, d_model: int) -> jax.Array | None:
-  if name == "unembed.kernel":
-    return _normal(key, w.shape, (w.shape[1] + 1) ** -0.5)
+def _nanda(name: str, w, key, d_model: int, unembed_std: float | None = None
+           ) -> jax.Array | None:
+  if name == "unembed.kernel":  # Nanda: 1/sqrt(d_vocab), d_vocab = p + 1
+    return _normal(key, w.shape, unembed_std or (w.shape[1] + 1) ** -0.5)
   if (name in ("embed.embedding", "pos_embed") or name.endswith(
       ("attn.query.kernel", "attn.key.kernel", "attn.value.kernel",
        "attn.out.kernel", "mlp_in.kernel", "mlp_out.kernel"))):
@@ -99,9 +105,9 @@ def apply_init_preset(params: Any, preset: str, key: jax.Array) -> Any:
   if preset not in INIT_PRESETS:
     raise ValueError(f"--init={preset}: unknown; choose from "
                      f"{', '.join(INIT_PRESETS)}")
-  if preset == "nanda":
+  if preset in ("nanda", "gu"):
     if "embed" not in params or "unembed" not in params:
-      raise ValueError("--init=nanda: Nanda et al.'s initialization is a "
+      raise ValueError(f"--init={preset}: this initialization is a "
                        "transformer's (embed, unembed); use --model="
                        "transformer or another --init")
     d_model = params["embed"]["embedding"].shape[1]
@@ -114,8 +120,9 @@ def apply_init_preset(params: Any, preset: str, key: jax.Array) -> Any:
     for p in path[:-1]:
       parent = parent[getattr(p, "key", p)]
     siblings = parent if isinstance(parent, dict) else {}
-    if preset == "nanda":
-      new = _nanda(name, w, k, d_model)
+    if preset in ("nanda", "gu"):
+      new = _nanda(name, w, k, d_model,
+                   d_model ** -0.5 if preset == "gu" else None)
     else:
       new = (_pytorch if preset == "pytorch" else _grokfast)(name, w, k,
                                                              siblings)

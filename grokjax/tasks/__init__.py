@@ -21,7 +21,7 @@ from grokjax.tasks import algebra as algebra_lib
 from grokjax.tasks import linear as linear_lib
 from grokjax.tasks.algebra import algebra_task, check_algebras
 from grokjax.tasks.base import DataError, Task, table_task, with_label_noise
-from grokjax.tasks.holdout import holdout_mask, with_holdout
+from grokjax.tasks.holdout import HOLDOUT_EVAL, holdout_mask, with_holdout
 from grokjax.tasks.images import IMAGE_TASKS, image_task
 from grokjax.tasks.linear import (ERROR_NORMS, LINEAR_TASKS, LinearTask,
                                   Problem, check_linear_task)
@@ -196,5 +196,5 @@ __all__ = ["Task", "LinearTask", "Problem", "LINEAR_TASKS", "ERROR_NORMS",
            "make_split", "num_train", "max_num_train", "OPERATORS", "PRODUCTS",
            "is_prime", "algebra_task", "parity_task", "with_label_noise",
            "image_task", "is_image_task", "DataError", "IMAGE_TASKS",
-           "with_holdout", "holdout_mask", "text_task", "table_task",
+           "with_holdout", "holdout_mask", "HOLDOUT_EVAL", "text_task", "table_task",
            "algebra_lib", "parse_permutation_task", "check_linear_task"]

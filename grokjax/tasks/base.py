@@ -30,6 +30,9 @@ class Task:
     corrupted: ``bool[N]`` the corrupted rows (None without label noise).
     num_pool: rows [0, num_pool) are the training pool and the rest a fixed
       test set (image tasks); None: every row may train, the rest validate.
+    validate_pool: with `num_pool`, validation also counts the pool rows a
+      member does not train on (Gu et al. 2025's test set after a
+      structured hold-out); False: validation is exactly the fixed test set.
     image_shape: (H, W, C) of an image task's flat pixel vectors.
   """
   name: str
@@ -42,6 +45,7 @@ class Task:
   train_labels: np.ndarray | None = None
   corrupted: np.ndarray | None = None
   num_pool: int | None = None
+  validate_pool: bool = False
   image_shape: tuple[int, int, int] | None = None
 
   @property

@@ -7,6 +7,13 @@ start), members draw their training rows (`--train_fraction` or
 `--train_size`) from the other pairs only, and validation is exactly the
 held-out region, so t_gen measures generalization to a part of the table the
 network has seen nothing of.
+
+Gu et al.'s code (Qihuai27/Grokking-Insight, ``transformer/rec.py`` for the
+square, ``str.py`` for the strip) tests on the region *and* on the pool pairs
+it did not train on: ``with_holdout(..., validate="untrained")``
+(``--holdout_eval=untrained``) validates on those rows. Their ``k`` is
+inclusive (``range(k + 1)``): their rec.py square k = 30 is ``square:31``,
+their str.py strip k = 40 is ``strip:41``.
 """
 
 from __future__ import annotations
@@ -37,15 +44,27 @@ def holdout_mask(task: Task, spec: str) -> np.ndarray:
   return mask
 
 
-def with_holdout(task: Task, spec: str) -> Task:
-  """The task with the held-out rows last, as its fixed test set."""
+HOLDOUT_EVAL = ("region", "untrained")
+
+
+def with_holdout(task: Task, spec: str, validate: str = "region") -> Task:
+  """The task with the held-out rows last, as its fixed test set.
+
+  `validate`: ``region`` validates on the held-out rows only; ``untrained``
+  on every row a member does not train on (the region and the unused pool
+  rows: Gu et al.'s test set).
+  """
+  if validate not in HOLDOUT_EVAL:
+    raise ValueError(f"--holdout_eval={validate}: choose from "
+                     f"{', '.join(HOLDOUT_EVAL)}")
   mask = holdout_mask(task, spec)
   order = np.concatenate([np.flatnonzero(~mask), np.flatnonzero(mask)])
   take = lambda a: None if a is None else a[..., order]
   return dataclasses.replace(
       task, name=f"{task.name} holdout {spec}", inputs=task.inputs[order],
       labels=take(task.labels), train_labels=take(task.train_labels),
-      corrupted=take(task.corrupted), num_pool=int((~mask).sum()))
+      corrupted=take(task.corrupted), num_pool=int((~mask).sum()),
+      validate_pool=validate == "untrained")
 
 
-__all__ = ["holdout_mask", "with_holdout"]
+__all__ = ["HOLDOUT_EVAL", "holdout_mask", "with_holdout"]

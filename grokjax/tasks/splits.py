@@ -44,11 +44,14 @@ def member_labels(labels: jax.Array, split: Split) -> jax.Array:
 
 def make_split(key: jax.Array, n_train: jax.Array, num_examples: int,
                max_n_train: int, table: jax.Array | int = 0,
-               num_pool: int | None = None) -> Split:
+               num_pool: int | None = None,
+               validate_pool: bool = False) -> Split:
   """Split of one member; `n_train` may be traced (it is a swept value).
 
   With `num_pool`, train rows come from rows [0, num_pool) only and the
-  validation rows are the fixed test set [num_pool, N).
+  validation rows are the fixed test set [num_pool, N), or, with
+  `validate_pool`, every row the member does not train on (the test set and
+  the pool rows it did not draw).
   """
   pool = num_examples if num_pool is None else num_pool
   perm = jax.random.permutation(key, pool)
@@ -58,7 +61,8 @@ def make_split(key: jax.Array, n_train: jax.Array, num_examples: int,
   rank = jnp.full(num_examples, num_examples, jnp.int32).at[perm].set(
       jnp.arange(pool, dtype=jnp.int32))
   is_train = rank < n_train
-  is_val = ~is_train if num_pool is None else jnp.arange(num_examples) >= pool
+  is_val = (~is_train if num_pool is None or validate_pool
+            else jnp.arange(num_examples) >= pool)
   return Split(train_idx, train_weight, is_train,
                jnp.asarray(table, jnp.int32), is_val)
 
