@@ -21,7 +21,7 @@ checks that every flagfile, analysis and metric runs end to end.
 
 `--collect=ID=WORKDIR` measures a run directory made elsewhere (a GPU
 machine's, say) without running anything; `--merge=FILE` records another
-results.json's entries.
+results.json's entries, and runs nothing either.
 """
 
 import os
@@ -58,7 +58,7 @@ flags.DEFINE_integer("time_limit", 0, "seconds per sweep before SIGTERM "
 flags.DEFINE_list("collect", [], "ID=WORKDIR pairs: measure these run "
                   "directories instead of running anything")
 flags.DEFINE_list("merge", [], "other results.json files (a GPU machine's, "
-                  "say) whose entries are recorded too")
+                  "say) whose entries are recorded; nothing runs")
 flags.DEFINE_bool("table_only", False, "only regenerate results.md (and "
                   "--readme) from results.json")
 flags.DEFINE_string("readme", None, "README.md whose results table is "
@@ -181,7 +181,7 @@ def main(argv):
       check_collected(specs[sid], workdir, pair)
       entries.append(repro.measure(specs[sid], workdir, FLAGS.suite
                                    if FLAGS.suite != "smoke" else "cpu"))
-  elif not FLAGS.table_only:
+  elif not FLAGS.table_only and not FLAGS.merge:
     chosen = _select(specs)
     if not chosen:
       raise ConfigError(f"--suite={FLAGS.suite}: no reproduction in it")

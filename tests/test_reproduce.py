@@ -332,6 +332,25 @@ def test_bad_input_is_one_line_and_exit_2_before_running(tmp_path, args,
   assert not os.path.exists(tmp_path / "r.json")
 
 
+def test_merge_records_the_entries_and_runs_nothing(tmp_path):
+  # A GPU machine's results.json merged here: its entry is recorded, the
+  # table shows it, and no suite starts (no run folder appears).
+  entry = {"id": "calibration", "suite": "gpu", "status": "MATCH",
+           "metrics": [], "steps_done": 10, "steps": 10, "finished": True,
+           "members": 1, "train_seconds": 1.0, "device": "1 x NVIDIA H100",
+           "versions": {"jax": "0.0"}, "measured": "2026-11-27T10:00:00+00:00",
+           "command": "x"}
+  other = _write(tmp_path / "gpu.json", {"calibration": entry})
+  proc = _reproduce(f"--merge={other}", f"--runs={tmp_path}/runs",
+                    f"--results={tmp_path}/r.json")
+  assert proc.returncode == 0, proc.stderr
+  assert repro.read_results(str(tmp_path / "r.json")) == {"calibration": entry}
+  assert not os.path.exists(tmp_path / "runs")
+  row = next(l for l in (tmp_path / "r.md").read_text().splitlines()
+             if l.startswith("| TARGETS.md CPU calibration"))
+  assert "| MATCH |" in row and "NVIDIA H100" in row
+
+
 # The smoke suite on two rows (slow, 40 s): final_* and reached after analyze.py's
 # measures (gu2025_holdout_cpu), json from predict.py's prediction.json (the
 # time kinds and `where` are checked against hand-made rows above). The whole
