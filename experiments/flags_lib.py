@@ -10,6 +10,7 @@ import time
 from typing import Callable
 
 from absl import flags
+import jax
 
 import grokjax as gj
 from grokjax.config import INT_AXES, SWEPT
@@ -77,10 +78,15 @@ def stored_run(workdir: str | None, what: str = "a run directory") -> dict:
     raise gj.ConfigError(f"--workdir={workdir}: no config.json (not a run "
                          "directory)")
   try:
-    return run.read_config()
+    stored = run.read_config()
   except ValueError as e:  # a truncated or hand-edited config.json
     raise gj.ConfigError(f"--workdir={workdir}: config.json is unreadable "
                          f"({e}); the run cannot be analyzed") from None
+  settings = stored.get("config", {})
+  if "float64" in (settings.get("precision"), settings.get("loss_dtype")):
+    # recompute its losses as it trained (Config.needs_x64), before any array
+    jax.config.update("jax_enable_x64", True)
+  return stored
 
 
 def default_workdir(config: gj.Config) -> str:

@@ -37,6 +37,8 @@ SWEPT_RANGES = {
 }
 
 PRECISIONS = ("float32", "bfloat16", "float64")
+# --loss_dtype: "precision" computes the loss in the training dtype.
+LOSS_DTYPES = ("precision", "float16", "bfloat16", "float32", "float64")
 EVAL_SCHEDULES = ("linear", "log")
 
 
@@ -159,6 +161,11 @@ class Config:
   precision: str = _field("float32", "dtype of parameters, optimizer state "
                           "and activations: float32, bfloat16 or float64 "
                           "(needs 64-bit JAX: the CLI turns it on)")
+  loss_dtype: str = _field("precision", "dtype the classification loss is "
+                           "computed in: the logits are cast to it "
+                           "(precision: the training dtype). Prieto et al. "
+                           "2025's --cross_entropy_dtype: their StableMax "
+                           "runs use float64 with a float32 model")
   # Regularizers and gradient tricks (grokjax.optim.regularizers), on top of
   # the optimizer's own weight decay.
   regularizer: str = _field("none", "penalty of strength --reg_strength "
@@ -312,6 +319,11 @@ class Config:
     return task
 
   @property
+  def needs_x64(self) -> bool:
+    """Whether 64-bit JAX must be on: a float64 model or a float64 loss."""
+    return "float64" in (self.precision, self.loss_dtype)
+
+  @property
   def num_tables(self) -> int:
     """Label tables of the task (one per --algebra for --task=algebra, else 1)."""
     try:
@@ -349,6 +361,10 @@ class Config:
       raise ConfigError(f"--train_size={self.train_size}: must be >= 0")
     if not 0 <= self.label_noise < 1:
       raise ConfigError(f"--label_noise={self.label_noise}: must be in [0, 1)")
+    if self.loss_dtype != "precision" and family.objective != "classification":
+      raise ConfigError(f"--loss_dtype={self.loss_dtype}: --task={self.task} "
+                        "trains on 1/2 ||X a - y||^2 in --precision; drop "
+                        "the flag")
     if self.label_noise and family.objective != "classification":
       raise ConfigError(f"--label_noise={self.label_noise}: needs a "
                         f"classification task, not {self.task}")
@@ -373,6 +389,7 @@ class Config:
     _choice("eval_schedule", self.eval_schedule, EVAL_SCHEDULES)
     _choice("loss", self.loss, tuple(LOSSES))
     _choice("precision", self.precision, PRECISIONS)
+    _choice("loss_dtype", self.loss_dtype, LOSS_DTYPES)
     _choice("regression_error", self.regression_error, tasks.ERROR_NORMS)
     _choice("regularizer", self.regularizer, chain.choices("regularizer"))
     _choice("reg_mask", self.reg_mask, tuple(chain.MASKS))

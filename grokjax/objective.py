@@ -29,7 +29,7 @@ import optax
 from grokjax import tasks
 from grokjax.members import Hypers, member_keys, member_split
 from grokjax.models import DTYPES, readout_weights
-from grokjax.optim import LOSSES, correct, weighted_mean
+from grokjax.optim import LOSSES, correct, loss_of, weighted_mean
 from grokjax.tasks import Problem, Split
 from grokjax.tasks.linear import error
 from grokjax.tasks.splits import member_labels
@@ -60,8 +60,8 @@ class StepRecord(NamedTuple):
 
 class EvalRecord(NamedTuple):
   """Losses are the training loss (--loss); `train_zero_loss` is the fraction of
-  train rows whose loss is exactly 0 in the training dtype (softmax collapse,
-  Prieto 2025)."""
+  train rows whose loss is exactly 0 in the dtype it is computed in
+  (--loss_dtype; softmax collapse, Prieto 2025)."""
   train_loss: jax.Array
   train_acc: jax.Array
   val_loss: jax.Array
@@ -260,7 +260,7 @@ class Classification(Objective):
     _, batch_key, _ = member_keys(hypers)
     rows, weights = batch_rows(config, member, batch_key,
                                data.inputs.shape[0], step)
-    return lambda p: loss_and_metrics(apply_fn, LOSSES[config.loss], p,
+    return lambda p: loss_and_metrics(apply_fn, loss_of(config), p,
                                       data.inputs[rows],
                                       train_labels(data, member)[rows],
                                       weights)
@@ -270,7 +270,7 @@ class Classification(Objective):
         jnp.float32))]
 
   def evaluate(self, apply_fn, config, params, member, data):
-    return evaluate(apply_fn, params, member, data, LOSSES[config.loss])
+    return evaluate(apply_fn, params, member, data, loss_of(config))
 
 
 class Regression(Objective):

@@ -222,6 +222,29 @@ def test_init_presets_draw_the_peers_distributions():
                              2.0 * torch_p["unembed"]["kernel"], rtol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["mlp_onehot", "transformer", "linear"])
+def test_initial_weights_do_not_depend_on_64_bit_jax(kind):
+  # --loss_dtype=float64 turns 64-bit JAX on for a float32 model: the
+  # initial weights must be the same draws (every param is drawn in float32,
+  # as flax's layers draw theirs), bitwise.
+  config = {"mlp_onehot": gj.Config(task="x+y", p=11, model="mlp",
+                                    mlp_input="onehot", mlp_hidden=(16,)),
+            "transformer": gj.Config(task="x+y", p=11, depth=1, d_model=16,
+                                     num_heads=2, d_mlp=32),
+            "linear": gj.Config(task="sparse_recovery", model="linear",
+                                linear_dim=12, linear_k=2)}[kind]
+  task = config.build_task()
+  model = gj.models.make_model(config, task)
+  init = lambda: gj.models.init_params(model, task, "float32",
+                                       jax.random.key(3), 1.0, "flax")
+  plain = init()
+  with jax.enable_x64(True):
+    wide = init()
+  for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(wide)):
+    assert a.dtype == b.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+
+
 def test_nanda_init_needs_a_transformer():
   with pytest.raises(gj.ConfigError, match="--init=nanda: .*--model=mlp"):
     gj.Config(model="mlp", init="nanda").validate()

@@ -166,6 +166,45 @@ def test_softmax_collapse_is_counted_in_the_training_dtype():
   assert zero_loss == {jnp.float32: 0.0, jnp.bfloat16: 1.0}
 
 
+def test_a_float64_loss_keeps_the_correct_class_gradient_of_a_float32_model():
+  """Prieto et al.'s --cross_entropy_dtype float64: margin 30 over 96 other
+  classes. In float32 the softmax sum 1 + 96 e^-30 = 1 + 9e-12 is exactly 1,
+  so the loss and the correct class's gradient p - 1 are exactly 0 (softmax
+  collapse); computed in float64 they are 96 e^-30 / (1 + 96 e^-30) ~ 9e-12,
+  and the gradient reaches the float32 logits as float32."""
+  from grokjax.optim import cross_entropy, in_dtype  # pylint: disable=import-outside-toplevel
+  logits = 30.0 * jax.nn.one_hot(jnp.array([0]), 97, dtype=jnp.float32)
+  labels = jnp.array([0])
+  rest = 96 * np.exp(-30.0)
+  with jax.enable_x64(True):
+    for fn, want_loss, want_grad in (
+        (cross_entropy, 0.0, 0.0),
+        (in_dtype(cross_entropy, "float64"), np.log1p(rest),
+         -rest / (1 + rest))):
+      loss, grad = jax.value_and_grad(lambda x: fn(x, labels).sum())(logits)
+      assert grad.dtype == jnp.float32
+      # exactly 0 in float32 (atol 0); in float64 log(1 + 9e-12) and
+      # exp(-lse) - 1 are each rounded at 1 (spacing 2.2e-16, 2.5e-5 of
+      # 9e-12), so a few roundings: 1e-3 (measured 2.3e-4)
+      np.testing.assert_allclose(float(loss), want_loss, rtol=1e-3)
+      np.testing.assert_allclose(float(grad[0, 0]), want_grad, rtol=1e-3)
+    assert fn(logits, labels).dtype == jnp.float64
+
+
+def test_loss_dtype_is_refused_where_it_cannot_act():
+  with pytest.raises(gj.ConfigError, match="--loss_dtype=float128: choose"):
+    gj.Config(loss_dtype="float128").validate()
+  with pytest.raises(gj.ConfigError, match="--loss_dtype=float64: "
+                     "--task=sparse_recovery"):
+    gj.Config(task="sparse_recovery", model="linear",
+              loss_dtype="float64").validate()
+  assert not jax.config.jax_enable_x64  # the sweep needs 64-bit JAX on
+  with pytest.raises(gj.ConfigError, match="--loss_dtype=float64: 64-bit"):
+    gj.sweep(gj.Config(task="x+y", p=11, model="mlp", mlp_input="onehot",
+                       mlp_hidden=(8,), steps=10, loss_dtype="float64"),
+             log=None)
+
+
 @pytest.mark.parametrize("precision", ["bfloat16", "float32"])
 def test_precision_sets_the_dtype_of_parameters_and_optimizer_state(precision):
   config = gj.Config(task="x+y", p=11, model="mlp", d_model=8, mlp_hidden=(16,),

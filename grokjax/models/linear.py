@@ -23,10 +23,12 @@ class LinearModel(nn.Module):
   @nn.compact
   def __call__(self, unused_tokens: jax.Array | None = None) -> jax.Array:
     if len(self.shape) == 1 or self.depth == 1:
-      return self.param("a", nn.initializers.normal(1.0), self.shape)
+      return self.param("a", nn.initializers.normal(1.0), self.shape,
+                        jnp.float32)  # float32 draws, with 64-bit JAX too
     n = self.shape[-1]
     init = nn.initializers.normal(n ** -0.5)
-    product = self.param("w_0", init, (n, n))
+    product = self.param("w_0", init, (n, n), jnp.float32)
     for i in range(1, self.depth):
-      product = jnp.matmul(self.param(f"w_{i}", init, (n, n)), product)
+      product = jnp.matmul(self.param(f"w_{i}", init, (n, n), jnp.float32),
+                           product)
     return product

@@ -27,13 +27,17 @@ class OneHotDense(nn.Module):
   @nn.compact
   def __call__(self, tokens_BxP: jax.Array) -> jax.Array:
     positions = tokens_BxP.shape[-1]
+    # Drawn in float32 as nn.Dense's (param_dtype): the same numbers with
+    # 64-bit JAX on (--loss_dtype=float64, --precision=float64).
     kernel = self.param("kernel", nn.initializers.lecun_normal(),
-                        (positions * self.num_tokens, self.features))
+                        (positions * self.num_tokens, self.features),
+                        jnp.float32)
     h = kernel[tokens_BxP[..., 0]]
     for i in range(1, positions):
       h = h + kernel[i * self.num_tokens + tokens_BxP[..., i]]
     if self.use_bias:
-      bias = self.param("bias", nn.initializers.zeros, (self.features,))
+      bias = self.param("bias", nn.initializers.zeros, (self.features,),
+                        jnp.float32)
       h = h + bias.reshape((1,) * (h.ndim - 1) + (-1,))
     return h
 

@@ -118,7 +118,8 @@ class Transformer(nn.Module):
   def __call__(self, tokens_BxL: jax.Array) -> jax.Array:
     embed = nn.Embed(self.vocab_size, self.d_model, name="embed")
     pos_LxD = self.param("pos_embed", nn.initializers.normal(
-        1 / jnp.sqrt(self.d_model)), (self.seq_len, self.d_model))
+        1 / jnp.sqrt(self.d_model)), (self.seq_len, self.d_model),
+        jnp.float32)  # float32 draws as flax's layers, with 64-bit JAX too
     x = embed(tokens_BxL) + pos_LxD[None, : tokens_BxL.shape[1]]
     for i in range(self.depth):
       x = Block(self.num_heads, self.d_mlp, self.activation, self.layer_norm,

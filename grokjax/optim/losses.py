@@ -18,7 +18,7 @@ def weighted_mean(values_B: jax.Array, weights_B: jax.Array) -> jax.Array:
 
 
 def cross_entropy(logits_BxV: jax.Array, labels_B: jax.Array) -> jax.Array:
-  """Per-example softmax cross-entropy [B], in the logits' dtype (--precision).
+  """Per-example softmax cross-entropy [B], in the logits' dtype (--precision, or --loss_dtype).
 
   So softmax collapse happens as it would in that dtype: in bfloat16 a margin
   of ~12 over 96 classes already gives a loss of exactly 0.
@@ -54,6 +54,28 @@ def mse_one_hot(logits_BxV: jax.Array, labels_B: jax.Array) -> jax.Array:
 
 LOSSES = {"cross_entropy": cross_entropy, "stablemax": stablemax_cross_entropy,
           "mse": mse_one_hot}
+
+
+def in_dtype(loss_fn, dtype: str | None):
+  """`loss_fn` computed on logits cast to `dtype` (None: the logits' own dtype).
+
+  As Prieto et al.'s code casts before its cross-entropy
+  (``log_softmax(logits, dtype=...)``, ``logits.to(dtype)`` before StableMax):
+  the loss and its gradient w.r.t. the logits are computed in `dtype`, and
+  the gradient is cast back to the model's dtype on its way down (the cast's
+  transpose). So a float64 loss keeps a float32 model's correct-class
+  gradient 1 - p alive at margins where float32 rounds p to exactly 1.
+  """
+  if dtype is None:
+    return loss_fn
+  return lambda logits_BxV, labels_B: loss_fn(logits_BxV.astype(dtype),
+                                              labels_B)
+
+
+def loss_of(config) -> callable:
+  """The config's per-example training loss (--loss in --loss_dtype)."""
+  return in_dtype(LOSSES[config.loss], None if config.loss_dtype ==
+                  "precision" else config.loss_dtype)
 
 
 def correct(logits_BxV: jax.Array, labels_B: jax.Array) -> jax.Array:
