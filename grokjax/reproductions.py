@@ -44,8 +44,13 @@ A reproduction is one JSON file beside its flagfile in `experiments/flags/`
   from a peak), ``last_over_first``, ``step_of_max`` / ``step_of_min`` (the
   file's ``step`` where the maximum / minimum is), ``first_below:X`` /
   ``first_above:X`` (the ``step`` of the first saved step past X; +inf if
-  never) and ``at:COLUMN`` (the value at the first saved step at or after
-  the member's summary COLUMN, NaN if that is never). ``after: COLUMN``
+  never), ``at:COLUMN`` (the value at the first saved step at or after
+  the member's summary COLUMN, NaN if that is never) and
+  ``spearman:COLUMN`` (the Spearman rank correlation, over the saved steps,
+  with the member's history COLUMN, an evaluation array such as
+  ``val_loss``, read at the first evaluation at or after each saved step:
+  +1 when the measure rises and falls with it, as Gu et al.'s "MED tracks
+  the test loss"; NaN with fewer than 3 pairs). ``after: COLUMN``
   first keeps only the saved steps at or after the member's COLUMN (t_gen,
   say; none for a member that never got there, so NaN). Without ``over``
   the array is [E]. The step axis is the file's ``step`` array, or for the
@@ -75,7 +80,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from grokjax.analysis import grokking
+from grokjax.analysis import grokking, predict
 from grokjax.config import Config, ConfigError
 from grokjax.io import rundir
 
@@ -151,7 +156,7 @@ def _repo_root(path: str) -> str:
 
 _OVER = re.compile(r"last|first|max|min|count|last_over_(min|max|first)|"
                    r"step_of_(max|min)|sum:\d+|"
-                   r"first_(below|above):[-+0-9.eE]+|at:\w+")
+                   r"first_(below|above):[-+0-9.eE]+|at:\w+|spearman:\w+")
 _SPEC_FIELDS = {"title", "paper", "flagfile", "suite", "metrics", "flags",
                 "smoke", "analysis", "smoke_analysis", "cost", "notes"}
 _METRIC_FIELDS = {f.name for f in dataclasses.fields(Metric)}
@@ -196,7 +201,7 @@ def load(path: str) -> Reproduction:
       raise bad(f"metric {m.get('name')!r}: over {m['over']!r} is not one of "
                 "last, first, max, min, count, last_over_min, last_over_max, "
                 "last_over_first, step_of_max, step_of_min, sum:K, "
-                "first_below:X, first_above:X, at:COLUMN")
+                "first_below:X, first_above:X, at:COLUMN, spearman:COLUMN")
     if m.get("reduce", "median") not in REDUCERS:
       raise bad(f"metric {m.get('name')!r}: reduce must be one of "
                 f"{sorted(REDUCERS)}")
@@ -377,15 +382,41 @@ def _npz_value(workdir: str, metric: Metric, summary: Sequence[Mapping]
   if not keep.any():
     raise ConfigError(f"metric {metric.name!r}: no member of {path} matches "
                       f"{dict(metric.where)}")
-  values = np.array([_over(metric.over, *_after(metric.after, array[i], step,
-                                                rows[i]), rows[i])
-                     for i in np.flatnonzero(keep)], np.float64)
+  paired = _history_pairs(workdir, metric.over) if metric.over.startswith(
+      "spearman:") else None
+  values = np.array([
+      _over(metric.over, *_after(metric.after, array[i], step, rows[i]),
+            rows[i]) if paired is None else
+      paired(int(members[i]), *_after(metric.after, array[i], step, rows[i]))
+      for i in np.flatnonzero(keep)], np.float64)
   if metric.relative_to:
     values = values / np.array([_finite(r, metric.relative_to)
                                 for r, k in zip(rows, keep) if k])
   finite = values[~np.isnan(values)]
   v = float(REDUCERS[metric.reduce](finite)) if finite.size else float("nan")
   return v, values
+
+
+def _history_pairs(workdir: str, over: str):
+  """(member, x, step) -> Spearman of x with the run's history column at those steps."""
+  column = over.partition(":")[2]
+  run = rundir.RunDir(workdir)
+  history = (run.history() if os.path.exists(run.file("history.npz"))
+             else history_from_metrics(run.file("metrics.jsonl")))
+  if column not in history or "eval_step" not in history or \
+      np.ndim(history[column]) != 2 or \
+      np.shape(history[column])[1] != len(history["eval_step"]):
+    raise ConfigError(f"over {over}: the run's history has no evaluation "
+                      f"array {column!r}")
+  evals = np.asarray(history["eval_step"])
+  values = np.asarray(history[column], np.float64)
+
+  def pair(member: int, x: np.ndarray, step: np.ndarray | None) -> float:
+    _need_steps(f"over {over}", x, step)
+    at = np.searchsorted(evals, step, side="left")  # first eval >= the step
+    ok = at < len(evals)
+    return predict.spearman(x[ok], values[member][at[ok]])
+  return pair
 
 
 def _finite(row: Mapping[str, str], column: str) -> float:

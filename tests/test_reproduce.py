@@ -230,6 +230,28 @@ def test_npz_at_reads_the_value_at_a_members_time(tmp_path):
   assert v == 0.3 and shown == "0.3 (each 0.3, 0.6)"
 
 
+def test_npz_spearman_pairs_each_saved_step_with_the_next_evaluation(tmp_path):
+  # MED at saved steps 0, 10, 20, 40; the run evaluated at 0, 5, 10, 20, 30:
+  # each saved step pairs with the first evaluation at or after it (0, 10,
+  # 20; step 40 has none and drops), never with the decoys at 5 and 30.
+  np.savez(tmp_path / "m.npz", step=np.array([0, 10, 20, 40]),
+           members=np.array([0, 1, 2]),
+           med=np.array([[1.0, 2, 3, 4], [4.0, 3, 2, 1], [1.0, 3, 2, 9]]))
+  np.savez(tmp_path / "history.npz", eval_step=np.array([0, 5, 10, 20, 30]),
+           val_loss=np.array([[5.0, 100, 6, 7, -100],
+                              [1.0, 100, 2, 3, -100],
+                              [1.0, 100, 2, 3, -100]]))
+  value = lambda column: repro.metric_value(
+      repro.Metric("m", "npz", file="m.npz", key="med",
+                   over=f"spearman:{column}"), str(tmp_path), _rows()[:3])
+  # ranks (1 2 3 | 1 2 3) -> +1; (3 2 1 | 1 2 3) -> -1; (1 3 2 | 1 2 3):
+  # 1 - 6 * (0 + 1 + 1) / (3 * 8) = 0.5. Median 0.5.
+  v, shown = value("val_loss")
+  assert v == pytest.approx(0.5) and shown == "0.5 (each 1, -1, 0.5)"
+  with pytest.raises(ConfigError, match="no evaluation array 'test_loss'"):
+    value("test_loss")
+
+
 def test_npz_metric_reads_a_runs_history_on_its_eval_steps(tmp_path):
   """history.npz has no `step` or `members`: evaluation arrays run over
   eval_step, per-step ones over record_step, and row i is member i."""
