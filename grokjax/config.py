@@ -111,6 +111,11 @@ class Config:
   op_token: bool = _field(True, "sequences are `x op y =` (else `x y =`)")
   exclude_y0: bool = _field(False, "modular tasks: drop the pairs with y = 0 "
                             "(Grokfast's x*y table, 0 < y < p)")
+  operand_offset: int = _field(0, "modular tasks: element e of the second "
+                               "operand is token operand_offset + e (Gu et "
+                               "al.'s str.py: 60, so x and y share only the "
+                               "tokens where the ranges overlap); 0: one "
+                               "vocabulary for both")
   # Model.
   model: str = _field("transformer", "; ".join(
       f"{m.name}: {m.help}" for m in models.MODELS.values()))
@@ -408,6 +413,16 @@ class Config:
         raise ConfigError(f"--{flag}={_show(getattr(self, flag))}: only "
                           "--model=transformer has attention blocks, not "
                           f"--model={self.model}; drop the flag")
+    if self.operand_offset < 0:
+      raise ConfigError(f"--operand_offset={self.operand_offset}: must be "
+                        ">= 0")
+    if self.operand_offset and (
+        tasks.family_of(self.task).family != "modular" or
+        (self.model == "mlp" and self.mlp_input == "onehot")):
+      raise ConfigError(f"--operand_offset={self.operand_offset}: only "
+                        "modular tasks read by token embeddings have a "
+                        "vocabulary to offset (one-hot inputs already have "
+                        "a block per operand); drop the flag")
     if self.exclude_y0 and tasks.family_of(self.task).family != "modular":
       raise ConfigError(f"--exclude_y0: only modular tasks (x+y, x*y, ...) "
                         f"have a y operand to drop, not --task={self.task}")

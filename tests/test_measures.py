@@ -204,6 +204,11 @@ def test_med_and_rqi_of_linear_bent_noisy_and_random_embeddings():
   e[-1, 0] += 1000.0
   np.testing.assert_allclose(weights.med(jnp.asarray(e, jnp.float32)),
                              np.mean(steps[:P - 2]), rtol=1e-6)
+  # With y's own rows (str.py's offset vocabulary): the two means averaged,
+  # 0.5 * (1 + mean(steps[:P - 2])).
+  np.testing.assert_allclose(
+      weights.med(line, jnp.asarray(e, jnp.float32)),
+      0.5 * (1.0 + np.mean(steps[:P - 2])), rtol=1e-6)
   # A line is a perfect representation of addition (Liu et al. 2022)...
   np.testing.assert_allclose(weights.rqi(line), 1.0)
   # ... a bent or noisy one loses some parallelograms, a random one all.

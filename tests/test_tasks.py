@@ -155,6 +155,40 @@ def test_structured_holdouts_remove_exactly_the_region(spec, held):
   assert (is_val.sum(1) == 169 - round(0.3 * (169 - held))).all()
 
 
+def test_operand_offset_gives_y_its_own_tokens_as_gus_str_py():
+  """Gu et al.'s str.py: x is token i, y is token j + d, then "=": with
+  d = 5 < p = 13 the tokens 5..12 are shared (x = 5..12, y = 0..7)."""
+  import grokjax as gj  # pylint: disable=import-outside-toplevel
+  from grokjax.train import state as state_lib  # pylint: disable=import-outside-toplevel
+  task = tasks.make_task("x+y", 13, op_token=False)
+  shifted = gj.Config(task="x+y", p=13, op_token=False,
+                      operand_offset=5).build_task()
+  np.testing.assert_array_equal(shifted.inputs[:, 0], task.inputs[:, 0])
+  np.testing.assert_array_equal(shifted.inputs[:, 1], task.inputs[:, 1] + 5)
+  assert (shifted.inputs[:, 2] == 13 + 5 + 1).all()  # "=" after the op token
+  assert shifted.vocab_size == 20
+  np.testing.assert_array_equal(shifted.operands(), task.operands())
+  np.testing.assert_array_equal(shifted.labels, task.labels)
+  # The strip x < 4 held out, trained on the rest: tokens 0..3 appear in
+  # no training row (x < 4 is held out, every y token is >= 5), the point
+  # of their experiment; with one vocabulary (offset 0) they all do.
+  for offset, unseen in ((5, True), (0, False)):
+    config = gj.Config(task="x+y", p=13, op_token=False, holdout="strip:4",
+                       holdout_eval="untrained", operand_offset=offset,
+                       train_fraction=(0.9,), seed=(0, 1))
+    t = config.build_task()
+    split = state_lib.member_splits(config, t, [0, 1])
+    x, y = t.operands().T
+    assert not (np.asarray(split.is_train) & (x < 4)).any()
+    for is_train in np.asarray(split.is_train):
+      seen = set(np.unique(t.inputs[is_train][:, :2]))
+      assert seen.isdisjoint(range(4)) == unseen
+  with pytest.raises(gj.ConfigError, match="--operand_offset=3: only"):
+    gj.Config(task="s5:x*y", operand_offset=3).validate()
+  with pytest.raises(gj.ConfigError, match="--operand_offset=-1"):
+    gj.Config(task="x+y", operand_offset=-1).validate()
+
+
 def test_holdout_eval_needs_a_holdout():
   import grokjax as gj  # pylint: disable=import-outside-toplevel
   with pytest.raises(gj.ConfigError, match="--holdout_eval=untrained: .*"

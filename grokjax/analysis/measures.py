@@ -97,11 +97,14 @@ def _relu_mlp(config) -> str | None:
   return _classification(config)
 
 
-def embedding(params: Any, p: int) -> jax.Array:
-  """[p, d] the residues' input vectors: the embedding, or the one-hot MLP's first kernel rows of x."""
+def embedding(params: Any, p: int, first: int = 0) -> jax.Array:
+  """[p, d] the residues' input vectors: the embedding, or the one-hot MLP's first kernel rows of x.
+
+  `first`: the token of element 0 (the y operand's --operand_offset).
+  """
   if "embed" in params:
-    return params["embed"]["embedding"][:p]
-  return params["hidden_0"]["kernel"][:p]
+    return params["embed"]["embedding"][first:first + p]
+  return params["hidden_0"]["kernel"][first:first + p]
 
 
 def unembedding(params: Any, p: int) -> jax.Array:
@@ -144,8 +147,8 @@ class _Context:
 
   @property
   def operands(self) -> jax.Array:
-    """[N, 2] the operands (a, b) of every row of the table."""
-    return self.inputs[:, jnp.array(self.task.operand_positions)]
+    """[N, 2] the operands (a, b) of every row of the table (elements, not tokens)."""
+    return jnp.asarray(self.task.operands())
 
   def logits(self, params):
     return self.model.apply({"params": params}, self.inputs)
@@ -217,7 +220,9 @@ def _norms(ctx: _Context, params, final, rows, prepared, key):
 def _embedding(ctx: _Context, params, final, rows, prepared, key):
   del final, rows, prepared, key
   e = embedding(params, ctx.p)
-  out = {"med": weights.med(e)}
+  y_first = ctx.config.operand_offset  # Gu's str.py: y tokens from 60
+  out = {"med": weights.med(e, embedding(params, ctx.p, y_first)
+                            if y_first else None)}
   if ctx.config.task == "x+y":
     out["rqi"] = weights.rqi(e, ctx.options["rqi_threshold"])
   return out

@@ -89,7 +89,8 @@ def cosine_distance(params_a: Any, params_b: Any) -> jax.Array:
   return 1.0 - jnp.dot(a, b) / (jnp.linalg.norm(a) * jnp.linalg.norm(b))
 
 
-def med(embed_pxd: jax.Array) -> jax.Array:
+def med(embed_pxd: jax.Array, y_embed_pxd: jax.Array | None = None
+        ) -> jax.Array:
   """Gu et al. 2025's main embedding diff MED = mean_i ||E(i + 1) - E(i)||, as their code computes it.
 
   Grokking-Insight's ``transformer/base.py`` logs
@@ -100,8 +101,11 @@ def med(embed_pxd: jax.Array) -> jax.Array:
   i = 0 .. p - 3: the last one, E(p - 1) - E(p - 2), is not in it. With one
   vocabulary for both operands (their d = 0, as in grokjax) both ranges are
   the same and MED is that one mean. `embed_pxd` is the residues' rows
-  [p, d], residue order.
+  [p, d], residue order; with the y operand's own rows `y_embed_pxd` (their
+  str.py, d = 60: --operand_offset) MED is the average of the two means.
   """
+  if y_embed_pxd is not None:
+    return 0.5 * (med(embed_pxd) + med(y_embed_pxd))
   e = embed_pxd.astype(jnp.float32)[:-1]
   return jnp.mean(jnp.linalg.norm(e[1:] - e[:-1], axis=-1))
 

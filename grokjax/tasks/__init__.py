@@ -90,7 +90,8 @@ FAMILIES = (
                "table", "classification", _check_modular,
                lambda c: modular_task(c.task, c.p, op_token=c.op_token,
                                       symmetric=c.symmetric,
-                                      exclude_y0=c.exclude_y0)),
+                                      exclude_y0=c.exclude_y0,
+                                      y_offset=c.operand_offset)),
     TaskFamily("permutation", tuple(f"s5:{p}" for p in PRODUCTS),
                lambda n: parse_permutation_task(n) is not None, "table",
                "classification", _check_permutation,
@@ -155,7 +156,7 @@ def _spec(name: str, p: int, *, op_token: bool, symmetric: bool,
   """The settings `make_task`'s keywords stand for, named as Config's fields."""
   return types.SimpleNamespace(
       task=name, p=p, op_token=op_token, symmetric=symmetric,
-      exclude_y0=exclude_y0,
+      exclude_y0=exclude_y0, operand_offset=0,
       linear_dim=linear_dim, linear_k=linear_k, algebra=tuple(algebra),
       dim=dim, parity_n=parity[0], parity_k=parity[1],
       num_samples=parity[2], task_seed=seed, data_dir=data_dir,

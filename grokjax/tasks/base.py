@@ -30,6 +30,8 @@ class Task:
     corrupted: ``bool[N]`` the corrupted rows (None without label noise).
     num_pool: rows [0, num_pool) are the training pool and the rest a fixed
       test set (image tasks); None: every row may train, the rest validate.
+    operand_offsets: the token id of element 0 at each operand position
+      (() : 0 everywhere); Gu et al.'s str.py puts y at an offset.
     validate_pool: with `num_pool`, validation also counts the pool rows a
       member does not train on (Gu et al. 2025's test set after a
       structured hold-out); False: validation is exactly the fixed test set.
@@ -45,6 +47,7 @@ class Task:
   train_labels: np.ndarray | None = None
   corrupted: np.ndarray | None = None
   num_pool: int | None = None
+  operand_offsets: tuple[int, ...] = ()
   validate_pool: bool = False
   image_shape: tuple[int, int, int] | None = None
 
@@ -65,6 +68,11 @@ class Task:
   def float_inputs(self) -> bool:
     """Inputs are float feature vectors (images), not token ids."""
     return bool(np.issubdtype(self.inputs.dtype, np.floating))
+
+  def operands(self) -> np.ndarray:
+    """int32[N, P] the elements at the operand positions (tokens less their offsets)."""
+    tokens = self.inputs[:, list(self.operand_positions)]
+    return tokens - np.asarray(self.operand_offsets or 0, tokens.dtype)
 
   def device_arrays(self) -> tuple[jax.Array, jax.Array]:
     """Puts inputs and labels on the default device once."""
@@ -99,11 +107,14 @@ def with_label_noise(task: Task, fraction: float, seed: int = 0) -> Task:
 
 def table_task(name: str, x: np.ndarray, y: np.ndarray, z: np.ndarray,
                num_elements: int, *, op_token: bool, symmetric: bool,
-               commutative: bool) -> Task:
+               commutative: bool, y_offset: int = 0) -> Task:
   """Builds `x op y = z` sequences from flat operand/answer arrays.
 
   Tokens ``0..num_elements-1`` are the elements, ``num_elements`` is the
-  operator token and ``num_elements + 1`` is ``=``.
+  operator token and ``num_elements + 1`` is ``=``. With `y_offset` the
+  second operand's element e is token ``y_offset + e`` (Gu et al.'s
+  Grokking-Insight ``str.py``: ``j + d``, d = 60), and the operator and
+  ``=`` follow the highest element token.
   """
   x, y, z = (np.asarray(a, np.int32) for a in (x, y, z))
   if symmetric:
@@ -112,14 +123,17 @@ def table_task(name: str, x: np.ndarray, y: np.ndarray, z: np.ndarray,
                        "and b∘a differ; drop --symmetric")
     keep = x <= y
     x, y, z = x[keep], y[keep], z[keep]
-  op, eq = num_elements, num_elements + 1
+  op = num_elements + y_offset
+  eq = op + 1
   n = x.shape[0]
   if op_token:
-    inputs = np.stack([x, np.full(n, op), y, np.full(n, eq)], axis=1)
+    inputs = np.stack([x, np.full(n, op), y + y_offset, np.full(n, eq)],
+                      axis=1)
     positions = (0, 2)
   else:
-    inputs = np.stack([x, y, np.full(n, eq)], axis=1)
+    inputs = np.stack([x, y + y_offset, np.full(n, eq)], axis=1)
     positions = (0, 1)
   return Task(name=name, inputs=inputs.astype(np.int32), labels=z,
-              vocab_size=num_elements + 2, num_classes=num_elements,
-              operand_positions=positions, commutative=commutative)
+              vocab_size=eq + 1, num_classes=num_elements,
+              operand_positions=positions, commutative=commutative,
+              operand_offsets=(0, y_offset) if y_offset else ())

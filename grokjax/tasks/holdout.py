@@ -35,7 +35,7 @@ def holdout_mask(task: Task, spec: str) -> np.ndarray:
   if len(task.operand_positions) != 2 or task.float_inputs:
     raise ValueError(f"--holdout={spec}: needs a two-operand table task "
                      f"(x op y), not {task.name}")
-  x, y = (task.inputs[:, i] for i in task.operand_positions)
+  x, y = task.operands().T
   mask = (x < k) & (y < k) if kind == "square" else x < k
   if mask.all() or not mask.any():
     raise ValueError(f"--holdout={spec}: holds out {int(mask.sum())} of "

@@ -55,7 +55,8 @@ def needs_prime(op: str) -> bool:
 
 
 def modular_task(op: str, p: int, *, op_token: bool = True,
-                 symmetric: bool = False, exclude_y0: bool = False) -> Task:
+                 symmetric: bool = False, exclude_y0: bool = False,
+                 y_offset: int = 0) -> Task:
   """All pairs (x, y) in [0, p)^2 (y != 0 for division) with z = x op y mod p.
 
   `exclude_y0` drops the pairs with y = 0 for every operator, as Grokfast's
@@ -78,4 +79,4 @@ def modular_task(op: str, p: int, *, op_token: bool = True,
   table[x, y] = z
   commutative = bool(np.array_equal(table, table.T))
   return table_task(op, x, y, z, p, op_token=op_token, symmetric=symmetric,
-                    commutative=commutative)
+                    commutative=commutative, y_offset=y_offset)
