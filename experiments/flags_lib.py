@@ -82,9 +82,8 @@ def stored_run(workdir: str | None, what: str = "a run directory") -> dict:
   except ValueError as e:  # a truncated or hand-edited config.json
     raise gj.ConfigError(f"--workdir={workdir}: config.json is unreadable "
                          f"({e}); the run cannot be analyzed") from None
-  settings = stored.get("config", {})
-  if "float64" in (settings.get("precision"), settings.get("loss_dtype")):
-    # recompute its losses as it trained (Config.needs_x64), before any array
+  if gj.Config.from_dict(stored.get("config", {})).needs_x64:
+    # recompute its losses as it trained, before any array is made
     jax.config.update("jax_enable_x64", True)
   return stored
 
