@@ -98,6 +98,8 @@ def slingshot_report(out: str, history: dict, summary: list[dict],
                              if config.eval_schedule == "linear" else 0)
   at = slingshot.grokking_at_onsets(onsets, t_gen, tolerance)
   report = {"rule": {"window_samples": window, "spike_factor": spike_factor,
+                     "min_growth": slingshot.MIN_GROWTH,
+                     "plateau_ratio": slingshot.PLATEAU_RATIO,
                      "record_every": dt, "tolerance_steps": tolerance},
             "members": [{"member": i, "onsets": o, "count": len(o),
                          "t_gen": None if not np.isfinite(t) else t,
