@@ -20,7 +20,9 @@ The smoke suite writes under its own `--runs` folder and judges nothing: it
 checks that every flagfile, analysis and metric runs end to end.
 
 `--collect=ID=WORKDIR` measures a run directory made elsewhere (a GPU
-machine's, say) without running anything; `--merge=FILE` records another
+machine's, say) without running the sweep; it reads the analysis files as
+they are, and `--reanalyze` runs the reproduction's analysis commands again
+first (after the analysis code changed); `--merge=FILE` records another
 results.json's entries, and runs nothing either.
 """
 
@@ -57,6 +59,9 @@ flags.DEFINE_integer("time_limit", 0, "seconds per sweep before SIGTERM "
                      "(0: none); the run is judged on the steps it made")
 flags.DEFINE_list("collect", [], "ID=WORKDIR pairs: measure these run "
                   "directories instead of running anything")
+flags.DEFINE_bool("reanalyze", False, "with --collect: run the reproduction's "
+                  "analysis commands on the run directory again before "
+                  "measuring it (after the analysis code changed)")
 flags.DEFINE_list("merge", [], "other results.json files (a GPU machine's, "
                   "say) whose entries are recorded; nothing runs")
 flags.DEFINE_bool("table_only", False, "only regenerate results.md (and "
@@ -136,6 +141,16 @@ def _run(args: list[str], log, time_limit: int) -> int:
     return proc.wait()
 
 
+def _analyze(spec, workdir: str, log) -> int:
+  """The reproduction's analysis commands on `workdir`; the first failure's exit code."""
+  for command in spec.analysis_for(FLAGS.suite):
+    args = [a.replace("{workdir}", workdir) for a in command]
+    rc = _run([os.path.join("experiments", args[0]), *args[1:]], log, 0)
+    if rc:
+      return rc
+  return 0
+
+
 def run_one(spec, workdir: str) -> dict:
   """Sweep, analysis and measurement of one reproduction; a failure is recorded, not raised."""
   os.makedirs(workdir, exist_ok=True)
@@ -148,11 +163,7 @@ def run_one(spec, workdir: str) -> dict:
                f"--workdir={workdir}"], log, FLAGS.time_limit)
     stopped = rc == 75
     if rc == 0:
-      for command in spec.analysis_for(FLAGS.suite):
-        args = [a.replace("{workdir}", workdir) for a in command]
-        rc = _run([os.path.join("experiments", args[0]), *args[1:]], log, 0)
-        if rc:
-          break
+      rc = _analyze(spec, workdir, log)
   wall = time.time() - start
   if rc not in (0, 75):
     with open(log_path) as f:
@@ -179,6 +190,12 @@ def main(argv):
         raise ConfigError(f"--collect={pair}: give ID=WORKDIR with ID one of "
                           f"{', '.join(specs)}")
       check_collected(specs[sid], workdir, pair)
+      if FLAGS.reanalyze:
+        log_path = os.path.join(workdir, "reproduce.log")
+        with open(log_path, "a") as log:
+          if _analyze(specs[sid], workdir, log):
+            sys.exit(f"--collect={pair} --reanalyze: an analysis command "
+                     f"failed; see {log_path}")
       entries.append(repro.measure(specs[sid], workdir, FLAGS.suite
                                    if FLAGS.suite != "smoke" else "cpu"))
   elif not FLAGS.table_only and not FLAGS.merge:

@@ -4,6 +4,7 @@ import gzip
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -421,3 +422,30 @@ def test_smoke_suite_runs_each_metric_kind_and_analysis_end_to_end(tmp_path):
 @pytest.mark.slow
 def test_smoke_suite_every_reproduction(tmp_path):
   _smoke(tmp_path, tuple(repro.load_all(SPECS)))
+
+
+@pytest.mark.slow  # 25 s: a 20-step sweep, analyze.py twice
+def test_collect_reanalyze_runs_the_analysis_again(tmp_path):
+  # A row measured from a run directory reads its analysis files as they
+  # are; --reanalyze makes them again first (after the analysis changed).
+  specs = tmp_path / "specs"
+  specs.mkdir()
+  (specs / "tiny.flags").write_text(
+      "--task=x+y\n--p=7\n--train_fraction=0.5\n--d_model=16\n--depth=1\n"
+      "--steps=20\n--eval_every=10\n--chunk_steps=20\n--seed=0\n")
+  _write(specs / "tiny.json", _spec_dict(
+      flagfile="tiny.flags", analysis=[["analyze.py", "--workdir={workdir}"]]))
+  common = (f"--specs={specs}", f"--results={tmp_path}/r.json")
+  proc = _reproduce("--suite=cpu", "--only=tiny", f"--runs={tmp_path}/runs",
+                    *common)
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  run = tmp_path / "runs" / "tiny"
+  made = (run / "analysis" / "summary.csv").read_text()
+  shutil.rmtree(run / "analysis")
+  proc = _reproduce(f"--collect=tiny={run}", *common)
+  assert proc.returncode == 0, proc.stderr
+  assert not (run / "analysis").exists()   # measured without analysing
+  proc = _reproduce(f"--collect=tiny={run}", "--reanalyze", *common)
+  assert proc.returncode == 0, proc.stderr
+  # The same run, analysed again: the same summary.
+  assert (run / "analysis" / "summary.csv").read_text() == made
