@@ -39,6 +39,8 @@ SWEPT_RANGES = {
 PRECISIONS = ("float32", "bfloat16", "float64")
 # --loss_dtype: "precision" computes the loss in the training dtype.
 LOSS_DTYPES = ("precision", "float16", "bfloat16", "float32", "float64")
+# --optimizer_dtype: "precision" keeps the optimizer state in the training dtype.
+OPTIMIZER_DTYPES = ("precision", "float32", "float64")
 EVAL_SCHEDULES = ("linear", "log")
 
 
@@ -171,6 +173,13 @@ class Config:
                            "(precision: the training dtype). Prieto et al. "
                            "2025's --cross_entropy_dtype: their StableMax "
                            "runs use float64 with a float32 model")
+  optimizer_dtype: str = _field("precision", "dtype of the base optimizer's "
+                                "state and arithmetic (Adam's moments): the "
+                                "gradient is cast to it and the update back "
+                                "(precision: the training dtype). float64 "
+                                "keeps Adam's second moment from flushing to "
+                                "0 below float32's 1.2e-38, which XLA on CPU "
+                                "does (no subnormals) and PyTorch does not")
   # Regularizers and gradient tricks (grokjax.optim.regularizers), on top of
   # the optimizer's own weight decay.
   regularizer: str = _field("none", "penalty of strength --reg_strength "
@@ -325,8 +334,9 @@ class Config:
 
   @property
   def needs_x64(self) -> bool:
-    """Whether 64-bit JAX must be on: a float64 model or a float64 loss."""
-    return "float64" in (self.precision, self.loss_dtype)
+    """Whether 64-bit JAX must be on: a float64 model, loss or optimizer."""
+    return "float64" in (self.precision, self.loss_dtype,
+                         self.optimizer_dtype)
 
   @property
   def num_tables(self) -> int:
@@ -395,6 +405,7 @@ class Config:
     _choice("loss", self.loss, tuple(LOSSES))
     _choice("precision", self.precision, PRECISIONS)
     _choice("loss_dtype", self.loss_dtype, LOSS_DTYPES)
+    _choice("optimizer_dtype", self.optimizer_dtype, OPTIMIZER_DTYPES)
     _choice("regression_error", self.regression_error, tasks.ERROR_NORMS)
     _choice("regularizer", self.regularizer, chain.choices("regularizer"))
     _choice("reg_mask", self.reg_mask, tuple(chain.MASKS))

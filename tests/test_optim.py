@@ -5,11 +5,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import grokjax as gj
-from grokjax.optim import (base_optimizer, make_optimizer, warmup_schedule,
-                           weighted_mean)
+from grokjax.optim import (base_optimizer, chain, make_optimizer,
+                           warmup_schedule, weighted_mean)
 
 
 def test_warmup_matches_pytorch_lambda_lr():
@@ -219,3 +220,55 @@ def test_precision_sets_the_dtype_of_parameters_and_optimizer_state(precision):
   # bf16 trains too: the loss falls from its start.
   loss = result.history["train_loss"][0]
   assert loss[-1] < loss[0]
+
+
+def test_optimizer_dtype_float64_keeps_adams_second_moment_from_flushing():
+  """Adam on a constant gradient g: mu_hat = g and nu_hat = g^2 after any
+  number of steps, so the update is -lr g / (|g| + eps) = -lr (1 - 1e-5)
+  for g = 1e-20 and eps = 1e-25 (Prieto et al.'s). g^2 = 1e-40 is below
+  float32's smallest normal (1.2e-38): XLA on CPU flushes it to 0, nu stays
+  0 and the float32 update is -lr g / eps = -1e5 lr. With the optimizer in
+  float64 (--optimizer_dtype=float64) the update is the formula's, and it
+  reaches the float32 parameters as float32."""
+  lr, g, eps = 0.01, 1e-20, 1e-25
+  params = {"w": jnp.zeros(3, jnp.float32)}
+  grads = {"w": jnp.full(3, g, jnp.float32)}
+  def updates(transform, steps=5):
+    state = transform.init(params)
+    for _ in range(steps):
+      u, state = transform.update(grads, state, params)
+    return u["w"], state
+  adam = optax.adam(lr, eps=eps)
+  with jax.enable_x64(True):
+    u, state = updates(chain.optimizer_in_dtype(adam, jnp.float64))
+    assert u.dtype == jnp.float32
+    assert all(l.dtype == jnp.float64 for l in jax.tree.leaves(state)
+               if jnp.issubdtype(l.dtype, jnp.floating))
+    # float32 rounding of lr (1 - 1e-5): 1e-6
+    np.testing.assert_allclose(u, -lr * g / (g + eps), rtol=1e-6)
+  u32, state32 = jax.jit(lambda: updates(adam))()
+  if jax.default_backend() == "cpu":  # subnormals flushed: nu is exactly 0
+    assert float(jnp.max(state32[0].nu["w"])) == 0.0
+    np.testing.assert_allclose(u32, -lr * g / eps, rtol=1e-5)
+  # the flag builds it into the chain, and needs 64-bit JAX
+  config = gj.Config(optimizer="adam", optimizer_dtype="float64", eps=eps)
+  config.validate()
+  assert config.needs_x64
+  with pytest.raises(gj.ConfigError, match="--optimizer_dtype=float16: "
+                     "choose"):
+    gj.Config(optimizer_dtype="float16").validate()
+
+
+def test_a_sweep_keeps_a_float32_model_with_a_float64_optimizer():
+  config = gj.Config(task="x+y", p=11, model="mlp", d_model=8,
+                     mlp_hidden=(16,), mlp_input="onehot", steps=20,
+                     eval_every=10, optimizer="adamw",
+                     optimizer_dtype="float64")
+  with pytest.raises(gj.ConfigError, match="--optimizer_dtype=float64: 64-bit"):
+    gj.sweep(config, log=None)
+  with jax.enable_x64(True):
+    result = gj.sweep(config, log=None)
+  assert {l.dtype for l in jax.tree.leaves(result.state.params)} == {
+      jnp.dtype(jnp.float32)}
+  assert {l.dtype for l in jax.tree.leaves(result.state.opt_state)
+          if jnp.issubdtype(l.dtype, jnp.floating)} == {jnp.dtype(jnp.float64)}

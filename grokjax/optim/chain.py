@@ -54,10 +54,41 @@ def warmup_schedule(peak: jax.Array, warmup_steps: int) -> optax.Schedule:
 
 def base_optimizer(config, learning_rate: jax.Array,
                    weight_decay: jax.Array) -> optax.GradientTransformation:
-  """AdamW (decoupled decay lr*wd*w), Adam or SGD (coupled L2: wd*w added to the gradient)."""
-  return OPTIMIZERS[config.optimizer].build(
+  """AdamW (decoupled decay lr*wd*w), Adam or SGD (coupled L2: wd*w added to the gradient).
+
+  In `config.optimizer_dtype` when it is not "precision" (`optimizer_in_dtype`).
+  """
+  inner = OPTIMIZERS[config.optimizer].build(
       config, warmup_schedule(learning_rate, config.warmup_steps),
       weight_decay)
+  if config.optimizer_dtype == "precision":
+    return inner
+  return optimizer_in_dtype(inner, jnp.dtype(config.optimizer_dtype))
+
+
+def optimizer_in_dtype(inner: optax.GradientTransformation,
+                       dtype) -> optax.GradientTransformation:
+  """`inner` with its state and arithmetic in `dtype`.
+
+  The gradient and parameters are cast to `dtype` on the way in, the update
+  back to each leaf's dtype on the way out; `inner.init` sees the parameters
+  in `dtype`, so its state (Adam's mu and nu) is held in it. With float64,
+  Adam's second moment of a float32 model no longer flushes to 0 where g^2
+  falls below float32's smallest normal (1.2e-38): XLA on CPU flushes
+  subnormals to zero, so there nu = 0 while mu is not, and with a tiny eps
+  (Prieto et al.'s 1e-25) the step mu / (sqrt(nu) + eps) explodes.
+  """
+  cast = lambda tree: jax.tree.map(lambda a: a.astype(dtype), tree)
+
+  def init(params):
+    return inner.init(cast(params))
+
+  def update(updates, state, params=None):
+    new, state = inner.update(cast(updates), state,
+                              None if params is None else cast(params))
+    return jax.tree.map(lambda n, u: n.astype(u.dtype), new, updates), state
+
+  return optax.GradientTransformation(init, update)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,4 +257,4 @@ def make_optimizer(config, hypers) -> optax.GradientTransformation:
 
 __all__ = ["Stage", "Transform", "TRANSFORMS", "Optimizer", "OPTIMIZERS",
            "MASKS", "choices", "choice_help", "make_optimizer",
-           "base_optimizer", "warmup_schedule"]
+           "base_optimizer", "optimizer_in_dtype", "warmup_schedule"]
