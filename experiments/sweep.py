@@ -61,7 +61,7 @@ def main(argv):
     for s in (signal.SIGTERM, signal.SIGINT):
       signal.signal(s, _stop)
     config = flags_lib.config_from_flags()
-    if config.needs_x64:  # --precision=float64 or --loss_dtype=float64
+    if config.needs_x64:  # a float64 model, loss or optimizer
       jax.config.update("jax_enable_x64", True)
     flags_lib.init_multihost()
     workdir = FLAGS.workdir or flags_lib.default_workdir(config)

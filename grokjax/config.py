@@ -41,6 +41,8 @@ PRECISIONS = ("float32", "bfloat16", "float64")
 LOSS_DTYPES = ("precision", "float16", "bfloat16", "float32", "float64")
 # --optimizer_dtype: "precision" keeps the optimizer state in the training dtype.
 OPTIMIZER_DTYPES = ("precision", "float32", "float64")
+# The dtype fields whose float64 needs 64-bit JAX on.
+X64_FIELDS = ("precision", "loss_dtype", "optimizer_dtype")
 EVAL_SCHEDULES = ("linear", "log")
 
 
@@ -333,10 +335,15 @@ class Config:
     return task
 
   @property
+  def x64_flag(self) -> str | None:
+    """The first `--<dtype field>=float64` (model, loss or optimizer), or None."""
+    return next((f"--{name}=float64" for name in X64_FIELDS
+                 if getattr(self, name) == "float64"), None)
+
+  @property
   def needs_x64(self) -> bool:
     """Whether 64-bit JAX must be on: a float64 model, loss or optimizer."""
-    return "float64" in (self.precision, self.loss_dtype,
-                         self.optimizer_dtype)
+    return self.x64_flag is not None
 
   @property
   def num_tables(self) -> int:

@@ -250,7 +250,7 @@ def test_optimizer_dtype_float64_keeps_adams_second_moment_from_flushing():
   if jax.default_backend() == "cpu":  # subnormals flushed: nu is exactly 0
     assert float(jnp.max(state32[0].nu["w"])) == 0.0
     np.testing.assert_allclose(u32, -lr * g / eps, rtol=1e-5)
-  # the flag builds it into the chain, and needs 64-bit JAX
+  # the flag validates and needs 64-bit JAX (the sweep test below builds it)
   config = gj.Config(optimizer="adam", optimizer_dtype="float64", eps=eps)
   config.validate()
   assert config.needs_x64

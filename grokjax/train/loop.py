@@ -228,10 +228,7 @@ class _Plan:
 
 def _check_precision(config: Config) -> None:
   if config.needs_x64 and not jax.config.jax_enable_x64:
-    flag = next(f"--{name}=float64" for name in
-                ("precision", "loss_dtype", "optimizer_dtype")
-                if getattr(config, name) == "float64")
-    raise ConfigError(f"{flag}: 64-bit JAX is off; set "
+    raise ConfigError(f"{config.x64_flag}: 64-bit JAX is off; set "
                       "JAX_ENABLE_X64=1 or call jax.config.update("
                       "'jax_enable_x64', True) before the sweep "
                       "(experiments/sweep.py does)")
