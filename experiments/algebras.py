@@ -90,8 +90,8 @@ def main(argv):
   out = FLAGS.out or os.path.join(FLAGS.workdir, "analysis")
   os.makedirs(os.path.join(out, "plots"), exist_ok=True)
   gj.io.write_csv(os.path.join(out, "algebras.csv"), rows)
-  with open(os.path.join(out, "algebras.json"), "w") as f:
-    json.dump({"categories": category_summary(rows, summary)}, f, indent=1)
+  gj.io.atomic.write_text(os.path.join(out, "algebras.json"), json.dumps(
+      {"categories": category_summary(rows, summary)}, indent=1))
   path = os.path.join(out, "plots", "algebras.png")
   by_index = {r["task_index"]: r for r in rows}
   points = [{**by_index[int(r["task_index"])], "t_gen": r["t_gen"]}

@@ -164,12 +164,11 @@ def main(_):
           f"{100 * row['fraction_of_peak']:.0f}% | {row['compile_s']:.1f} |",
           flush=True)
   if FLAGS.out:
-    with open(FLAGS.out, "w") as f:
-      json.dump({"setup": FLAGS.setup, "device": device,
-                 "backend": jax.default_backend(), "versions": versions,
-                 "matmul_flops_per_s": peak,
-                 "sequential_member_steps_per_s": seq, "sweep": rows}, f,
-                indent=2)
+    gj.io.atomic.write_text(FLAGS.out, json.dumps(
+        {"setup": FLAGS.setup, "device": device,
+         "backend": jax.default_backend(), "versions": versions,
+         "matmul_flops_per_s": peak,
+         "sequential_member_steps_per_s": seq, "sweep": rows}, indent=2))
 
 
 if __name__ == "__main__":

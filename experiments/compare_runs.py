@@ -40,6 +40,9 @@ def main(argv):
   if not FLAGS.workdirs or not FLAGS.out:
     raise gj.ConfigError("--workdirs and --out: give the runs and the figure "
                          "path")
+  if not FLAGS.metrics:
+    raise gj.ConfigError("--metrics: give at least one history field "
+                         "(e.g. val_acc,param_norm)")
   for workdir in FLAGS.workdirs:
     flags_lib.stored_run(workdir)
   labels = FLAGS.labels or [_label(w) for w in FLAGS.workdirs]
@@ -54,11 +57,7 @@ def main(argv):
                           squeeze=False)
   for workdir, label in zip(FLAGS.workdirs, labels):
     run = gj.io.RunDir(workdir)
-    for name in ("history.npz", "summary.csv"):
-      if not os.path.exists(run.file(name)):
-        raise gj.ConfigError(f"--workdirs={workdir}: no {name} (the run has "
-                             "not finished); finish it with the same command")
-    history, rows = run.history(), run.summary()
+    rows, history = run.summary(), run.history()
     t_gen = gj.analysis.median_time(np.array([gj.io.csv_float(r["t_gen"]) for r in rows]))
     steps = np.maximum(history["eval_step"], 1)
     for ax, metric in zip(axs[0], FLAGS.metrics):
@@ -80,7 +79,7 @@ def main(argv):
   axs[0][0].legend(fontsize=8)
   fig.tight_layout()
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
-  fig.savefig(FLAGS.out, dpi=110)
+  gj.io.atomic.savefig(fig, FLAGS.out, dpi=110)
   print(f"wrote {FLAGS.out}")
 
 

@@ -94,28 +94,56 @@ def _run_sharded(argv: list[str], workdir: str, devices: int) -> None:
     raise SystemExit(f"drift.py: the sharded run failed ({proc.returncode})")
 
 
+def _finished(workdir: str, config: gj.Config) -> bool:
+  """Whether `workdir` holds a finished run of `config` to reuse; ConfigError
+  when it holds another run (a reused run must be the one asked for)."""
+  if not os.path.exists(os.path.join(workdir, "summary.csv")):
+    return False
+  try:
+    stored = gj.Config.from_dict(gj.io.RunDir(workdir).read_config()["config"])
+  except (ValueError, KeyError, TypeError, OSError) as e:
+    raise gj.ConfigError(f"--out={FLAGS.out}: {workdir} holds a run whose "
+                         f"config.json is unreadable ({e}); give a new --out"
+                         ) from None
+  diffs = config.differences(stored)
+  if diffs:
+    raise gj.ConfigError(
+        f"--out={FLAGS.out}: {workdir} holds a run with other settings ("
+        + "; ".join(diffs[:3]) + ("; ..." if len(diffs) > 3 else "")
+        + "; these flags' vs the stored run's): give a new --out, or the "
+        "flags of that run")
+  return True
+
+
 def main(argv):
   if not FLAGS.out:
     raise gj.ConfigError("--out: give a directory for the runs")
   config = flags_lib.config_from_flags()
   grid = gj.Grid.from_config(config)
   members = grid.rows()
-  os.makedirs(FLAGS.out, exist_ok=True)
+  try:
+    os.makedirs(FLAGS.out, exist_ok=True)
+  except OSError as e:
+    raise gj.ConfigError(f"--out={FLAGS.out}: cannot create it ({e.strerror})"
+                         "; give a folder you can write") from None
+  if not os.access(FLAGS.out, os.W_OK):
+    raise gj.ConfigError(f"--out={FLAGS.out}: not writable; give a folder "
+                         "you can write")
   cache = tempfile.mkdtemp(prefix="grokjax-drift-cache-")
   jax.config.update("jax_compilation_cache_dir", cache)
   one = os.path.join(FLAGS.out, "one_device")
-  if not os.path.exists(os.path.join(one, "summary.csv")):
+  if not _finished(one, config):
     gj.sweep(config, workdir=one, devices=jax.devices()[:1])
   sharded = os.path.join(FLAGS.out, f"sharded_{FLAGS.devices}")
-  if not os.path.exists(os.path.join(sharded, "summary.csv")):
+  if not _finished(sharded, config):
     _run_sharded(argv, sharded, FLAGS.devices)
   singles = []
   for i, values in enumerate(members):
     workdir = os.path.join(FLAGS.out, "single", str(i))
-    if not os.path.exists(os.path.join(workdir, "summary.csv")):
-      alone = config.replace(**{
-          k: ((int(v) if k in INT_AXES else float(v)),)
-          for k, v in values.items() if v is not None})
+    alone = config.replace(**{
+        k: ((int(v) if k in INT_AXES else float(v)),)
+        for k, v in values.items() if v is not None})
+    if not _finished(workdir, alone):
       gj.sweep(alone, workdir=workdir, log=None, devices=jax.devices()[:1])
       print(f"single member {i + 1}/{len(members)} done", flush=True)
     singles.extend(_summary(workdir))
@@ -125,8 +153,8 @@ def main(argv):
             f"sharded_{FLAGS.devices}_vs_one_device": compare(
                 reference, _summary(sharded)),
             "single_vs_one_device": compare(reference, singles)}
-  with open(os.path.join(FLAGS.out, "drift.json"), "w") as f:
-    json.dump(result, f, indent=1)
+  gj.io.atomic.write_text(os.path.join(FLAGS.out, "drift.json"),
+                          json.dumps(result, indent=1))
   print(f"{'comparison':32} {'time':6} {'same':>5} {'median|d|':>10} "
         f"{'p90|d|':>8} {'max|d|':>8} {'one-sided':>9} {'phase changes':>13}")
   for name in (f"sharded_{FLAGS.devices}_vs_one_device",

@@ -65,8 +65,8 @@ def main(argv):
     raise gj.ConfigError("--workdir: give the run directory to fit")
   fit = fit_run(FLAGS.workdir, FLAGS.x, FLAGS.y, FLAGS.group, FLAGS.bootstrap)
   name = f"fit_{FLAGS.y}_vs_{'_'.join(FLAGS.x)}"
-  with open(os.path.join(FLAGS.workdir, name + ".json"), "w") as f:
-    json.dump(fit, f, indent=2)
+  gj.io.atomic.write_text(os.path.join(FLAGS.workdir, name + ".json"),
+                          json.dumps(fit, indent=2))
   os.makedirs(os.path.join(FLAGS.workdir, "plots"), exist_ok=True)
   gj.io.plots.plot_loglog_fit(os.path.join(FLAGS.workdir, "plots",
                                            name + ".png"), fit)

@@ -155,7 +155,7 @@ def run_main(main: Callable[[list[str]], None]) -> None:
       absl_logging.set_verbosity(absl_logging.WARNING)
     try:
       main(argv)
-    except gj.ConfigError as e:
+    except (gj.ConfigError, gj.io.WriteError) as e:
       fail(argv[0], str(e))
 
   app.run(wrapped, flags_parser=parse_flags_or_exit)

@@ -40,6 +40,7 @@ import flags_lib  # pylint: disable=wrong-import-position
 import grokjax as gj  # pylint: disable=wrong-import-position
 from grokjax import reproductions as repro  # pylint: disable=wrong-import-position
 from grokjax.config import ConfigError  # pylint: disable=wrong-import-position
+from grokjax.io import atomic  # pylint: disable=wrong-import-position
 from grokjax.io.rundir import RunDir  # pylint: disable=wrong-import-position
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -120,7 +121,13 @@ def check_collected(spec, workdir: str, pair: str) -> None:
   run-only fields (checkpointing, TensorBoard, memory) aside."""
   if not os.path.exists(os.path.join(workdir, "config.json")):
     raise ConfigError(f"--collect={pair}: no config.json in {workdir}")
-  diffs = spec_config(spec).differences(RunDir(workdir).config())
+  try:
+    stored = gj.Config.from_dict(RunDir(workdir).read_config()["config"])
+  except (ValueError, KeyError, TypeError, OSError) as e:
+    raise ConfigError(f"--collect={pair}: {workdir}/config.json is "
+                      f"unreadable ({e}); collect a run directory that "
+                      "sweep.py wrote, or run the reproduction again") from None
+  diffs = spec_config(spec).differences(stored)
   if diffs:
     shown = "; ".join(diffs[:3]) + ("; ..." if len(diffs) > 3 else "")
     raise ConfigError(
@@ -165,6 +172,12 @@ def run_one(spec, workdir: str) -> dict:
     if rc == 0:
       rc = _analyze(spec, workdir, log)
   wall = time.time() - start
+  if rc == -signal.SIGTERM and FLAGS.time_limit:
+    return {"id": spec.id, "suite": FLAGS.suite, "status": "FAILED",
+            "error": f"--time_limit={FLAGS.time_limit} stopped the sweep "
+                     "before it could save a checkpoint (it was still "
+                     "starting or compiling); give a larger --time_limit",
+            "log": log_path}
   if rc not in (0, 75):
     with open(log_path) as f:
       tail = [l for l in f.read().splitlines() if l.strip()][-1:]
@@ -177,11 +190,38 @@ def run_one(spec, workdir: str) -> dict:
   return entry
 
 
+def _read_readme() -> str:
+  try:
+    with open(FLAGS.readme) as f:
+      return f.read()
+  except (OSError, UnicodeDecodeError) as e:
+    raise ConfigError(f"--readme={FLAGS.readme}: cannot read it ("
+                      f"{getattr(e, 'strerror', None) or e}); give the "
+                      "README.md whose results table is regenerated") from None
+
+
+def _read_merge(path: str, specs: dict) -> dict:
+  if not os.path.isfile(path):
+    raise ConfigError(f"--merge={path}: no such file")
+  other = repro.read_results(path)
+  unknown = sorted(set(other) - set(specs))
+  if unknown:
+    raise ConfigError(f"--merge={path}: unknown reproduction(s) {unknown}; "
+                      f"known: see --specs={FLAGS.specs}")
+  return other
+
+
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise ConfigError(f"unexpected argument(s) {argv[1:]}: every option is "
+                      "a --flag (see --help)")
   specs = repro.load_all(FLAGS.specs)
   runs, results_path = _paths()
-  repro.read_results(results_path)  # a corrupt file: one line, before any run
+  # Every input checked before anything runs or is written: one line each.
+  repro.read_results(results_path)
+  if FLAGS.readme:
+    repro.update_readme(_read_readme(), specs, {}, FLAGS.readme)
+  merged = [_read_merge(path, specs) for path in FLAGS.merge]
   entries = []
   if FLAGS.collect:
     for pair in FLAGS.collect:
@@ -220,23 +260,15 @@ def main(argv):
                         for m in entry.get("metrics", []))
       print(f"  {entry['status']}: {shown or entry.get('error', '')}",
             flush=True)
-  for path in FLAGS.merge:
-    if not os.path.exists(path):
-      raise ConfigError(f"--merge={path}: no such file")
-    other = repro.read_results(path)
-    unknown = sorted(set(other) - set(specs))
-    if unknown:
-      raise ConfigError(f"--merge={path}: unknown reproduction(s) {unknown}")
+  for other in merged:
     entries.extend(other.values())
   results = repro.update_results(
       results_path, [e for e in entries if e["status"] != "FAILED"], specs)
   md = os.path.splitext(results_path)[0] + ".md"
   print(f"wrote {results_path} and {md}")
-  if FLAGS.readme:
-    with open(FLAGS.readme) as f:
-      text = f.read()
-    with open(FLAGS.readme, "w") as f:
-      f.write(repro.update_readme(text, specs, results))
+  if FLAGS.readme:  # the new text whole, then one atomic replace
+    atomic.write_text(FLAGS.readme, repro.update_readme(
+        _read_readme(), specs, results, FLAGS.readme))
     print(f"regenerated the results table in {FLAGS.readme}")
   failed = [e for e in entries if e["status"] == "FAILED"]
   for e in failed:

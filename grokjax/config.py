@@ -547,6 +547,7 @@ def parse_values(flag: str, text: str, integer: bool = False) -> tuple:
   log-spaced from a to b inclusive); ``lin:a:b:n`` (n values evenly spaced).
   """
   values: list[float] = []
+  empty = None
   try:
     for part in (p.strip() for p in text.split(",")):
       if not part:
@@ -562,6 +563,8 @@ def parse_values(flag: str, text: str, integer: bool = False) -> tuple:
         bounds = [int(v) for v in [head] + rest]
         if len(bounds) > 3:
           raise ValueError
+        if not range(*bounds):
+          empty = part
         values += list(range(*bounds))
       else:
         values.append(float(part))
@@ -569,6 +572,10 @@ def parse_values(flag: str, text: str, integer: bool = False) -> tuple:
     raise ConfigError(
         f"--{flag}={text}: expected numbers, 'a,b,c', 'start:stop[:step]', "
         "'log:a:b:n' or 'lin:a:b:n'") from None
+  if empty is not None:
+    raise ConfigError(f"--{flag}={text}: the range {empty} is empty (like "
+                      "Python's range, start:stop needs start < stop, and "
+                      "stop is excluded)")
   if integer:
     if any(v != int(v) for v in values):
       raise ConfigError(f"--{flag}={text}: must be integers")

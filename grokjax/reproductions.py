@@ -82,7 +82,7 @@ import numpy as np
 
 from grokjax.analysis import grokking, predict
 from grokjax.config import Config, ConfigError
-from grokjax.io import rundir
+from grokjax.io import atomic, rundir
 
 SUITES = ("smoke", "cpu", "gpu")
 TIME_KINDS = ("t_mem", "t_gen", "delay")
@@ -162,8 +162,68 @@ _SPEC_FIELDS = {"title", "paper", "flagfile", "suite", "metrics", "flags",
 _METRIC_FIELDS = {f.name for f in dataclasses.fields(Metric)}
 
 
+def _is_str_list(v: Any) -> bool:
+  return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _finite_number(v: Any) -> bool:
+  return (isinstance(v, (int, float)) and not isinstance(v, bool)
+          and math.isfinite(v))
+
+
+def _check_metric(m: Any, bad) -> Metric:
+  """One metric's fields by type and meaning; ConfigError naming the field."""
+  if not isinstance(m, dict):
+    raise bad(f"metric {m!r}: each metric is a JSON object")
+  name = m.get("name")
+  if not isinstance(name, str) or not name:
+    raise bad(f"metric {m!r}: needs a 'name' (text)")
+  where = f"metric {name!r}"
+  unknown = set(m) - _METRIC_FIELDS
+  if unknown:
+    raise bad(f"{where}: unknown field(s) {sorted(unknown)}; fields: "
+              f"{sorted(_METRIC_FIELDS)}")
+  for field in ("kind", "paper", "file", "key", "reduce", "over",
+                "relative_to", "after"):
+    if field in m and not isinstance(m[field], str):
+      raise bad(f"{where}: {field!r} must be text, not {m[field]!r}")
+  if "where" in m and not isinstance(m["where"], dict):
+    raise bad(f"{where}: 'where' must be an object of column: value")
+  kind = m.get("kind")
+  if kind is None:
+    raise bad(f"{where}: needs a 'kind'")
+  if not (kind in TIME_KINDS or kind in ("reached", "json", "npz")
+          or kind.startswith("final_")):
+    raise bad(f"{where}: unknown kind {kind!r}")
+  if kind in ("json", "npz") and not (m.get("file") and m.get("key")):
+    raise bad(f"{where}: kind {kind} needs file and key")
+  if (m.get("over") or m.get("relative_to") or m.get("after")) and \
+      kind != "npz":
+    raise bad(f"{where}: over, relative_to and after are for kind npz")
+  if m.get("over") and not _OVER.fullmatch(m["over"]):
+    raise bad(f"{where}: over {m['over']!r} is not one of "
+              "last, first, max, min, count, last_over_min, last_over_max, "
+              "last_over_first, step_of_max, step_of_min, sum:K, "
+              "first_below:X, first_above:X, at:COLUMN, spearman:COLUMN")
+  if m.get("reduce", "median") not in REDUCERS:
+    raise bad(f"{where}: reduce must be one of {sorted(REDUCERS)}")
+  band = m.get("band")
+  if band is not None:
+    if (not isinstance(band, list) or len(band) != 2
+        or not all(b is None or _finite_number(b) for b in band)
+        or band == [None, None]):
+      raise bad(f"{where}: band must be [low, high], finite numbers or "
+                f"null for no bound (not both), not {band!r}")
+    if None not in band and band[0] > band[1]:
+      raise bad(f"{where}: band {band!r} has low > high")
+    band = tuple(band)
+  return Metric(**{**m, "band": band, "where": dict(m.get("where", {}))})
+
+
 def load(path: str) -> Reproduction:
-  """One reproduction's JSON; ConfigError (one line naming the file) when malformed."""
+  """One reproduction's JSON, checked field by field (types, required fields,
+  finite bands with low <= high, lists of strings for flags); ConfigError (one
+  line naming the file, the metric and the field) when malformed."""
   def bad(why: str) -> ConfigError:
     return ConfigError(f"{path}: {why}; see grokjax/reproductions.py for the "
                        "fields")
@@ -180,40 +240,23 @@ def load(path: str) -> Reproduction:
   for name in ("title", "paper", "flagfile", "suite", "metrics"):
     if name not in d:
       raise bad(f"no {name!r}")
+  for name in ("title", "paper", "flagfile", "suite", "cost", "notes"):
+    if name in d and not isinstance(d[name], str):
+      raise bad(f"{name!r} must be text, not {d[name]!r}")
   if d["suite"] not in ("cpu", "gpu"):
     raise bad(f"suite {d['suite']!r} is not 'cpu' or 'gpu'")
-  metrics = []
-  for m in d["metrics"]:
-    if not isinstance(m, dict) or set(m) - _METRIC_FIELDS or "kind" not in m:
-      raise bad(f"metric {m!r}: needs name and kind, and only "
-                f"{sorted(_METRIC_FIELDS)}")
-    kind = m["kind"]
-    if not (kind in TIME_KINDS or kind in ("reached", "json", "npz")
-            or kind.startswith("final_")):
-      raise bad(f"metric {m.get('name')!r}: unknown kind {kind!r}")
-    if kind in ("json", "npz") and not (m.get("file") and m.get("key")):
-      raise bad(f"metric {m.get('name')!r}: kind {kind} needs file and key")
-    if (m.get("over") or m.get("relative_to") or m.get("after")) and \
-        kind != "npz":
-      raise bad(f"metric {m.get('name')!r}: over, relative_to and after are "
-                "for kind npz")
-    if m.get("over") and not _OVER.fullmatch(m["over"]):
-      raise bad(f"metric {m.get('name')!r}: over {m['over']!r} is not one of "
-                "last, first, max, min, count, last_over_min, last_over_max, "
-                "last_over_first, step_of_max, step_of_min, sum:K, "
-                "first_below:X, first_above:X, at:COLUMN, spearman:COLUMN")
-    if m.get("reduce", "median") not in REDUCERS:
-      raise bad(f"metric {m.get('name')!r}: reduce must be one of "
-                f"{sorted(REDUCERS)}")
-    band = m.get("band")
-    if band is not None:
-      if (not isinstance(band, list) or len(band) != 2
-          or not all(b is None or isinstance(b, (int, float)) for b in band)):
-        raise bad(f"metric {m.get('name')!r}: band must be [low, high] "
-                  "(numbers or null)")
-      band = tuple(band)
-    metrics.append(Metric(**{**m, "band": band,
-                             "where": dict(m.get("where", {}))}))
+  for name in ("flags", "smoke"):
+    if name in d and not _is_str_list(d[name]):
+      raise bad(f"{name!r} must be a list of strings (one argument each, "
+                f'["--p=13"]), not {d[name]!r}')
+  for name in ("analysis", "smoke_analysis"):
+    if name in d and not (isinstance(d[name], list) and all(
+        _is_str_list(a) and a for a in d[name])):
+      raise bad(f"{name!r} must be a list of commands, each a non-empty list "
+                f"of strings, not {d[name]!r}")
+  if not isinstance(d["metrics"], list) or not d["metrics"]:
+    raise bad(f"'metrics' must be a non-empty list, not {d['metrics']!r}")
+  metrics = [_check_metric(m, bad) for m in d["metrics"]]
   spec = Reproduction(
       id=os.path.splitext(os.path.basename(path))[0], path=path,
       title=d["title"], paper=d["paper"], flagfile=d["flagfile"],
@@ -608,27 +651,78 @@ def update_results(path: str, entries: Sequence[Mapping[str, Any]],
     fcntl.flock(fd, fcntl.LOCK_EX)  # waits for the other writer
     results = merge(read_results(path), entries)
     md = os.path.splitext(path)[0] + ".md"
-    for name, text in ((path, json.dumps(results, indent=1)),
-                       (md, results_markdown(specs, results))):
-      tmp = f"{name}.{os.getpid()}.tmp"
-      with open(tmp, "w") as f:
-        f.write(text)
-      os.replace(tmp, name)
+    json_text = json.dumps(results, indent=1)  # both complete before either
+    md_text = results_markdown(specs, results)  # is written
+    atomic.write_text(path, json_text)
+    atomic.write_text(md, md_text)
   finally:
     fcntl.flock(fd, fcntl.LOCK_UN)
     os.close(fd)
   return results
 
 
+# Each results.json entry's fields and their types (measure() writes them).
+_ENTRY_FIELDS = {"id": str, "suite": str, "status": str, "metrics": list,
+                 "steps_done": int, "steps": int, "finished": bool,
+                 "measured": str, "device": str}
+_ENTRY_METRIC_FIELDS = {"name": str, "shown": str}
+STATUSES = ("MATCH", "MISS", "REPORTED", "RAN")
+
+
+def check_results(results: Any, path: str) -> dict[str, Any]:
+  """A results.json's content checked by schema: an object of reproduction id
+  -> entry, each entry with measure()'s fields of the right types; ConfigError
+  (one line naming the file, the entry and the field) otherwise."""
+  def bad(why: str) -> ConfigError:
+    return ConfigError(f"{path}: {why}; it is not a results.json written by "
+                       "experiments/reproduce.py (restore it from git, or "
+                       "pass another file)")
+  if not isinstance(results, dict):
+    raise bad(f"holds a JSON {type(results).__name__}, not an object of "
+              "reproduction id -> entry")
+  for sid, e in results.items():
+    if not isinstance(e, dict):
+      raise bad(f"entry {sid!r} is not an object")
+    for field, kind in _ENTRY_FIELDS.items():
+      if field not in e:
+        raise bad(f"entry {sid!r} has no {field!r}")
+      if not isinstance(e[field], kind) or (kind is int and isinstance(
+          e[field], bool)):
+        raise bad(f"entry {sid!r}: {field!r} is {e[field]!r}, not "
+                  f"{kind.__name__}")
+    if e["id"] != sid:
+      raise bad(f"entry {sid!r} has id {e['id']!r}")
+    if e["suite"] not in SUITES or e["status"] not in STATUSES:
+      raise bad(f"entry {sid!r}: suite {e['suite']!r} / status "
+                f"{e['status']!r} (suites {SUITES}, statuses {STATUSES})")
+    for m in e["metrics"]:
+      if not isinstance(m, dict) or any(
+          not isinstance(m.get(f), k) for f, k in
+          _ENTRY_METRIC_FIELDS.items()):
+        raise bad(f"entry {sid!r}: metric {m!r} needs a name and a shown "
+                  "value (text)")
+      if m.get("band") is not None and not (
+          isinstance(m["band"], list) and len(m["band"]) == 2):
+        raise bad(f"entry {sid!r}: metric {m['name']!r}: band "
+                  f"{m['band']!r} is not [low, high]")
+  return results
+
+
 def read_results(path: str) -> dict[str, Any]:
+  """A results.json, checked by schema ({} when the file does not exist)."""
+  if os.path.isdir(path):
+    raise ConfigError(f"{path}: is a directory; give a results.json file")
   if not os.path.exists(path):
     return {}
   try:
     with open(path) as f:
-      return json.load(f)
+      results = json.load(f)
+  except OSError as e:
+    raise ConfigError(f"{path}: unreadable ({e.strerror})") from None
   except ValueError as e:
     raise ConfigError(f"{path}: not valid JSON ({e}); restore it from git "
                       "or delete it to start a new record") from None
+  return check_results(results, path)
 
 
 def _cell(text: str) -> str:
@@ -692,12 +786,18 @@ def results_markdown(specs: Mapping[str, Reproduction],
 
 
 def update_readme(readme: str, specs: Mapping[str, Reproduction],
-                  results: Mapping[str, Any]) -> str:
-  """The README's text with the generated table between its markers."""
-  if README_BEGIN not in readme or README_END not in readme:
-    raise ConfigError("README.md: the results-table markers are missing; "
+                  results: Mapping[str, Any], name: str = "README.md") -> str:
+  """The README's text with the generated table between its markers (`name`
+  is the file, for the error)."""
+  begin, end = readme.find(README_BEGIN), readme.find(README_END)
+  if begin < 0 or end < 0 or readme.count(README_BEGIN) != 1 or \
+      readme.count(README_END) != 1:
+    raise ConfigError(f"{name}: needs the results-table markers once each; "
                       f"put {README_BEGIN!r} and {README_END!r} where the "
                       "table goes")
+  if end < begin:
+    raise ConfigError(f"{name}: the results-table end marker comes before "
+                      "the begin marker; put them in order")
   head, rest = readme.split(README_BEGIN, 1)
   _, tail = rest.split(README_END, 1)
   return f"{head}{README_BEGIN}\n{table(specs, results)}{README_END}{tail}"
@@ -705,5 +805,5 @@ def update_readme(readme: str, specs: Mapping[str, Reproduction],
 
 __all__ = ["Metric", "Reproduction", "SUITES", "load", "load_all",
            "history_from_metrics", "run_progress", "metric_value", "measure",
-           "merge", "update_results", "read_results", "table",
+           "merge", "update_results", "read_results", "check_results", "table",
            "results_markdown", "update_readme", "device_name"]

@@ -303,7 +303,9 @@ def test_runs_sharing_a_results_file_each_add_their_entries(tmp_path):
   code = ("import sys; from grokjax import reproductions as r\n"
           "for i in range(20):\n"
           "  r.update_results(sys.argv[1], [{'id': f'{sys.argv[2]}{i}', "
-          "'suite': 'cpu', 'status': 'MATCH', 'measured': 'x'}], {})\n")
+          "'suite': 'cpu', 'status': 'MATCH', 'measured': 'x', "
+          "'metrics': [], 'steps_done': 1, 'steps': 1, 'finished': True, "
+          "'device': 'CPU'}], {})\n")
   procs = [subprocess.Popen([sys.executable, "-c", code, path, tag], cwd=ROOT)
            for tag in ("a", "b")]
   assert [p.wait(timeout=120) for p in procs] == [0, 0]

@@ -26,7 +26,7 @@ import numpy as np
 from grokjax.analysis import grokking, measures as measures_lib, predict
 from grokjax.analysis import scaling, slingshot
 from grokjax.config import Config, ConfigError, Grid
-from grokjax.io import plots, rundir
+from grokjax.io import atomic, plots, rundir
 from grokjax.io import tensorboard as tb_lib
 from grokjax.io.rundir import RunDir, csv_float
 from grokjax.io.snapshots import snapshot_steps
@@ -107,8 +107,7 @@ def slingshot_report(out: str, history: dict, summary: list[dict],
                          else bool(a)}
                         for i, (o, t, a) in enumerate(zip(onsets, t_gen, at))]}
   path = os.path.join(out, "slingshots.json")
-  with open(path, "w") as f:
-    json.dump(report, f, indent=2)
+  atomic.write_text(path, json.dumps(report, indent=2))
   fig_path = os.path.join(out, "plots", "slingshots.png")
   plots.plot_slingshots(fig_path, steps, history["step_train_loss"],
                         history["step_last_layer_norm"], onsets, t_gen)
@@ -230,8 +229,8 @@ def analyze_run(workdir: str, out: str | None = None, *,
     tb_lib.write_run(out, history, rows, Grid.from_config(config).varied,
                      config.steps, summary)
     written.append(os.path.join(out, tb_lib.DIRNAME))
-  with open(os.path.join(out, "fits.json"), "w") as f:
-    json.dump(fits, f, indent=2, default=lambda v: None if v != v else v)
+  atomic.write_text(os.path.join(out, "fits.json"), json.dumps(
+      fits, indent=2, default=lambda v: None if v != v else v))
   written.append(os.path.join(out, "fits.json"))
   return Report(config, summary, stats, fits, finished, written, axes)
 
@@ -413,9 +412,9 @@ def prediction_report(workdir: str, result: dict, rows: list[dict],
                       f"{heatmap_feature!r}; features: "
                       f"{', '.join(result['features'])}")
   path = os.path.join(workdir, "prediction.json")
-  with open(path, "w") as f:
-    json.dump({**result, "per_member": rows}, f, indent=2,
-              default=lambda v: None if v != v else v)
+  atomic.write_text(path, json.dumps({**result, "per_member": rows},
+                                      indent=2,
+                                      default=lambda v: None if v != v else v))
   members = RunDir(workdir).members()
   varied = [k for k in members[0] if k != "member"
             and len({m[k] for m in members}) > 1]

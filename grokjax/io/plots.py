@@ -8,6 +8,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from grokjax.io import atomic
 from grokjax.objective import objective_of_history
 
 MAX_CURVES = 24
@@ -70,7 +71,7 @@ def plot_curves(path: str, history: Mapping[str, np.ndarray],
                                        if n < len(summary) else "")
   fig.suptitle(title)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  atomic.savefig(fig, path, dpi=110)
   plt.close(fig)
 
 
@@ -124,7 +125,7 @@ def plot_heatmaps(path: str, rows: Sequence[Mapping], axes: Sequence[str],
     ax.set_title(title)
     fig.colorbar(im, ax=ax)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  atomic.savefig(fig, path, dpi=110)
   plt.close(fig)
 
 
@@ -143,7 +144,7 @@ def plot_feature_scatter(path: str, x: Sequence[float], y: Sequence[float],
   ax.set_ylabel(ylabel)
   ax.set_title(title)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  atomic.savefig(fig, path, dpi=110)
   plt.close(fig)
 
 
@@ -166,7 +167,7 @@ def plot_loglog_fit(path: str, fit: dict) -> None:
   ax.grid(alpha=0.3, which="both")
   ax.legend(fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  atomic.savefig(fig, path, dpi=110)
   plt.close(fig)
 
 
@@ -178,7 +179,7 @@ def _save_log_y(plt, fig, ax, path: str, xlabel: str, ylabel: str) -> None:
   ax.grid(alpha=0.3, which="both")
   ax.legend(fontsize=7)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  atomic.savefig(fig, path, dpi=110)
   plt.close(fig)
 
 
@@ -236,7 +237,7 @@ def plot_slingshots(path: str, steps_T: np.ndarray, loss_ExT: np.ndarray,
                  "(green)", fontsize=9)
   axs[-1, 0].set_xlabel("step")
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  atomic.savefig(fig, path, dpi=110)
   plt.close(fig)
 
 
@@ -278,7 +279,7 @@ def plot_measures(path: str, measures: Mapping[str, np.ndarray],
   fig.suptitle("progress measures vs step: t_mem dashed, t_gen solid",
                fontsize=10)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  atomic.savefig(fig, path, dpi=110)
   plt.close(fig)
 
 
@@ -307,7 +308,7 @@ def plot_frequency_norms(path: str, measures: Mapping[str, np.ndarray],
     ax.set_xlabel("saved step", fontsize=8)
   axs[0, 0].set_ylabel("frequency k (key ticked)", fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  atomic.savefig(fig, path, dpi=110)
   plt.close(fig)
 
 
@@ -330,7 +331,7 @@ def plot_landscape(path: str, measures: Mapping[str, np.ndarray]) -> None:
   axs[0].set_ylabel("train loss")
   axs[0].legend(fontsize=7)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  atomic.savefig(fig, path, dpi=110)
   plt.close(fig)
 
 
@@ -359,7 +360,7 @@ def plot_algebras(path: str, points: Sequence[Mapping], steps: int) -> None:
   axs[0].set_xticks(range(len(cats)), cats, fontsize=8)
   axs[0].set_ylabel("t_gen (x: never within the run)")
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  atomic.savefig(fig, path, dpi=110)
   plt.close(fig)
 
 

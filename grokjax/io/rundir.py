@@ -44,6 +44,8 @@ import jax
 import numpy as np
 
 from grokjax.config import Config, ConfigError, Grid
+from grokjax.io import atomic
+from grokjax.io.atomic import WriteError
 from grokjax.members import Hypers, make_hypers
 from grokjax.tasks import LinearTask, Task
 
@@ -74,24 +76,7 @@ def devices() -> dict[str, Any]:
                       for d in jax.devices()]}
 
 
-class WriteError(Exception):
-  """A run directory's file could not be written (a full disk, a quota, a
-  read-only filesystem). What was written before is intact."""
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-  """Writes `path` whole or not at all (a temporary file, then a rename)."""
-  tmp = f"{path}.tmp{os.getpid()}"
-  try:
-    with open(tmp, "wb") as f:
-      f.write(data)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except OSError as e:
-    with contextlib.suppress(OSError):
-      os.remove(tmp)
-    raise WriteError(f"cannot write {path} ({e.strerror})") from e
+_atomic_write = atomic.write_bytes
 
 
 def _jsonable(v: Any) -> Any:
@@ -331,7 +316,8 @@ class RunDir:
               [{"member": i, **m} for i, m in enumerate(members)])
 
   def members(self) -> list[dict[str, str]]:
-    return read_csv(self.file("members.csv"))
+    return self._table("members.csv", "re-run the sweep with the same "
+                       "command to rewrite it")
 
   def run_files(self) -> list[str]:
     """The RUN_FILES present here."""
@@ -404,13 +390,40 @@ class RunDir:
     write_history(self.path, history)
 
   def history(self) -> dict[str, np.ndarray]:
-    return read_history(self.path)
+    """history.npz; when it is damaged (a truncated copy, a full disk), the
+    same history rebuilt from the per-chunk records (`history_so_far`); a
+    ConfigError (one line) when neither can be read. Every tool reads a run's
+    history through this or `history_so_far`."""
+    try:
+      return read_history(self.path)
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError) as e:
+      if isinstance(e, FileNotFoundError) and not self.record_groups():
+        raise ConfigError(f"--workdir={self.path}: no history.npz (the run "
+                          "has not finished); finish it with the same "
+                          "command") from None
+      if self.record_groups():
+        return self.history_so_far()[0]
+      raise ConfigError(f"--workdir={self.path}: history.npz is damaged ("
+                        f"{type(e).__name__}: {e}) and there are no per-chunk "
+                        "records to rebuild it from; re-run the sweep with "
+                        "--overwrite") from None
 
   def write_summary(self, summary: list[dict]) -> None:
     write_csv(self.file("summary.csv"), summary)
 
   def summary(self) -> list[dict[str, str]]:
-    return read_csv(self.file("summary.csv"))
+    return self._table("summary.csv", "the run has not finished: finish it "
+                       "with the same command")
+
+  def _table(self, name: str, fix: str) -> list[dict[str, str]]:
+    """A CSV of the run; ConfigError (one line) when missing or unreadable."""
+    try:
+      return read_csv(self.file(name))
+    except FileNotFoundError:
+      raise ConfigError(f"--workdir={self.path}: no {name}; {fix}") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+      raise ConfigError(f"--workdir={self.path}: {name} is unreadable ({e})"
+                        f"; {fix}") from None
 
   @property
   def checkpoints(self) -> str:
