@@ -26,6 +26,7 @@ first (after the analysis code changed); `--merge=FILE` records another
 results.json's entries, and runs nothing either.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -65,6 +66,10 @@ flags.DEFINE_bool("reanalyze", False, "with --collect: run the reproduction's "
                   "measuring it (after the analysis code changed)")
 flags.DEFINE_list("merge", [], "other results.json files (a GPU machine's, "
                   "say) whose entries are recorded; nothing runs")
+flags.DEFINE_list("their_code", [], "ID=PEER_JSON[+PEER_JSON...]: record "
+                  "the peer's official code run at the row's setup by a "
+                  "driver in experiments/peers/ (one peer.json per seed) "
+                  "beside the row's own measurement; nothing runs")
 flags.DEFINE_bool("table_only", False, "only regenerate results.md (and "
                   "--readme) from results.json")
 flags.DEFINE_string("readme", None, "README.md whose results table is "
@@ -211,6 +216,31 @@ def _read_merge(path: str, specs: dict) -> dict:
   return other
 
 
+def _their_code(pair: str, specs: dict, results_path: str) -> dict:
+  """The row's results.json entry with its `their_code` (the peer's runs)."""
+  sid, _, paths = pair.partition("=")
+  if sid not in specs or not paths:
+    raise ConfigError(f"--their_code={pair}: give ID=PEER_JSON[+PEER_JSON...]"
+                      f" with ID one of {', '.join(specs)}")
+  entry = repro.read_results(results_path).get(sid)
+  if entry is None or entry["suite"] == "smoke":
+    raise ConfigError(f"--their_code={pair}: {sid} has no measurement in "
+                      f"{results_path} to put their code's beside; run or "
+                      "--collect it first")
+  records = []
+  for path in paths.split("+"):
+    try:
+      with open(path) as f:
+        records.append(json.load(f))
+    except (OSError, ValueError) as e:
+      raise ConfigError(f"--their_code={pair}: {path} is unreadable ({e})"
+                        ) from None
+    if not isinstance(records[-1], dict):
+      raise ConfigError(f"--their_code={pair}: {path} is not a peer.json")
+  return {**entry, "their_code": repro.their_code(
+      specs[sid], records, paths.split("+"))}
+
+
 def main(argv):
   if len(argv) > 1:
     raise ConfigError(f"unexpected argument(s) {argv[1:]}: every option is "
@@ -222,7 +252,7 @@ def main(argv):
   if FLAGS.readme:
     repro.update_readme(_read_readme(), specs, {}, FLAGS.readme)
   merged = [_read_merge(path, specs) for path in FLAGS.merge]
-  entries = []
+  entries = [_their_code(pair, specs, results_path) for pair in FLAGS.their_code]
   if FLAGS.collect:
     for pair in FLAGS.collect:
       sid, _, workdir = pair.partition("=")
@@ -238,7 +268,7 @@ def main(argv):
                      f"failed; see {log_path}")
       entries.append(repro.measure(specs[sid], workdir, FLAGS.suite
                                    if FLAGS.suite != "smoke" else "cpu"))
-  elif not FLAGS.table_only and not FLAGS.merge:
+  elif not FLAGS.table_only and not FLAGS.merge and not FLAGS.their_code:
     chosen = _select(specs)
     if not chosen:
       raise ConfigError(f"--suite={FLAGS.suite}: no reproduction in it")

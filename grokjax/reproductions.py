@@ -618,6 +618,74 @@ def device_name(devices: Mapping[str, Any]) -> str:
   return f"{len(names)} x {', '.join(kinds)}" if names else backend
 
 
+# --- the peers' own code at the same setup ----------------------------------
+
+_PEER_FIELDS = {"repo": str, "commit": str, "torch": str, "device": str,
+                "command": list, "metrics": dict, "seconds": (int, float)}
+
+
+def their_code(spec: Reproduction, records: Sequence[Mapping[str, Any]],
+               paths: Sequence[str]) -> dict[str, Any]:
+  """A row's `their_code`: the peer's official code run by a driver in
+  experiments/peers/ at the row's setup (one `peer.json` per seed), its
+  metrics under the row's metric names, a time that never came counting as
+  +inf in the median (the rule of grokjax's own column); ConfigError naming
+  the file when a record is not a driver's."""
+  names = {m.name: m for m in spec.metrics}
+  for rec, path in zip(records, paths):
+    for field, kind in _PEER_FIELDS.items():
+      if not isinstance(rec.get(field), kind):
+        raise ConfigError(f"{path}: no {field!r} of the right type; give a "
+                          "peer.json that experiments/peers/ wrote")
+    if not set(rec["metrics"]) & set(names):
+      raise ConfigError(f"{path}: none of its metrics "
+                        f"{sorted(rec['metrics'])} is one of {spec.id}'s "
+                        f"({sorted(names)}); run the driver for this row")
+  first = records[0]
+  if any((r["repo"], r["commit"]) != (first["repo"], first["commit"])
+         for r in records):
+    raise ConfigError(f"{', '.join(paths)}: the runs are of different "
+                      "repositories or commits; give one checkout's runs")
+  metrics = []
+  extras = sorted({k for r in records for k in r["metrics"]} - set(names))
+  for name in [m.name for m in spec.metrics if any(
+      m.name in r["metrics"] for r in records)] + extras:
+    values = [r["metrics"].get(name) for r in records]
+    kind = names[name].kind if name in names else "extra"
+    if kind in TIME_KINDS:
+      arr = np.array([np.inf if v is None else float(v) for v in values])
+      value = float(np.median(arr))
+      reached = int(np.isfinite(arr).sum())
+      shown = f"{_fmt(value)} ({reached}/{len(arr)} reached)"
+    else:
+      arr = np.array([np.nan if v is None else float(v) for v in values])
+      value = float(np.nanmedian(arr)) if np.isfinite(arr).any() else math.nan
+      shown = _fmt(value)
+    if len(values) > 1:
+      shown += " (each " + ", ".join(_fmt(float(np.inf if v is None and (
+          kind in TIME_KINDS) else (np.nan if v is None else v)))
+                                     for v in values) + ")"
+    metrics.append({"name": name, "value": None if not math.isfinite(value)
+                    else value, "shown": shown})
+  return {"repo": first["repo"], "commit": first["commit"],
+          "seeds": len(records), "torch": first["torch"],
+          "device": first["device"], "processor": first.get("processor"),
+          "command": first["command"],
+          "seconds": [float(r["seconds"]) for r in records],
+          "metrics": metrics}
+
+
+def _their_cell(r: Mapping[str, Any] | None) -> str:
+  t = (r or {}).get("their_code")
+  if not t:
+    return "not run"
+  parts = "; ".join(f"{m['name']}: **{m['shown']}**" for m in t["metrics"])
+  minutes = sum(t["seconds"]) / 60
+  return (f"{parts} — {t['repo']}@{t['commit'][:7]}, {t['seeds']} seed"
+          f"{'s' if t['seeds'] > 1 else ''}, torch {t['torch']} on the "
+          f"{t['device'].upper()}, {minutes:.0f} min")
+
+
 # --- results.json and the table -------------------------------------------------
 
 def merge(results: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]
@@ -632,6 +700,8 @@ def merge(results: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]
                                                                  "")):
       continue
     out[e["id"]] = dict(e)
+    if old is not None and "their_code" in old and "their_code" not in e:
+      out[e["id"]]["their_code"] = old["their_code"]  # a re-run keeps it
   return dict(sorted(out.items()))
 
 
@@ -732,8 +802,8 @@ def _cell(text: str) -> str:
 def table(specs: Mapping[str, Reproduction], results: Mapping[str, Any]) -> str:
   """The results table in Markdown: one row per reproduction, NOT RUN where none was measured."""
   lines = ["| reproduction | paper | ours (median over seeds) | verdict | "
-           "command | device, versions, time |",
-           "|---|---|---|---|---|---|"]
+           "their code, same setup | command | device, versions, time |",
+           "|---|---|---|---|---|---|---|"]
   for sid, spec in specs.items():
     r = results.get(sid)
     if r is None or r["suite"] == "smoke":
@@ -761,6 +831,7 @@ def table(specs: Mapping[str, Reproduction], results: Mapping[str, Any]) -> str:
     notes = f" *Note:* {spec.notes}" if spec.notes else ""
     lines.append(f"| {_cell(spec.title)} | {_cell(spec.paper)} | "
                  f"{_cell(ours)}{_cell(notes)} | {verdict} | "
+                 f"{_cell(_their_cell(r))} | "
                  f"`{_cell(_short_command(spec))}` | {_cell(where)} |")
   return "\n".join(lines) + "\n"
 
@@ -805,5 +876,6 @@ def update_readme(readme: str, specs: Mapping[str, Reproduction],
 
 __all__ = ["Metric", "Reproduction", "SUITES", "load", "load_all",
            "history_from_metrics", "run_progress", "metric_value", "measure",
-           "merge", "update_results", "read_results", "check_results", "table",
+           "merge", "update_results", "read_results", "check_results",
+           "their_code", "table",
            "results_markdown", "update_readme", "device_name"]

@@ -451,3 +451,60 @@ def test_collect_reanalyze_runs_the_analysis_again(tmp_path):
   assert proc.returncode == 0, proc.stderr
   # The same run, analysed again: the same summary.
   assert (run / "analysis" / "summary.csv").read_text() == made
+
+
+def _peer(metrics, commit="93b2248e351d4bb9e4dda8ac32a6999b8970404b"):
+  return {"repo": "ironjr/grokfast", "commit": commit, "torch": "2.13.0+cpu",
+          "device": "cpu", "command": ["main.py", "--budget", "50000"],
+          "seconds": 3000.0, "metrics": metrics}
+
+
+def test_their_code_takes_the_median_time_rule_and_names_bad_records(tmp_path):
+  (tmp_path / "x.flags").write_text("--steps=1\n")
+  spec = repro.load(_write(tmp_path / "row.json", _spec_dict(metrics=[
+      {"name": "val 95%", "kind": "t_gen", "band": [20000, 80000]},
+      {"name": "final val acc", "kind": "final_val_acc"}])))
+  records = [_peer({"val 95%": 39000, "final val acc": 0.97}),
+             _peer({"val 95%": None, "final val acc": 0.6}),
+             _peer({"val 95%": 45000, "final val acc": 0.96, "norm": 3.0})]
+  t = repro.their_code(spec, records, ["a", "b", "c"])
+  # median of (39000, +inf, 45000) = 45000: a seed that never got there
+  # counts as +inf, as in grokjax's own column
+  assert t["metrics"][0] == {"name": "val 95%", "value": 45000.0, "shown":
+                             "45000 (2/3 reached) (each 39000, never, 45000)"}
+  assert t["metrics"][1]["value"] == 0.96 and t["metrics"][2]["name"] == "norm"
+  assert t["seeds"] == 3 and t["commit"].startswith("93b2248")
+  t2 = repro.their_code(spec, records[1:2], ["b"])
+  assert t2["metrics"][0]["shown"] == "never (0/1 reached)"
+  cell = repro._their_cell({"their_code": t})  # pylint: disable=protected-access
+  assert "ironjr/grokfast@93b2248, 3 seeds" in cell and "150 min" in cell
+  bad = dict(records[0])
+  del bad["commit"]
+  with pytest.raises(ConfigError, match=r"^b: no 'commit'"):
+    repro.their_code(spec, [records[0], bad], ["a", "b"])
+  with pytest.raises(ConfigError, match="none of its metrics"):
+    repro.their_code(spec, [_peer({"speed": 1})], ["a"])
+  with pytest.raises(ConfigError, match="different repositories or commits"):
+    repro.their_code(spec, [records[0], _peer({"val 95%": 1}, "abc")],
+                     ["a", "b"])
+
+
+def test_their_code_is_recorded_beside_the_rows_measurement(tmp_path):
+  results = tmp_path / "r.json"
+  entry = {"id": "quickstart", "suite": "cpu", "status": "MATCH",
+           "metrics": [], "steps_done": 1, "steps": 1, "finished": True,
+           "measured": "2026-12-04T00:00:00+00:00", "device": "CPU"}
+  results.write_text(json.dumps({"quickstart": entry}))
+  spec = repro.load(os.path.join(SPECS, "quickstart.json"))
+  name = spec.metrics[0].name
+  peer = _write(tmp_path / "peer.json", _peer({name: 100}))
+  proc = _reproduce(f"--results={results}", f"--their_code=quickstart={peer}")
+  assert proc.returncode == 0, proc.stderr
+  got = json.loads(results.read_text())["quickstart"]
+  assert got["their_code"]["metrics"][0]["name"] == name
+  assert {k: v for k, v in got.items() if k != "their_code"} == entry
+  with open(tmp_path / "r.md") as f:
+    assert "ironjr/grokfast@93b2248, 1 seed" in f.read()
+  # a re-measurement of the row keeps their code's record
+  newer = {**entry, "measured": "2026-12-05T00:00:00+00:00"}
+  assert "their_code" in repro.merge({"quickstart": got}, [newer])["quickstart"]
