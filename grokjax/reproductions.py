@@ -10,6 +10,9 @@ A reproduction is one JSON file beside its flagfile in `experiments/flags/`
 - ``flagfile`` (beside the JSON) and ``flags``: the sweep's command line.
 - ``suite``: ``"cpu"`` (fits a 2-core CPU) or ``"gpu"``; ``cost``: the expected
   member-steps and time, written down once measured.
+- ``claim``: whose claim the row judges: ``"paper"`` (a paper's) or
+  ``"recipe"`` (ours: a recipe of this library, such as the quickstart). The
+  headline counts paper claims only; recipes get a table of their own.
 - ``smoke``: flags appended for the smoke suite (a toy size that checks the
   pipeline, not the science; bands are not judged there).
 - ``analysis``: commands run after the sweep, each a list of arguments whose
@@ -57,12 +60,22 @@ A reproduction is one JSON file beside its flagfile in `experiments/flags/`
   run's own ``history.npz`` its ``eval_step`` (evaluation arrays such as
   ``param_norm``) or ``record_step`` (per-step arrays), whichever matches.
 
-  ``band`` is ``[low, high]`` (either may be null: unbounded): a metric inside
-  its band matches. A metric without a band is reported, not judged.
+  ``band`` is ``[low, high]`` (either may be null: unbounded, not both;
+  finite, low <= high): a metric inside its band matches. A metric without a
+  band is reported, not judged. A band must be able to fail: one that covers
+  every value of its kind (`DOMAINS`: accuracies and ``reached`` [0, 1],
+  times [0, +inf] with +inf for never) is refused; a bound the setup implies
+  by construction is stated in ``paper``, not banded. ``band_source``
+  (required with a band) says where the band comes from: ``paper: <paper,
+  figure/table/section>: <its number>``, and how it was read, or ``ours:
+  <why>``; it may be reworded without a re-run.
 
-A run is judged MATCH when every banded metric is inside its band, else MISS;
-a run that stopped before its last step (a device's time limit) is judged on
-the steps it has, and says so.
+A run is judged MATCH when every banded metric is inside its band, else MISS.
+results.json stores with each measured row the spec it was judged under
+(`Reproduction.snapshot`: claim, paper text, metrics and bands, the resolved
+flags, flagfile included). When the spec has changed since, or the run
+stopped before its last step (a device's time limit), the table shows the row
+as STALE (re-run it), never re-judged under the new spec (`staleness`).
 """
 
 from __future__ import annotations
@@ -105,6 +118,7 @@ class Metric:
   over: str = ""
   relative_to: str = ""
   after: str = ""
+  band_source: str = ""
 
   def judge(self, value: float) -> bool | None:
     """In band (True), outside (False), or not judged (None: no band)."""
@@ -132,6 +146,7 @@ class Reproduction:
   smoke_analysis: tuple[tuple[str, ...], ...] | None = None
   cost: str = ""
   notes: str = ""
+  claim: str = "paper"
 
   @property
   def flagfile_path(self) -> str:
@@ -142,11 +157,44 @@ class Reproduction:
       return self.smoke_analysis
     return self.analysis
 
+  def resolved_flags(self) -> list[str]:
+    """Every flag the command passes, the flagfile's (nested flagfiles
+    included) and then the spec's: what a measured row is stored with."""
+    return [*_flagfile_lines(self.flagfile_path, _repo_root(self.path)),
+            *self.flags]
+
+  def snapshot(self) -> dict[str, Any]:
+    """What a verdict rests on: the claim, the paper's text, each metric's
+    definition and band, and the resolved flags. A row measured under another
+    snapshot is STALE (needs a re-run), never re-judged."""
+    return {"claim": self.claim, "paper": self.paper,
+            "metrics": [{k: (list(v) if isinstance(v, tuple) else v)
+                         for k, v in dataclasses.asdict(m).items()
+                         if k not in ("paper", "band_source")}
+                        for m in self.metrics],
+            "flags": self.resolved_flags()}
+
   def command(self) -> str:
     """The sweep's command line as a user types it."""
     flagfile = os.path.relpath(self.flagfile_path, _repo_root(self.path))
     return " ".join(["python experiments/sweep.py", f"--flagfile={flagfile}",
                      *self.flags])
+
+
+def _flagfile_lines(path: str, root: str) -> list[str]:
+  out = []
+  with open(path) as f:
+    for line in f:
+      line = line.strip()
+      if not line or line.startswith("#"):
+        continue
+      if line.startswith("--flagfile="):
+        nested = line.partition("=")[2]
+        out += _flagfile_lines(nested if os.path.isabs(nested)
+                               else os.path.join(root, nested), root)
+      else:
+        out.append(line)
+  return out
 
 
 def _repo_root(path: str) -> str:
@@ -157,7 +205,13 @@ def _repo_root(path: str) -> str:
 _OVER = re.compile(r"last|first|max|min|count|last_over_(min|max|first)|"
                    r"step_of_(max|min)|sum:\d+|"
                    r"first_(below|above):[-+0-9.eE]+|at:\w+|spearman:\w+")
-_SPEC_FIELDS = {"title", "paper", "flagfile", "suite", "metrics", "flags",
+CLAIMS = ("paper", "recipe")
+# The values a kind of metric can take; a band that covers them all cannot
+# fail and is refused (times: steps, +inf when never reached).
+DOMAINS = {"t_mem": (0.0, math.inf), "t_gen": (0.0, math.inf),
+           "delay": (-math.inf, math.inf), "reached": (0.0, 1.0),
+           "final_train_acc": (0.0, 1.0), "final_val_acc": (0.0, 1.0)}
+_SPEC_FIELDS = {"title", "paper", "flagfile", "suite", "metrics", "flags", "claim",
                 "smoke", "analysis", "smoke_analysis", "cost", "notes"}
 _METRIC_FIELDS = {f.name for f in dataclasses.fields(Metric)}
 
@@ -184,7 +238,7 @@ def _check_metric(m: Any, bad) -> Metric:
     raise bad(f"{where}: unknown field(s) {sorted(unknown)}; fields: "
               f"{sorted(_METRIC_FIELDS)}")
   for field in ("kind", "paper", "file", "key", "reduce", "over",
-                "relative_to", "after"):
+                "relative_to", "after", "band_source"):
     if field in m and not isinstance(m[field], str):
       raise bad(f"{where}: {field!r} must be text, not {m[field]!r}")
   if "where" in m and not isinstance(m["where"], dict):
@@ -216,7 +270,19 @@ def _check_metric(m: Any, bad) -> Metric:
                 f"null for no bound (not both), not {band!r}")
     if None not in band and band[0] > band[1]:
       raise bad(f"{where}: band {band!r} has low > high")
+    if kind in DOMAINS:
+      lo, hi = DOMAINS[kind]
+      if (band[0] is None or band[0] <= lo) and (band[1] is None
+                                                 or band[1] >= hi):
+        raise bad(f"{where}: band {band!r} covers every value a {kind} can "
+                  f"take ([{lo}, {hi}]), so it cannot fail; a bound the "
+                  "setup implies is stated in 'paper', not banded")
+    if not (isinstance(m.get("band_source"), str) and m["band_source"].strip()):
+      raise bad(f"{where}: a band needs a 'band_source': the paper, figure/"
+                "table/section and its number, or 'ours: <why>'")
     band = tuple(band)
+  elif "band_source" in m:
+    raise bad(f"{where}: band_source without a band")
   return Metric(**{**m, "band": band, "where": dict(m.get("where", {}))})
 
 
@@ -245,6 +311,10 @@ def load(path: str) -> Reproduction:
       raise bad(f"{name!r} must be text, not {d[name]!r}")
   if d["suite"] not in ("cpu", "gpu"):
     raise bad(f"suite {d['suite']!r} is not 'cpu' or 'gpu'")
+  if d.get("claim") not in CLAIMS:
+    raise bad(f"claim {d.get('claim')!r}: say whose claim the row judges, "
+              "'paper' (a paper's) or 'recipe' (ours: a recipe of this "
+              "library)")
   for name in ("flags", "smoke"):
     if name in d and not _is_str_list(d[name]):
       raise bad(f"{name!r} must be a list of strings (one argument each, "
@@ -265,7 +335,7 @@ def load(path: str) -> Reproduction:
       analysis=tuple(tuple(a) for a in d.get("analysis", ())),
       smoke_analysis=None if "smoke_analysis" not in d else tuple(
           tuple(a) for a in d["smoke_analysis"]),
-      cost=d.get("cost", ""), notes=d.get("notes", ""))
+      cost=d.get("cost", ""), notes=d.get("notes", ""), claim=d["claim"])
   if not os.path.exists(spec.flagfile_path):
     raise bad(f"flagfile {spec.flagfile_path} does not exist")
   return spec
@@ -582,13 +652,14 @@ def measure(spec: Reproduction, workdir: str, suite: str) -> dict[str, Any]:
       # smoke analysis's shorter output): n/a, and a banded metric misses.
       value, shown = float("nan"), ("n/a (not written by the smoke analysis)"
                                     if suite == "smoke" else f"n/a ({e})")
-    verdict = m.judge(value) if suite != "smoke" else None
-    if verdict is not None:
-      judged.append(verdict)
+    in_band = m.judge(value) if suite != "smoke" else None
+    if in_band is not None:
+      judged.append(in_band)
     metrics.append({"name": m.name, "value": None if math.isnan(value)
                     else value, "shown": shown, "paper": m.paper,
                     "band": list(m.band) if m.band else None,
-                    "in_band": verdict})
+                    "band_source": m.band_source or None,
+                    "in_band": in_band})
   if suite == "smoke":
     status = "RAN"
   else:
@@ -605,7 +676,31 @@ def measure(spec: Reproduction, workdir: str, suite: str) -> dict[str, Any]:
           "created": stored.get("created"),
           "measured": datetime.datetime.now(datetime.timezone.utc).isoformat(
               timespec="seconds"),
-          "command": spec.command()}
+          "command": spec.command(), "spec": spec.snapshot()}
+
+
+def staleness(spec: Reproduction, entry: Mapping[str, Any]) -> str | None:
+  """Why a measured row cannot stand as it is (None: it can): the spec's
+  claim, paper text, metrics, bands or resolved flags changed since it was
+  measured, or the run stopped before its last step. Such a row shows STALE
+  (re-run it) and is never re-judged under the new spec."""
+  if "spec" in entry:
+    now, then = spec.snapshot(), entry["spec"]
+    changed = [k for k in ("claim", "paper", "metrics", "flags")
+               if now.get(k) != then.get(k)]
+    if changed:
+      return f"{', '.join(changed)} changed since the run"
+  else:  # measured before snapshots were stored: what the entry has
+    then = [(m["name"], m.get("band")) for m in entry["metrics"]]
+    now = [(m.name, list(m.band) if m.band else None) for m in spec.metrics]
+    if then != now:
+      return "metrics or bands changed since the run"
+    if entry.get("command") not in (None, spec.command()):
+      return "the command changed since the run"
+  if not entry.get("finished", True):
+    return (f"stopped at {entry['steps_done']} of {entry['steps']} steps: "
+            "re-run to the end")
+  return None
 
 
 def device_name(devices: Mapping[str, Any]) -> str:
@@ -799,15 +894,29 @@ def _cell(text: str) -> str:
   return text.replace("|", "\\|").replace("\n", " ")
 
 
-def table(specs: Mapping[str, Reproduction], results: Mapping[str, Any]) -> str:
-  """The results table in Markdown: one row per reproduction, NOT RUN where none was measured."""
+def verdict(spec: Reproduction, r: Mapping[str, Any] | None) -> str:
+  """NOT RUN, RAN at smoke size, STALE (see `staleness`), else the status."""
+  if r is None:
+    return "NOT RUN"
+  if r["suite"] == "smoke":
+    return "RAN at smoke size"
+  return "STALE" if staleness(spec, r) else r["status"]
+
+
+def table(specs: Mapping[str, Reproduction], results: Mapping[str, Any],
+          claim: str | None = None) -> str:
+  """The results table in Markdown: one row per reproduction (of `claim`'s
+  rows when given), NOT RUN where none was measured, STALE where the spec
+  changed after the run or the run stopped early."""
   lines = ["| reproduction | paper | ours (median over seeds) | verdict | "
            "their code, same setup | command | device, versions, time |",
            "|---|---|---|---|---|---|---|"]
   for sid, spec in specs.items():
+    if claim is not None and spec.claim != claim:
+      continue
     r = results.get(sid)
     if r is None or r["suite"] == "smoke":
-      ours, verdict, where = "not run yet", "NOT RUN", \
+      ours, shown_verdict, where = "not run yet", "NOT RUN", \
           f"{spec.suite.upper()} suite" + (f"; {spec.cost}" if spec.cost else "")
     else:
       parts = []
@@ -820,9 +929,9 @@ def table(specs: Mapping[str, Reproduction], results: Mapping[str, Any]) -> str:
                   f"–{_fmt(hi) if hi is not None else '∞'})")
         parts.append(f"{m['name']}: **{m['shown']}**{band}{mark}")
       ours = "; ".join(parts)
-      verdict = r["status"]
-      if not r["finished"]:
-        verdict += f" (first {r['steps_done']} of {r['steps']} steps)"
+      stale = staleness(spec, r)
+      shown_verdict = (f"STALE ({stale}; measured {r['status']})" if stale
+                       else r["status"])
       v = r.get("versions", {})
       secs = r.get("train_seconds")
       where = (f"{r['device']}; jax {v.get('jax', '?')}"
@@ -830,7 +939,7 @@ def table(specs: Mapping[str, Reproduction], results: Mapping[str, Any]) -> str:
                + f"; {r['measured'][:10]}")
     notes = f" *Note:* {spec.notes}" if spec.notes else ""
     lines.append(f"| {_cell(spec.title)} | {_cell(spec.paper)} | "
-                 f"{_cell(ours)}{_cell(notes)} | {verdict} | "
+                 f"{_cell(ours)}{_cell(notes)} | {shown_verdict} | "
                  f"{_cell(_their_cell(r))} | "
                  f"`{_cell(_short_command(spec))}` | {_cell(where)} |")
   return "\n".join(lines) + "\n"
@@ -843,17 +952,38 @@ def _short_command(spec: Reproduction) -> str:
   return f"{spec.flagfile}{' ' + extra if extra else ''}{analysis}"
 
 
+def headline(specs: Mapping[str, Reproduction],
+             results: Mapping[str, Any]) -> str:
+  """'N of M paper claims MATCH (...)': paper rows only; recipes apart."""
+  def counts(claim):
+    c: dict[str, int] = {}
+    for sid, spec in specs.items():
+      if spec.claim == claim:
+        v = verdict(spec, results.get(sid))
+        c[v] = c.get(v, 0) + 1
+    return c
+  paper, recipe = counts("paper"), counts("recipe")
+  rest = lambda c: ", ".join(f"{v} {k}" for k, v in sorted(c.items())
+                             if k != "MATCH")
+  return (f"**{paper.get('MATCH', 0)} of {sum(paper.values())} paper claims "
+          f"MATCH** ({rest(paper)}); recipes of this library: "
+          f"{recipe.get('MATCH', 0)} of {sum(recipe.values())} MATCH "
+          f"({rest(recipe)}).")
+
+
+def tables(specs: Mapping[str, Reproduction], results: Mapping[str, Any]
+           ) -> str:
+  """The headline, the paper claims' table, then the recipes' table."""
+  return (f"{headline(specs, results)}\n\n#### Paper claims\n\n"
+          f"{table(specs, results, 'paper')}\n#### Recipes of this library "
+          "(claims of ours, not a paper's)\n\n"
+          f"{table(specs, results, 'recipe')}")
+
+
 def results_markdown(specs: Mapping[str, Reproduction],
                      results: Mapping[str, Any]) -> str:
-  """results.md: a heading, the table, and the verdict counts."""
-  counts: dict[str, int] = {}
-  for sid in specs:
-    r = results.get(sid)
-    status = ("NOT RUN" if r is None else
-              "RAN at smoke size" if r["suite"] == "smoke" else r["status"])
-    counts[status] = counts.get(status, 0) + 1
-  summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-  return (f"# grokjax reproductions\n\n{summary}.\n\n" + table(specs, results))
+  """results.md: a heading, the headline and both tables."""
+  return f"# grokjax reproductions\n\n{tables(specs, results)}"
 
 
 def update_readme(readme: str, specs: Mapping[str, Reproduction],
@@ -871,11 +1001,12 @@ def update_readme(readme: str, specs: Mapping[str, Reproduction],
                       "the begin marker; put them in order")
   head, rest = readme.split(README_BEGIN, 1)
   _, tail = rest.split(README_END, 1)
-  return f"{head}{README_BEGIN}\n{table(specs, results)}{README_END}{tail}"
+  return f"{head}{README_BEGIN}\n{tables(specs, results)}{README_END}{tail}"
 
 
 __all__ = ["Metric", "Reproduction", "SUITES", "load", "load_all",
            "history_from_metrics", "run_progress", "metric_value", "measure",
            "merge", "update_results", "read_results", "check_results",
            "their_code", "table",
-           "results_markdown", "update_readme", "device_name"]
+           "results_markdown", "update_readme", "device_name", "staleness",
+           "verdict", "headline", "tables", "CLAIMS", "DOMAINS"]

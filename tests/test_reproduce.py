@@ -4,6 +4,7 @@ import gzip
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,9 @@ def _write(path, obj):
 
 def _spec_dict(**over):
   d = {"title": "t", "paper": "p", "flagfile": "x.flags", "suite": "cpu",
-       "metrics": [{"name": "gen", "kind": "t_gen", "band": [100, 200]}]}
+       "claim": "paper",
+       "metrics": [{"name": "gen", "kind": "t_gen", "band": [100, 200],
+                    "band_source": "paper: fig. 1, 150"}]}
   d.update(over)
   return d
 
@@ -360,11 +363,14 @@ def test_bad_input_is_one_line_and_exit_2_before_running(tmp_path, args,
 def test_merge_records_the_entries_and_runs_nothing(tmp_path):
   # A GPU machine's results.json merged here: its entry is recorded, the
   # table shows it, and no suite starts (no run folder appears).
+  spec = repro.load(os.path.join(SPECS, "calibration.json"))
   entry = {"id": "calibration", "suite": "gpu", "status": "MATCH",
-           "metrics": [], "steps_done": 10, "steps": 10, "finished": True,
+           "metrics": [{"name": m.name, "shown": "1", "band": list(m.band),
+                        "in_band": True} for m in spec.metrics],
+           "steps_done": 10, "steps": 10, "finished": True,
            "members": 1, "train_seconds": 1.0, "device": "1 x NVIDIA H100",
            "versions": {"jax": "0.0"}, "measured": "2026-11-27T10:00:00+00:00",
-           "command": "x"}
+           "command": spec.command(), "spec": spec.snapshot()}
   other = _write(tmp_path / "gpu.json", {"calibration": entry})
   proc = _reproduce(f"--merge={other}", f"--runs={tmp_path}/runs",
                     f"--results={tmp_path}/r.json")
@@ -462,7 +468,8 @@ def _peer(metrics, commit="93b2248e351d4bb9e4dda8ac32a6999b8970404b"):
 def test_their_code_takes_the_median_time_rule_and_names_bad_records(tmp_path):
   (tmp_path / "x.flags").write_text("--steps=1\n")
   spec = repro.load(_write(tmp_path / "row.json", _spec_dict(metrics=[
-      {"name": "val 95%", "kind": "t_gen", "band": [20000, 80000]},
+      {"name": "val 95%", "kind": "t_gen", "band": [20000, 80000],
+       "band_source": "paper: 39,890"},
       {"name": "final val acc", "kind": "final_val_acc"}])))
   records = [_peer({"val 95%": 39000, "final val acc": 0.97}),
              _peer({"val 95%": None, "final val acc": 0.6}),
@@ -508,3 +515,97 @@ def test_their_code_is_recorded_beside_the_rows_measurement(tmp_path):
   # a re-measurement of the row keeps their code's record
   newer = {**entry, "measured": "2026-12-05T00:00:00+00:00"}
   assert "their_code" in repro.merge({"quickstart": got}, [newer])["quickstart"]
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"claim": "mine"}, "claim 'mine'"),
+    ({"metrics": [{"name": "a", "kind": "t_gen", "band": [1, 2]}]},
+     "a band needs a 'band_source'"),
+    ({"metrics": [{"name": "a", "kind": "t_gen", "band_source": "x"}]},
+     "band_source without a band"),
+    ({"metrics": [{"name": "a", "kind": "reached", "band": [0, 1],
+                   "band_source": "x"}]}, "covers every value a reached"),
+    ({"metrics": [{"name": "a", "kind": "final_val_acc", "band": [None, 1],
+                   "band_source": "x"}]}, "cannot fail"),
+    ({"metrics": [{"name": "a", "kind": "t_gen", "band": [0, None],
+                   "band_source": "x"}]}, "cannot fail"),
+])
+def test_bands_need_a_source_and_a_chance_to_fail(tmp_path, over, message):
+  (tmp_path / "x.flags").write_text("--steps=1\n")
+  d = _spec_dict(**over)
+  if "claim" in over:
+    d["claim"] = over["claim"]
+  path = _write(tmp_path / "bad.json", d)
+  with pytest.raises(ConfigError, match=re.escape(message)):
+    repro.load(path)
+  # a time band that excludes 'never' can fail: 99% reached within the run
+  ok = _spec_dict(metrics=[{"name": "a", "kind": "t_gen", "band": [0, 80000],
+                            "band_source": "paper: within 80k"}])
+  assert repro.load(_write(tmp_path / "ok.json", ok)).metrics[0].band == (
+      0, 80000)
+
+
+def test_every_spec_says_whose_claim_and_every_band_has_a_source():
+  specs = repro.load_all(SPECS)
+  assert {s.claim for s in specs.values()} == {"paper", "recipe"}
+  for spec in specs.values():
+    for m in spec.metrics:
+      assert (m.band is None) == (not m.band_source), (spec.id, m.name)
+
+
+def _entry_for(spec, status="MATCH", finished=True):
+  return {"id": spec.id, "suite": "cpu", "status": status, "metrics": [
+      {"name": m.name, "shown": "1", "band": list(m.band) if m.band else None,
+       "in_band": True} for m in spec.metrics], "steps_done": 10,
+          "steps": 10 if finished else 20, "finished": finished,
+          "measured": "2026-12-04", "device": "CPU",
+          "command": spec.command(), "spec": spec.snapshot()}
+
+
+def test_a_row_whose_spec_changed_after_the_run_is_stale(tmp_path):
+  (tmp_path / "x.flags").write_text("--steps=1\n")
+  path = _write(tmp_path / "row.json", _spec_dict())
+  spec = repro.load(path)
+  entry = _entry_for(spec)
+  assert repro.staleness(spec, entry) is None
+  assert repro.verdict(spec, entry) == "MATCH"
+  # the band edited after the run: STALE, not re-judged under the new band
+  d = _spec_dict()
+  d["metrics"][0]["band"] = [100, 300]
+  edited = repro.load(_write(path, d))
+  assert repro.verdict(edited, entry) == "STALE"
+  assert "metrics changed" in repro.staleness(edited, entry)
+  row = [l for l in repro.table({"row": edited}, {"row": {**entry, "id":
+                                                           "row"}})
+         .splitlines() if l.startswith("| t |")][0]
+  assert "STALE (metrics changed since the run; measured MATCH)" in row
+  # the source alone may be reworded without a re-run
+  d = _spec_dict()
+  d["metrics"][0]["band_source"] = "paper: fig. 1 of the arXiv v2, 150"
+  assert repro.verdict(repro.load(_write(path, d)), entry) == "MATCH"
+  # the flagfile edited: STALE
+  (tmp_path / "x.flags").write_text("--steps=2\n")
+  assert "flags changed" in repro.staleness(repro.load(path), entry)
+  (tmp_path / "x.flags").write_text("--steps=1\n")
+  # a run stopped before its last step: STALE until re-run to the end
+  assert "stopped at 10 of 20 steps" in repro.staleness(
+      spec, _entry_for(spec, finished=False))
+  # an entry measured before snapshots were stored: its bands are compared
+  legacy = {k: v for k, v in entry.items() if k != "spec"}
+  assert repro.verdict(spec, legacy) == "MATCH"
+  assert repro.verdict(edited, legacy) == "STALE"
+
+
+def test_headline_counts_paper_claims_only(tmp_path):
+  (tmp_path / "x.flags").write_text("--steps=1\n")
+  paper = repro.load(_write(tmp_path / "a.json", _spec_dict()))
+  recipe = repro.load(_write(tmp_path / "b.json", _spec_dict(
+      claim="recipe")))
+  other = repro.load(_write(tmp_path / "c.json", _spec_dict()))
+  specs = {"a": paper, "b": recipe, "c": other}
+  results = {"a": _entry_for(paper), "b": _entry_for(recipe)}
+  line = repro.headline(specs, results)
+  assert line.startswith("**1 of 2 paper claims MATCH** (1 NOT RUN)")
+  assert "recipes of this library: 1 of 1 MATCH" in line
+  text = repro.tables(specs, results)
+  assert text.index("#### Paper claims") < text.index("#### Recipes")

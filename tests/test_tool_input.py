@@ -40,7 +40,9 @@ def _one_line_exit_2(proc, *needles):
 def _spec(tmp_path, **over):
   (tmp_path / "x.flags").write_text("--steps=1\n")
   d = {"title": "t", "paper": "p", "flagfile": "x.flags", "suite": "cpu",
-       "metrics": [{"name": "gen", "kind": "t_gen", "band": [100, 200]}]}
+       "claim": "paper",
+       "metrics": [{"name": "gen", "kind": "t_gen", "band": [100, 200],
+                    "band_source": "paper: 150"}]}
   d.update(over)
   path = tmp_path / "spec.json"
   # json.dumps writes NaN as the bare token NaN, which json.load reads back
