@@ -37,7 +37,9 @@ every selected member at every saved step and returns (and
   at ``landscape_alpha_random`` [A];
 - ``hessian``: ``hessian_max``, ``hessian_min`` and ``hessian_ratio`` =
   |min / max| of the train loss's Hessian over the weight matrices (Lanczos;
-  Notsawo et al. 2023's tool; NaN where the smallest is unconverged);
+  Notsawo et al. 2023's tool; NaN where an extreme is unconverged: see
+  `hessian.hessian_extremes`), and ``hessian_max_residual`` /
+  ``hessian_min_residual``, each extreme's residual over its own magnitude;
 - ``complexity`` (ReLU MLPs): ``local_complexity`` on train points and
   ``local_complexity_test`` (Humayun et al. 2024: units of every linear
   layer, the readout included, crossing a 50-vertex cross-polytope of
@@ -244,7 +246,9 @@ def _hessian(ctx: _Context, params, final, rows, prepared, key):
   ext = hessian.hessian_extremes(lambda q: ctx.train_loss(q, rows),
                                  params, ctx.options["lanczos_steps"], key)
   return {"hessian_max": ext.max, "hessian_min": ext.min,
-          "hessian_ratio": ext.ratio}
+          "hessian_ratio": ext.ratio,
+          "hessian_max_residual": ext.max_residual,
+          "hessian_min_residual": ext.min_residual}
 
 
 def _complexity(ctx: _Context, params, final, rows, prepared, key):
@@ -393,7 +397,7 @@ def _batched(ctx: _Context, chosen: list[Measure]):
 def compute_measures(workdir: str, names: Sequence[str],
                      members: Sequence[int] | None = None,
                      steps: Sequence[int] | None = None, *,
-                     lanczos_steps: int = 40, pca_components: int = 5,
+                     lanczos_steps: int = 100, pca_components: int = 5,
                      landscape_points: int = 21, rqi_threshold: float = 0.01,
                      complexity_points: int = 128,
                      complexity_radius: float = 0.05,
