@@ -8,8 +8,9 @@ later. For every member this computes the early features of
 `grokjax.analysis.predict.early_features` from the per-step training loss of
 steps [0, window) (history.npz's `step_train_loss`; the run needs
 --record_every=1 or a divisor of the window): the paper's energy m0 (Hjorth's
-activity of the raw loss, dt * sum_t L(t)^2), mobility and complexity; a
-high-pass variant (``highpass_*``); and the loss level as a baseline. It
+activity of the raw loss, dt * sum_t L(t)^2); Hjorth's activity, mobility
+and complexity of the detrended window (``highpass_*``); and two baselines,
+the loss level at the window's end and its relative drop. It
 scores them against the outcome in summary.csv: the Spearman correlation of
 each feature with the final validation accuracy, each feature's AUC for
 "generalized" (t_gen defined), and a logistic-regression classifier

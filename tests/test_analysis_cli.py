@@ -183,7 +183,8 @@ def test_predict_writes_prediction_json_and_the_heatmaps(run_dir):
   out = json.load(open(os.path.join(run_dir, "prediction.json")))
   assert out["members"] == 12 and out["window"] == 200 and out["dt"] == 1.0
   assert set(out["features"]) == set(predict.FEATURES)
-  for name in ("energy", "mobility", "complexity", "final_log_loss"):
+  for name in ("energy", "highpass_mobility", "relative_drop",
+               "final_log_loss"):
     assert -1 <= out["features"][name]["spearman"] <= 1
     assert out["definitions"][name] == predict.FEATURES[name]
   assert out["classifier"]["features"] == list(predict.PAPER_FEATURES)
@@ -209,8 +210,8 @@ def test_predict_writes_prediction_json_and_the_heatmaps(run_dir):
       rtol=1e-5)
   summary = gio.read_csv(os.path.join(run_dir, "summary.csv"))
   final = [float(r["final_val_acc"]) for r in summary]
-  assert out["features"]["mobility"]["spearman"] == predict.spearman(
-      want["mobility"], final)
+  assert out["features"]["relative_drop"]["spearman"] == predict.spearman(
+      want["relative_drop"], final)
   for name in ("prediction.png", "prediction_scatter.png"):
     assert os.path.exists(os.path.join(run_dir, "plots", name))
   # A window with too few recorded steps: one line naming the flag, exit 2.

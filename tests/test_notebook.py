@@ -36,6 +36,7 @@ def test_quickstart_notebook_runs_top_to_bottom():
   # It trained the tiny grid and computed every analysis.
   assert namespace["E"] == 6
   assert namespace["result"].history["step_train_loss"].shape == (6, 300)
-  assert set(namespace["feats"]) >= {"energy", "mobility", "complexity"}
+  assert set(namespace["feats"]) >= {"energy", "highpass_mobility",
+                                     "relative_drop"}
   assert {"accuracy", "auc"} <= set(namespace["cv"])
   assert namespace["fit"]["points"] + namespace["fit"]["dropped"] == 6
