@@ -36,7 +36,10 @@ A reproduction is one JSON file beside its flagfile in `experiments/flags/`
                           `analysis/measures.npz`'s [E, ...] arrays), each
                           member's row reduced to one number by ``over``
                           (below), optionally divided by that member's
-                          summary column ``relative_to`` (t_gen, say), then
+                          summary column ``relative_to`` (t_gen, say; or
+                          ``first_below:X:COLUMN``: the first evaluation
+                          step where the run's history COLUMN, val_loss
+                          say, falls below X), then
                           ``reduce`` over the members
   ======================  ====================================================
 
@@ -254,6 +257,10 @@ def _check_metric(m: Any, bad) -> Metric:
   if (m.get("over") or m.get("relative_to") or m.get("after")) and \
       kind != "npz":
     raise bad(f"{where}: over, relative_to and after are for kind npz")
+  if m.get("relative_to", "").startswith("first_below:") and not re.fullmatch(
+      r"first_below:[-+0-9.eE]+:\w+", m["relative_to"]):
+    raise bad(f"{where}: relative_to {m['relative_to']!r} is not "
+              "first_below:X:COLUMN (a history column)")
   if m.get("over") and not _OVER.fullmatch(m["over"]):
     raise bad(f"{where}: over {m['over']!r} is not one of "
               "last, first, max, min, count, last_over_min, last_over_max, "
@@ -502,12 +509,36 @@ def _npz_value(workdir: str, metric: Metric, summary: Sequence[Mapping]
             rows[i]) if paired is None else
       paired(int(members[i]), *_after(metric.after, array[i], step, rows[i]))
       for i in np.flatnonzero(keep)], np.float64)
-  if metric.relative_to:
+  if metric.relative_to.startswith("first_below:"):
+    below = _history_first_below(workdir, metric.relative_to)
+    values = values / np.array([below(int(members[i]))
+                                for i in np.flatnonzero(keep)])
+  elif metric.relative_to:
     values = values / np.array([_finite(r, metric.relative_to)
                                 for r, k in zip(rows, keep) if k])
   finite = values[~np.isnan(values)]
   v = float(REDUCERS[metric.reduce](finite)) if finite.size else float("nan")
   return v, values
+
+
+def _history_first_below(workdir: str, relative_to: str):
+  """member -> the first evaluation step where the run's history COLUMN is
+  below X (``first_below:X:COLUMN``; NaN if never): a loss's time, to set a
+  measure's loss-threshold time against (Nanda et al.'s 'the restricted loss
+  falls before the test loss' compares losses with losses)."""
+  _, threshold, column = relative_to.split(":", 2)
+  run = rundir.RunDir(workdir)
+  history = (run.history() if os.path.exists(run.file("history.npz"))
+             else history_from_metrics(run.file("metrics.jsonl")))
+  if column not in history or "eval_step" not in history:
+    raise ConfigError(f"relative_to {relative_to!r}: the run's history has no "
+                      f"{column!r}")
+  x, steps = np.asarray(history[column], np.float64), history["eval_step"]
+
+  def first(member: int) -> float:
+    hit = np.flatnonzero(x[member] < float(threshold))
+    return float(steps[hit[0]]) if hit.size else float("nan")
+  return first
 
 
 def _history_pairs(workdir: str, over: str):

@@ -151,6 +151,13 @@ def test_analyze_measures_see_the_fourier_circuit_form(run_dir, tmp_path):
     # and removing it destroys the test predictions.
     assert m["gini"][i, -1] > 2 * m["gini"][i, 0]
     assert m["restricted_loss"][i, -1] < 0.5 * np.log(31)
+    # Over all p^2 pairs (the paper's curve): the rows' mean, so at every
+    # step a mix of the train and test means with weight n_train / N, the
+    # same at every step and ~0.9 here (90% of the data).
+    tr, te = m["restricted_loss"][i], m["restricted_loss_test"][i]
+    sep = np.abs(tr - te) > 1e-2
+    w = (m["restricted_loss_all"][i] - te)[sep] / (tr - te)[sep]
+    assert sep.sum() >= 3 and np.ptp(w) < 1e-3 and 0.88 < w[0] < 0.92
     assert m["excluded_loss_test"][i, -1] > m["excluded_loss_test"][i, 0]
     assert m["distance_from_init"][i, 0] == 0
     # The whole-network l2 norm is the sweep's recorded param_norm.

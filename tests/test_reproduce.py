@@ -256,6 +256,28 @@ def test_npz_spearman_pairs_each_saved_step_with_the_next_evaluation(tmp_path):
     value("test_loss")
 
 
+def test_npz_first_below_relative_to_a_history_loss_compares_losses(tmp_path):
+  # The restricted loss falls below 1 at saved steps 20 / 10 / never; the
+  # test loss (history val_loss) first below 1 at evaluation 40 / 10 / 30:
+  # ratios 0.5, 1 and +inf (never fell: not before), median 1.
+  np.savez(tmp_path / "m.npz", step=np.array([0, 10, 20, 30]),
+           members=np.array([0, 1, 2]),
+           rl=np.array([[3.0, 2, 0.5, 0.1], [3.0, 0.9, 0.5, 0.1],
+                        [3.0, 2, 2, 2]]))
+  np.savez(tmp_path / "history.npz", eval_step=np.array([0, 10, 20, 30, 40]),
+           val_loss=np.array([[5.0, 4, 3, 2, 0.5], [5.0, 0.9, 0.5, 0.2, 0.1],
+                              [5.0, 4, 3, 0.5, 0.1]]))
+  metric = repro.Metric("m", "npz", file="m.npz", key="rl",
+                        over="first_below:1",
+                        relative_to="first_below:1:val_loss")
+  v, shown = repro.metric_value(metric, str(tmp_path), _rows()[:3])
+  assert v == 1 and shown == "1 (each 0.5, 1, never)"
+  bad = repro.Metric("m", "npz", file="m.npz", key="rl", over="last",
+                     relative_to="first_below:1:test_loss")
+  with pytest.raises(ConfigError, match="no 'test_loss'"):
+    repro.metric_value(bad, str(tmp_path), _rows()[:3])
+
+
 def test_npz_metric_reads_a_runs_history_on_its_eval_steps(tmp_path):
   """history.npz has no `step` or `members`: evaluation arrays run over
   eval_step, per-step ones over record_step, and row i is member i."""

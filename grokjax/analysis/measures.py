@@ -16,7 +16,9 @@ every selected member at every saved step and returns (and
   and ``neuron_frequency_share`` [E, M]; else the embedding rule, which
   ``key_frequencies_embedding`` [E, F] always holds), and for
   x+y / x-y ``restricted_loss`` / ``excluded_loss`` (train rows) and
-  ``restricted_loss_test`` / ``excluded_loss_test``: cross-entropy of the
+  ``restricted_loss_test`` / ``excluded_loss_test`` and
+  ``restricted_loss_all`` (every row of the table, as the paper plots the
+  restricted loss over all p^2 pairs): cross-entropy of the
   logits' key-frequency part (with each class's mean logit, the official
   code's bias correction) and of the rest (`fourier.split_logits`: every key
   frequency removed at once, the paper's curve), and
@@ -208,6 +210,10 @@ def _fourier(ctx: _Context, params, final, rows, prepared, key):
     part, rest = fourier.split_logits(logits, directions, key_final)
     (out["restricted_loss"], out["restricted_loss_test"]) = _losses(
         part, rows)
+    # Nanda et al. 2023 plot the restricted loss over all p^2 pairs (their
+    # notebook's `all_data`): every row of the table, train and test alike.
+    out["restricted_loss_all"] = jnp.mean(cross_entropy(
+        part.astype(jnp.float32), rows.labels))
     (out["excluded_loss"], out["excluded_loss_test"]) = _losses(rest, rows)
     out["excluded_loss_by_frequency"] = fourier.excluded_loss_by_frequency(
         logits, directions, lambda z: _losses(z, rows)[0])
