@@ -118,6 +118,9 @@ def _finished(workdir: str, config: gj.Config) -> bool:
 def main(argv):
   if not FLAGS.out:
     raise gj.ConfigError("--out: give a directory for the runs")
+  if FLAGS.devices < 1:
+    raise gj.ConfigError(f"--devices={FLAGS.devices}: give the number of CPU "
+                         "devices of the sharded run (>= 1)")
   config = flags_lib.config_from_flags()
   grid = gj.Grid.from_config(config)
   members = grid.rows()

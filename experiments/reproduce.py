@@ -245,7 +245,13 @@ def main(argv):
   if len(argv) > 1:
     raise ConfigError(f"unexpected argument(s) {argv[1:]}: every option is "
                       "a --flag (see --help)")
+  if FLAGS.time_limit < 0:
+    raise ConfigError(f"--time_limit={FLAGS.time_limit}: give seconds >= 0 "
+                      "(0: none)")
   specs = repro.load_all(FLAGS.specs)
+  if not specs:
+    raise ConfigError(f"--specs={FLAGS.specs}: no reproduction JSON there; "
+                      "give the folder of the specs (experiments/flags)")
   runs, results_path = _paths()
   # Every input checked before anything runs or is written: one line each.
   repro.read_results(results_path)

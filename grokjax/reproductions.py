@@ -841,8 +841,12 @@ def update_results(path: str, entries: Sequence[Mapping[str, Any]],
   another's: each reads the file as it is when it writes, not as it was when
   it started. Both files are written atomically (temporary file + rename).
   """
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+  except OSError as e:
+    raise ConfigError(f"{path}: cannot write there ({e.strerror}); give "
+                      "--results in a folder you can write") from None
   try:
     fcntl.flock(fd, fcntl.LOCK_EX)  # waits for the other writer
     results = merge(read_results(path), entries)

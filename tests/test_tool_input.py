@@ -163,7 +163,9 @@ def test_reproduce_refuses_a_readme_without_its_markers_and_keeps_it(tmp_path):
 
 @pytest.mark.parametrize("case", ["readme_folder", "results_dir",
                                   "merge_list", "merge_no_status",
-                                  "check_leftover", "collect_corrupt"])
+                                  "check_leftover", "collect_corrupt",
+                                  "no_specs", "negative_time_limit",
+                                  "results_unwritable"])
 def test_reproduce_bad_input_is_one_line_and_loses_nothing(tmp_path, case):
   results = tmp_path / "r.json"
   results.write_text(json.dumps({}))
@@ -188,16 +190,34 @@ def test_reproduce_bad_input_is_one_line_and_loses_nothing(tmp_path, case):
   elif case == "check_leftover":
     args += ["--suite=cpu", "--only=quickstart", "--check", "extra"]
     needles = ["unexpected argument(s) ['extra']"]
+  elif case == "no_specs":
+    # --table_only with a specs folder that holds none used to rewrite
+    # results.md with an empty table
+    (tmp_path / "r.md").write_text("# the table\n")
+    args += ["--table_only", f"--specs={tmp_path}/nowhere"]
+    needles = [f"--specs={tmp_path}/nowhere", "no reproduction JSON"]
+  elif case == "negative_time_limit":
+    args += ["--only=quickstart", "--time_limit=-1"]
+    needles = ["--time_limit=-1", "seconds >= 0"]
+  elif case == "results_unwritable":
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    args = ["--table_only", f"--results={blocker}/r.json"]
+    needles = [f"{blocker}/r.json", "cannot write there"]
   else:
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text('{"config": {"task": ')
     args += [f"--collect=quickstart={run}"]
     needles = [f"--collect=quickstart={run}", "config.json is unreadable"]
+  md_before = (tmp_path / "r.md").read_bytes() if (
+      tmp_path / "r.md").exists() else None
   proc = _tool("reproduce.py", *args)
   _one_line_exit_2(proc, *needles)
   assert "--overwrite" not in proc.stderr
   assert results.read_bytes() == before
+  if md_before is not None:
+    assert (tmp_path / "r.md").read_bytes() == md_before
 
 
 def test_sweep_says_an_empty_range_is_empty(tmp_path):
@@ -227,6 +247,12 @@ def test_drift_refuses_to_reuse_a_run_of_other_settings(tmp_path):
   _one_line_exit_2(proc, f"--out={out}", "holds a run with other settings",
                    "--p: 11 vs 13")
   assert not os.path.exists(out / "drift.json")
+
+
+def test_drift_needs_a_device(tmp_path):
+  proc = _tool("drift.py", "--task=x+y", "--p=11", "--steps=20",
+               f"--out={tmp_path}/d", "--devices=0")
+  _one_line_exit_2(proc, "--devices=0")
 
 
 def test_drift_out_that_cannot_be_made_is_one_line(tmp_path):
