@@ -129,6 +129,35 @@ def init_multihost() -> None:
                              FLAGS.process_id)
 
 
+def _default_cache() -> str:
+  return os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(
+      os.path.expanduser("~"), ".cache", "grokjax", "xla")
+
+
+def define_cache_flags() -> None:
+  flags.DEFINE_string(
+      "compilation_cache", _default_cache(), "folder of JAX's persistent "
+      "compilation cache: a second run, a resume or a replay of the same "
+      "program loads it instead of compiling again (default: "
+      "$JAX_COMPILATION_CACHE_DIR, else ~/.cache/grokjax/xla; empty: off)")
+
+
+def enable_compilation_cache() -> None:
+  """JAX's persistent compilation cache in --compilation_cache (per user).
+  The cached executable is the program XLA compiled, so a run that loads it
+  computes what a run that compiles it does."""
+  path = FLAGS.compilation_cache
+  if not path:
+    return
+  try:
+    os.makedirs(path, exist_ok=True)
+  except OSError as e:
+    raise gj.ConfigError(f"--compilation_cache={path}: cannot create it "
+                         f"({e.strerror}); give a folder you can write, or "
+                         "--compilation_cache= to turn the cache off") from None
+  jax.config.update("jax_compilation_cache_dir", path)
+
+
 def parse_flags_or_exit(argv: list[str]) -> list[str]:
   """absl parsing whose errors are one line and exit code 2 (absl's own is 1)."""
   try:

@@ -28,6 +28,7 @@ flags.DEFINE_string("workdir", None, "a finished run directory")
 flags.DEFINE_integer("member", None, "the member's index (members.csv)")
 flags.DEFINE_list("steps", [], "steps after which to keep its parameters")
 flags.DEFINE_string("out", "", ".npz for the parameters (empty: none)")
+flags_lib.define_cache_flags()
 FLAGS = flags.FLAGS
 
 
@@ -44,6 +45,7 @@ def main(argv):
                          ) from None
   if FLAGS.out and os.path.exists(FLAGS.out):
     raise gj.ConfigError(f"--out={FLAGS.out}: exists; give a new file")
+  flags_lib.enable_compilation_cache()
   replay = gj.train.replay(FLAGS.workdir, FLAGS.member, steps, log=print)
   values = ", ".join(f"{k}={v}" for k, v in replay.values.items())
   where = (f"member {replay.member} ({values}; group {replay.group}, "

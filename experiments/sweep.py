@@ -21,6 +21,7 @@ import grokjax as gj  # pylint: disable=wrong-import-position
 
 flags_lib.define_config_flags()
 flags_lib.define_multihost_flags()
+flags_lib.define_cache_flags()
 flags_lib.flags.adopt_module_key_flags(flags_lib)  # --help lists them
 FLAGS = flags_lib.FLAGS
 # EX_TEMPFAIL (sysexits.h): stopped by SIGTERM/SIGINT with a checkpoint saved;
@@ -61,6 +62,7 @@ def main(argv):
     for s in (signal.SIGTERM, signal.SIGINT):
       signal.signal(s, _stop)
     config = flags_lib.config_from_flags()
+    flags_lib.enable_compilation_cache()
     if config.needs_x64:  # a float64 model, loss or optimizer
       jax.config.update("jax_enable_x64", True)
     flags_lib.init_multihost()
