@@ -6,7 +6,9 @@ A reproduction is one JSON file beside its flagfile in `experiments/flags/`
 `results.md`; the README's results table is generated from those. Fields:
 
 - ``title``: the row's name; ``paper``: what the paper reports (text);
-  ``notes``: setup differences and caveats that hold for every run (text).
+  ``notes``: caveats that hold for every run (text); ``differences``: for a
+  like-for-like row, each remaining difference from the official code (a list
+  of text; the table renders it).
 - ``flagfile`` (beside the JSON) and ``flags``: the sweep's command line.
 - ``suite``: ``"cpu"`` (fits a 2-core CPU) or ``"gpu"``; ``cost``: the expected
   member-steps and time, written down once measured.
@@ -150,6 +152,7 @@ class Reproduction:
   cost: str = ""
   notes: str = ""
   claim: str = "paper"
+  differences: tuple[str, ...] = ()
 
   @property
   def flagfile_path(self) -> str:
@@ -215,6 +218,7 @@ DOMAINS = {"t_mem": (0.0, math.inf), "t_gen": (0.0, math.inf),
            "delay": (-math.inf, math.inf), "reached": (0.0, 1.0),
            "final_train_acc": (0.0, 1.0), "final_val_acc": (0.0, 1.0)}
 _SPEC_FIELDS = {"title", "paper", "flagfile", "suite", "metrics", "flags", "claim",
+                "differences",
                 "smoke", "analysis", "smoke_analysis", "cost", "notes"}
 _METRIC_FIELDS = {f.name for f in dataclasses.fields(Metric)}
 
@@ -322,7 +326,7 @@ def load(path: str) -> Reproduction:
     raise bad(f"claim {d.get('claim')!r}: say whose claim the row judges, "
               "'paper' (a paper's) or 'recipe' (ours: a recipe of this "
               "library)")
-  for name in ("flags", "smoke"):
+  for name in ("flags", "smoke", "differences"):
     if name in d and not _is_str_list(d[name]):
       raise bad(f"{name!r} must be a list of strings (one argument each, "
                 f'["--p=13"]), not {d[name]!r}')
@@ -342,7 +346,8 @@ def load(path: str) -> Reproduction:
       analysis=tuple(tuple(a) for a in d.get("analysis", ())),
       smoke_analysis=None if "smoke_analysis" not in d else tuple(
           tuple(a) for a in d["smoke_analysis"]),
-      cost=d.get("cost", ""), notes=d.get("notes", ""), claim=d["claim"])
+      cost=d.get("cost", ""), notes=d.get("notes", ""), claim=d["claim"],
+      differences=tuple(d.get("differences", ())))
   if not os.path.exists(spec.flagfile_path):
     raise bad(f"flagfile {spec.flagfile_path} does not exist")
   return spec
@@ -973,6 +978,9 @@ def table(specs: Mapping[str, Reproduction], results: Mapping[str, Any],
                + (f"; {secs / 60:.0f} min of training" if secs else "")
                + f"; {r['measured'][:10]}")
     notes = f" *Note:* {spec.notes}" if spec.notes else ""
+    if spec.differences:
+      notes += (" *Still different from their code:* "
+                + "; ".join(spec.differences) + ".")
     lines.append(f"| {_cell(spec.title)} | {_cell(spec.paper)} | "
                  f"{_cell(ours)}{_cell(notes)} | {shown_verdict} | "
                  f"{_cell(_their_cell(r))} | "

@@ -631,3 +631,16 @@ def test_headline_counts_paper_claims_only(tmp_path):
   assert "recipes of this library: 1 of 1 MATCH" in line
   text = repro.tables(specs, results)
   assert text.index("#### Paper claims") < text.index("#### Recipes")
+
+
+def test_a_like_for_like_row_lists_its_remaining_differences(tmp_path):
+  (tmp_path / "x.flags").write_text("--steps=1\n")
+  spec = repro.load(_write(tmp_path / "row.json", _spec_dict(
+      differences=["their head is 114-way", "their split has 3830 pairs"])))
+  assert spec.differences == ("their head is 114-way",
+                              "their split has 3830 pairs")
+  row = repro.table({"row": spec}, {}).splitlines()[-1]
+  assert ("*Still different from their code:* their head is 114-way; their "
+          "split has 3830 pairs.") in row
+  with pytest.raises(ConfigError, match="'differences' must be a list"):
+    repro.load(_write(tmp_path / "bad.json", _spec_dict(differences="x")))
