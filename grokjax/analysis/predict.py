@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import scipy.stats
+import sklearn.metrics
 
 from grokjax.analysis import spectral
 from grokjax.analysis.scaling import adam_minimize
@@ -106,46 +108,31 @@ def early_features(loss_ExT: np.ndarray, dt: float = 1.0,
           for k, v in out.items()}
 
 
-def _ranks(x: np.ndarray) -> np.ndarray:
-  """Ranks 1..n with ties given their average rank."""
-  order = np.argsort(x, kind="stable")
-  ranks = np.empty(len(x), np.float64)
-  sorted_x = x[order]
-  i = 0
-  while i < len(x):
-    j = i
-    while j + 1 < len(x) and sorted_x[j + 1] == sorted_x[i]:
-      j += 1
-    ranks[order[i:j + 1]] = (i + j) / 2 + 1
-    i = j + 1
-  return ranks
-
-
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-  """Spearman rank correlation over the pairs where both are finite (NaN if < 3 or constant)."""
+  """Spearman rank correlation over the pairs where both are finite (NaN if < 3 or constant).
+
+  scipy.stats.spearmanr (average ranks for ties), guarded so that too few
+  pairs or a constant side is NaN without a warning.
+  """
   x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
   ok = np.isfinite(x) & np.isfinite(y)
-  if ok.sum() < 3:
+  if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
     return float("nan")
-  rx, ry = _ranks(x[ok]), _ranks(y[ok])
-  if np.ptp(rx) == 0 or np.ptp(ry) == 0:
-    return float("nan")
-  return float(np.corrcoef(rx, ry)[0, 1])
+  return float(scipy.stats.spearmanr(x[ok], y[ok]).statistic)
 
 
 def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
   """Area under the ROC curve: P(score of a positive > score of a negative), ties counting 1/2.
 
-  NaN when either class is empty. Non-finite scores are dropped.
+  sklearn.metrics.roc_auc_score; NaN when either class is empty.
+  Non-finite scores are dropped.
   """
   s, y = np.asarray(scores, np.float64), np.asarray(labels, bool)
   ok = np.isfinite(s)
   s, y = s[ok], y[ok]
-  pos, neg = int(y.sum()), int((~y).sum())
-  if pos == 0 or neg == 0:
+  if y.all() or not y.any():
     return float("nan")
-  ranks = _ranks(s)
-  return float((ranks[y].sum() - pos * (pos + 1) / 2) / (pos * neg))
+  return float(sklearn.metrics.roc_auc_score(y, s))
 
 
 def _fit_logistic(x: jax.Array, y: jax.Array, l2: float, steps: int,
