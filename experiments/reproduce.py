@@ -51,6 +51,9 @@ flags.DEFINE_enum("suite", "cpu", repro.SUITES, "which reproductions, at "
                   "which size: smoke (all, toy size, not judged), cpu, gpu")
 flags.DEFINE_list("only", [], "reproduction ids (JSON stems in "
                   "experiments/flags/); default: the whole suite")
+flags.DEFINE_bool("stale", False, "only the suite's rows that show STALE "
+                  "(their spec changed since they were measured, or their "
+                  "run stopped early) or NOT RUN in --results")
 flags.DEFINE_string("specs", os.path.join(HERE, "flags"), "folder of "
                     "reproduction JSON files")
 flags.DEFINE_string("runs", None, "folder for the run directories "
@@ -91,7 +94,7 @@ def _paths() -> tuple[str, str]:
   return runs, results
 
 
-def _select(specs: dict) -> list:
+def _select(specs: dict, results: dict) -> list:
   unknown = [i for i in FLAGS.only if i not in specs]
   if unknown:
     raise ConfigError(f"--only: unknown reproduction(s) {unknown}; known: "
@@ -99,6 +102,9 @@ def _select(specs: dict) -> list:
   chosen = [specs[i] for i in FLAGS.only] if FLAGS.only else [
       s for s in specs.values()
       if FLAGS.suite == "smoke" or s.suite == FLAGS.suite]
+  if FLAGS.stale:
+    chosen = [s for s in chosen if repro.verdict(s, results.get(s.id)) in (
+        "STALE", "NOT RUN", "RAN at smoke size")]
   return chosen
 
 
@@ -275,16 +281,18 @@ def main(argv):
       entries.append(repro.measure(specs[sid], workdir, FLAGS.suite
                                    if FLAGS.suite != "smoke" else "cpu"))
   elif not FLAGS.table_only and not FLAGS.merge and not FLAGS.their_code:
-    chosen = _select(specs)
+    chosen = _select(specs, repro.read_results(results_path))
     if not chosen:
-      raise ConfigError(f"--suite={FLAGS.suite}: no reproduction in it")
+      raise ConfigError(f"--suite={FLAGS.suite}: no reproduction in it"
+                        + (" is STALE or NOT RUN" if FLAGS.stale else ""))
     for spec in chosen:  # a spec whose command is wrong: before any run
       spec_config(spec)
       if FLAGS.suite == "smoke":
         spec_config(spec, spec.smoke)
     if FLAGS.check:
       print(f"{len(chosen)} reproduction(s): every command builds a valid "
-            "configuration")
+            "configuration" + (": " + ", ".join(s.id for s in chosen)
+                               if FLAGS.stale else ""))
       return
     for spec in chosen:
       print(f"{spec.id}: {spec.command()}"

@@ -644,3 +644,20 @@ def test_a_like_for_like_row_lists_its_remaining_differences(tmp_path):
           "split has 3830 pairs.") in row
   with pytest.raises(ConfigError, match="'differences' must be a list"):
     repro.load(_write(tmp_path / "bad.json", _spec_dict(differences="x")))
+
+
+def test_stale_selects_the_rows_to_run_again(tmp_path):
+  (tmp_path / "specs").mkdir()
+  (tmp_path / "specs" / "x.flags").write_text("--task=x+y\n--p=11\n")
+  for sid in ("a", "b", "c"):
+    _write(tmp_path / "specs" / f"{sid}.json", _spec_dict())
+  spec = repro.load(str(tmp_path / "specs" / "a.json"))
+  fresh = {**_entry_for(spec), "id": "a"}
+  old_band = {**fresh, "id": "b", "metrics": [{**fresh["metrics"][0],
+                                               "band": [1, 2]}]}
+  old_band.pop("spec")  # measured before snapshots, under another band
+  results = _write(tmp_path / "r.json", {"a": fresh, "b": old_band})
+  proc = _reproduce("--suite=cpu", "--stale", "--check",
+                    f"--specs={tmp_path}/specs", f"--results={results}")
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stdout.strip().endswith("configuration: b, c")  # c: NOT RUN
