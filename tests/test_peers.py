@@ -2,6 +2,7 @@
 the checkout must be the repository, unedited, and the time of a threshold is
 read on their evaluation grid as grokjax reads its own."""
 
+import json
 import os
 import subprocess
 import sys
@@ -50,3 +51,33 @@ def test_placeholder_module_fails_on_use_only():
   with pytest.raises(AttributeError, match="torchvision.datasets: not "
                      "installed"):
     m.datasets  # pylint: disable=pointless-statement
+
+
+SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                       "peers_samples")
+
+
+def test_grokfast_results_file_reads_as_curve_points():
+  """A checked-in sample of ironjr/grokfast main.py's results file (the first
+  5 epochs of a real run): each epoch is one point at its step count."""
+  import grokfast2024  # pylint: disable=import-outside-toplevel
+  with open(os.path.join(SAMPLES, "grokfast_res.json")) as f:
+    res = json.load(f)
+  curve = grokfast2024.curve_from_results(res)
+  assert [p["step"] for p in curve] == [10, 20, 30, 40, 50]  # 10 steps/epoch
+  assert [p["val_acc"] for p in curve] == res["val_acc"]
+  assert [p["train_loss"] for p in curve] == res["train_loss"]
+
+
+def test_prieto_logger_rows_read_as_one_curve_point():
+  """A checked-in sample of one logged epoch of Prieto et al.'s
+  MetricsLogger (a real call of their logger): train/test accuracy and loss
+  are taken, the other metrics (weights_l2, zero_terms, ...) left."""
+  import prieto2025  # pylint: disable=import-outside-toplevel
+  with open(os.path.join(SAMPLES, "prieto_logger_rows.json")) as f:
+    rows = json.load(f)["rows"]
+  point = prieto2025.curve_row(5000, rows)
+  want = {f"{r['input_type']}_{r['metric_name']}": r["value"] for r in rows
+          if r["metric_name"] in ("accuracy", "loss")}
+  assert point == {"step": 5000, **want}
+  assert point["train_accuracy"] == 1.0 and point["test_accuracy"] < 1.0

@@ -48,6 +48,17 @@ def parse(argv):
   return p.parse_args(argv)
 
 
+def curve_from_results(res: dict) -> list[dict]:
+  """Their results/res_<label>.pt (a dict of per-epoch lists: its, the step
+  count after the epoch's training; train_acc/loss; val_acc/loss measured
+  after it) as curve points."""
+  return [{"step": int(s), "train_acc": float(ta), "val_acc": float(va),
+           "train_loss": float(tl), "val_loss": float(vl)}
+          for s, ta, va, tl, vl in zip(res["its"], res["train_acc"],
+                                       res["val_acc"], res["train_loss"],
+                                       res["val_loss"])]
+
+
 def main(argv=None):
   args = parse(sys.argv[1:] if argv is None else argv)
   info = common.checkout(args.peer_dir, REPO, SCRIPT)
@@ -69,12 +80,7 @@ def main(argv=None):
   if not saved:
     raise common.PeerError(f"--budget={args.budget}: their script saves its "
                            "curves every 100 epochs; give at least 1000 steps")
-  res = torch.load(saved[-1], weights_only=False)
-  curve = [{"step": int(s), "train_acc": float(ta), "val_acc": float(va),
-            "train_loss": float(tl), "val_loss": float(vl)}
-           for s, ta, va, tl, vl in zip(res["its"], res["train_acc"],
-                                        res["val_acc"], res["train_loss"],
-                                        res["val_loss"])]
+  curve = curve_from_results(torch.load(saved[-1], weights_only=False))
   record = {
       **info, **common.environment(), "command": [SCRIPT, *their_argv],
       "substitutions": ["matplotlib's Agg backend (no screen)"], **timing,

@@ -57,6 +57,18 @@ def parse(argv):
   return p.parse_args(argv)
 
 
+def curve_row(step: int, records) -> dict:
+  """One curve point from their logger's rows of one logged epoch (dicts with
+  input_type, metric_name and value, as MetricsLogger.compute_* build them):
+  train/test accuracy and loss."""
+  row = {"step": int(step)}
+  for r in records:
+    if r["metric_name"] in ("accuracy", "loss") and r["input_type"] in (
+        "train", "test"):
+      row[f"{r['input_type']}_{r['metric_name']}"] = float(r["value"])
+  return row
+
+
 def _wrap_logger(curve_path: str) -> None:
   import logger  # their module  # pylint: disable=import-outside-toplevel
   original = logger.MetricsLogger.log_metrics
@@ -66,13 +78,8 @@ def _wrap_logger(curve_path: str) -> None:
     epoch = kwargs.get("epoch", args[1] if len(args) > 1 else None)
     df = self.metrics_df
     rows = df[df["epoch"] == self._get_epoch_position(epoch)]  # pylint: disable=protected-access
-    row = {"step": int(epoch)}
-    for _, r in rows.iterrows():
-      if r["metric_name"] in ("accuracy", "loss") and r["input_type"] in (
-          "train", "test"):
-        row[f"{r['input_type']}_{r['metric_name']}"] = float(r["value"])
     with open(curve_path, "a") as f:
-      f.write(json.dumps(row) + "\n")
+      f.write(json.dumps(curve_row(epoch, rows.to_dict("records"))) + "\n")
   logger.MetricsLogger.log_metrics = log_metrics
 
 
