@@ -115,11 +115,13 @@ def hessian_extremes(loss_fn: Callable[[Any], jax.Array], params: Any,
                               for leaf, c in zip(leaves, chosen)])
 
   matvec = lambda v: hvp(lambda q: loss_fn(full(q)), flat, v)
-  ka, kb = jax.random.split(key)
-  ritz_a, res_a = lanczos(matvec, flat.shape[0], steps, ka)
-  ritz_b, res_b = lanczos(matvec, flat.shape[0], steps, kb)
-  hi, hi_res = _converged(ritz_a[-1], res_a[-1], ritz_b[-1], res_b[-1], tol)
-  lo, lo_res = _converged(ritz_a[0], res_a[0], ritz_b[0], res_b[0], tol)
+  # Both starts in one program (vmapped), one compilation.
+  ritz, res = jax.jit(jax.vmap(
+      lambda k: lanczos(matvec, flat.shape[0], steps, k)))(
+          jax.random.split(key))
+  hi, hi_res = _converged(ritz[0, -1], res[0, -1], ritz[1, -1], res[1, -1],
+                          tol)
+  lo, lo_res = _converged(ritz[0, 0], res[0, 0], ritz[1, 0], res[1, 0], tol)
   return HessianExtremes(hi, lo, jnp.abs(lo) / jnp.abs(hi), hi_res, lo_res)
 
 
