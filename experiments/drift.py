@@ -100,11 +100,9 @@ def _finished(workdir: str, config: gj.Config) -> bool:
   if not os.path.exists(os.path.join(workdir, "summary.csv")):
     return False
   try:
-    stored = gj.Config.from_dict(gj.io.RunDir(workdir).read_config()["config"])
-  except (ValueError, KeyError, TypeError, OSError) as e:
-    raise gj.ConfigError(f"--out={FLAGS.out}: {workdir} holds a run whose "
-                         f"config.json is unreadable ({e}); give a new --out"
-                         ) from None
+    stored = gj.io.RunDir(workdir).config(where=f"--out={FLAGS.out}: {workdir}")
+  except gj.ConfigError as e:
+    raise gj.ConfigError(f"{e}; give a new --out") from None
   diffs = config.differences(stored)
   if diffs:
     raise gj.ConfigError(

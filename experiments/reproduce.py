@@ -133,11 +133,10 @@ def check_collected(spec, workdir: str, pair: str) -> None:
   if not os.path.exists(os.path.join(workdir, "config.json")):
     raise ConfigError(f"--collect={pair}: no config.json in {workdir}")
   try:
-    stored = gj.Config.from_dict(RunDir(workdir).read_config()["config"])
-  except (ValueError, KeyError, TypeError, OSError) as e:
-    raise ConfigError(f"--collect={pair}: {workdir}/config.json is "
-                      f"unreadable ({e}); collect a run directory that "
-                      "sweep.py wrote, or run the reproduction again") from None
+    stored = RunDir(workdir).config(where=f"--collect={pair}")
+  except ConfigError as e:
+    raise ConfigError(f"{e}; collect a run directory that sweep.py wrote, "
+                      "or run the reproduction again") from None
   diffs = spec_config(spec).differences(stored)
   if diffs:
     shown = "; ".join(diffs[:3]) + ("; ..." if len(diffs) > 3 else "")
@@ -222,13 +221,14 @@ def _read_merge(path: str, specs: dict) -> dict:
   return other
 
 
-def _their_code(pair: str, specs: dict, results_path: str) -> dict:
+def _their_code(pair: str, specs: dict, results: dict,
+                results_path: str) -> dict:
   """The row's results.json entry with its `their_code` (the peer's runs)."""
   sid, _, paths = pair.partition("=")
   if sid not in specs or not paths:
     raise ConfigError(f"--their_code={pair}: give ID=PEER_JSON[+PEER_JSON...]"
                       f" with ID one of {', '.join(specs)}")
-  entry = repro.read_results(results_path).get(sid)
+  entry = results.get(sid)
   if entry is None or entry["suite"] == "smoke":
     raise ConfigError(f"--their_code={pair}: {sid} has no measurement in "
                       f"{results_path} to put their code's beside; run or "
@@ -260,11 +260,12 @@ def main(argv):
                       "give the folder of the specs (experiments/flags)")
   runs, results_path = _paths()
   # Every input checked before anything runs or is written: one line each.
-  repro.read_results(results_path)
+  existing = repro.read_results(results_path)
   if FLAGS.readme:
     repro.update_readme(_read_readme(), specs, {}, FLAGS.readme)
   merged = [_read_merge(path, specs) for path in FLAGS.merge]
-  entries = [_their_code(pair, specs, results_path) for pair in FLAGS.their_code]
+  entries = [_their_code(pair, specs, existing, results_path)
+             for pair in FLAGS.their_code]
   if FLAGS.collect:
     for pair in FLAGS.collect:
       sid, _, workdir = pair.partition("=")
@@ -281,7 +282,7 @@ def main(argv):
       entries.append(repro.measure(specs[sid], workdir, FLAGS.suite
                                    if FLAGS.suite != "smoke" else "cpu"))
   elif not FLAGS.table_only and not FLAGS.merge and not FLAGS.their_code:
-    chosen = _select(specs, repro.read_results(results_path))
+    chosen = _select(specs, existing)
     if not chosen:
       raise ConfigError(f"--suite={FLAGS.suite}: no reproduction in it"
                         + (" is STALE or NOT RUN" if FLAGS.stale else ""))

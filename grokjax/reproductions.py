@@ -393,14 +393,22 @@ def history_from_metrics(path: str, group_size: int | None = None
   return history
 
 
+def _run_history(run: rundir.RunDir) -> dict[str, np.ndarray]:
+  """history.npz once the run has finished (it is written at the end), else
+  the history its metrics.jsonl has logged so far (a stopped run, a GPU
+  machine's copy)."""
+  if os.path.exists(run.file("history.npz")):
+    return run.history()
+  return history_from_metrics(run.file("metrics.jsonl"))
+
+
 def run_progress(workdir: str) -> dict[str, Any]:
   """What a run directory holds: its stored config.json, summary rows, and how far it got."""
   run = rundir.RunDir(workdir)
   stored = run.read_config()
   config = Config.from_dict(stored["config"])
   complete = os.path.exists(run.file("history.npz"))  # written at the end
-  history = (run.history() if complete
-             else history_from_metrics(run.file("metrics.jsonl")))
+  history = _run_history(run)
   members = [{k: v for k, v in m.items() if k != "member"}
              for m in run.members()]
   diverged = np.full(len(members), -1)
@@ -532,9 +540,7 @@ def _history_first_below(workdir: str, relative_to: str):
   measure's loss-threshold time against (Nanda et al.'s 'the restricted loss
   falls before the test loss' compares losses with losses)."""
   _, threshold, column = relative_to.split(":", 2)
-  run = rundir.RunDir(workdir)
-  history = (run.history() if os.path.exists(run.file("history.npz"))
-             else history_from_metrics(run.file("metrics.jsonl")))
+  history = _run_history(rundir.RunDir(workdir))
   if column not in history or "eval_step" not in history:
     raise ConfigError(f"relative_to {relative_to!r}: the run's history has no "
                       f"{column!r}")
@@ -549,9 +555,7 @@ def _history_first_below(workdir: str, relative_to: str):
 def _history_pairs(workdir: str, over: str):
   """(member, x, step) -> Spearman of x with the run's history column at those steps."""
   column = over.partition(":")[2]
-  run = rundir.RunDir(workdir)
-  history = (run.history() if os.path.exists(run.file("history.npz"))
-             else history_from_metrics(run.file("metrics.jsonl")))
+  history = _run_history(rundir.RunDir(workdir))
   if column not in history or "eval_step" not in history or \
       np.ndim(history[column]) != 2 or \
       np.shape(history[column])[1] != len(history["eval_step"]):
@@ -782,20 +786,17 @@ def their_code(spec: Reproduction, records: Sequence[Mapping[str, Any]],
   for name in [m.name for m in spec.metrics if any(
       m.name in r["metrics"] for r in records)] + extras:
     values = [r["metrics"].get(name) for r in records]
-    kind = names[name].kind if name in names else "extra"
-    if kind in TIME_KINDS:
-      arr = np.array([np.inf if v is None else float(v) for v in values])
-      value = float(np.median(arr))
-      reached = int(np.isfinite(arr).sum())
-      shown = f"{_fmt(value)} ({reached}/{len(arr)} reached)"
+    arr = np.array([np.nan if v is None else float(v) for v in values])
+    if name in names and names[name].kind in TIME_KINDS:
+      value = grokking.median_time(arr)  # a seed that never got there: +inf
+      shown = f"{_fmt(value)} ({int(np.isfinite(arr).sum())}/{len(arr)} " \
+              "reached)"
+      arr = np.where(np.isnan(arr), np.inf, arr)  # shown as "never"
     else:
-      arr = np.array([np.nan if v is None else float(v) for v in values])
       value = float(np.nanmedian(arr)) if np.isfinite(arr).any() else math.nan
       shown = _fmt(value)
-    if len(values) > 1:
-      shown += " (each " + ", ".join(_fmt(float(np.inf if v is None and (
-          kind in TIME_KINDS) else (np.nan if v is None else v)))
-                                     for v in values) + ")"
+    if len(arr) > 1:
+      shown += f" (each {', '.join(_fmt(float(x)) for x in arr)})"
     metrics.append({"name": name, "value": None if not math.isfinite(value)
                     else value, "shown": shown})
   return {"repo": first["repo"], "commit": first["commit"],
@@ -1033,13 +1034,11 @@ def update_readme(readme: str, specs: Mapping[str, Reproduction],
                   results: Mapping[str, Any], name: str = "README.md") -> str:
   """The README's text with the generated table between its markers (`name`
   is the file, for the error)."""
-  begin, end = readme.find(README_BEGIN), readme.find(README_END)
-  if begin < 0 or end < 0 or readme.count(README_BEGIN) != 1 or \
-      readme.count(README_END) != 1:
+  if readme.count(README_BEGIN) != 1 or readme.count(README_END) != 1:
     raise ConfigError(f"{name}: needs the results-table markers once each; "
                       f"put {README_BEGIN!r} and {README_END!r} where the "
                       "table goes")
-  if end < begin:
+  if readme.find(README_END) < readme.find(README_BEGIN):
     raise ConfigError(f"{name}: the results-table end marker comes before "
                       "the begin marker; put them in order")
   head, rest = readme.split(README_BEGIN, 1)

@@ -16,23 +16,29 @@ class WriteError(Exception):
   filesystem, a missing folder). What was written before is intact."""
 
 
-def _tmp(path: str) -> str:
-  return f"{path}.tmp{os.getpid()}"
+@contextlib.contextmanager
+def _replacing(path: str):
+  """Yields a temporary path beside `path`; what was written there replaces
+  `path` at the end, and on any error it is removed and `path` is left as
+  it was (an OSError becomes one WriteError naming `path`)."""
+  tmp = f"{path}.tmp{os.getpid()}"
+  try:
+    yield tmp
+    os.replace(tmp, path)
+  except BaseException as e:
+    with contextlib.suppress(OSError):
+      os.remove(tmp)
+    if isinstance(e, OSError):
+      raise WriteError(f"cannot write {path} ({e.strerror or e})") from e
+    raise
 
 
 def write_bytes(path: str, data: bytes) -> None:
   """Writes `path` whole or not at all."""
-  tmp = _tmp(path)
-  try:
-    with open(tmp, "wb") as f:
-      f.write(data)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except OSError as e:
-    with contextlib.suppress(OSError):
-      os.remove(tmp)
-    raise WriteError(f"cannot write {path} ({e.strerror or e})") from e
+  with _replacing(path) as tmp, open(tmp, "wb") as f:
+    f.write(data)
+    f.flush()
+    os.fsync(f.fileno())
 
 
 def write_text(path: str, text: str) -> None:
@@ -41,15 +47,9 @@ def write_text(path: str, text: str) -> None:
 
 def savefig(fig, path: str, **kwargs) -> None:
   """A matplotlib figure saved whole or not at all (the format from `path`)."""
-  tmp = _tmp(path)
-  fmt = os.path.splitext(path)[1].lstrip(".") or "png"
-  try:
-    fig.savefig(tmp, format=fmt, **kwargs)
-    os.replace(tmp, path)
-  except OSError as e:
-    with contextlib.suppress(OSError):
-      os.remove(tmp)
-    raise WriteError(f"cannot write {path} ({e.strerror or e})") from e
+  with _replacing(path) as tmp:
+    fig.savefig(tmp, format=os.path.splitext(path)[1].lstrip(".") or "png",
+                **kwargs)
 
 
 __all__ = ["WriteError", "write_bytes", "write_text", "savefig"]

@@ -76,9 +76,6 @@ def devices() -> dict[str, Any]:
                       for d in jax.devices()]}
 
 
-_atomic_write = atomic.write_bytes
-
-
 def _jsonable(v: Any) -> Any:
   if isinstance(v, (np.floating, float)):
     return None if not math.isfinite(float(v)) else float(v)
@@ -98,7 +95,7 @@ def write_config(workdir: str, config_dict: Mapping[str, Any],
              "versions": versions(), "devices": devices(),
              "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
              **extra}
-  _atomic_write(os.path.join(workdir, "config.json"),
+  atomic.write_bytes(os.path.join(workdir, "config.json"),
                 json.dumps(payload, indent=2).encode())
 
 
@@ -127,7 +124,7 @@ def write_csv(path: str, rows: Iterable[Mapping[str, Any]]) -> None:
   writer.writeheader()
   for row in rows:
     writer.writerow({k: _csv_cell(v) for k, v in row.items()})
-  _atomic_write(path, buf.getvalue().encode())
+  atomic.write_bytes(path, buf.getvalue().encode())
 
 
 def read_csv(path: str) -> list[dict[str, str]]:
@@ -140,7 +137,7 @@ def write_npz(path: str, arrays: Mapping[str, np.ndarray],
   """An .npz of `arrays`, written atomically (readers never see half a file); returns its bytes."""
   buf = io.BytesIO()
   (np.savez_compressed if compressed else np.savez)(buf, **arrays)
-  _atomic_write(path, buf.getvalue())
+  atomic.write_bytes(path, buf.getvalue())
   return buf.getvalue()
 
 
@@ -176,7 +173,7 @@ class MetricsWriter:
         lines = [l for l in f.read().splitlines() if l.strip()]
       kept = [l for l in lines if _parses(l) and
               _logged_before(json.loads(l), *keep_below)]  # no torn line
-      _atomic_write(path, "".join(l + "\n" for l in kept).encode())
+      atomic.write_bytes(path, "".join(l + "\n" for l in kept).encode())
     try:
       self._f = open(path, "a")
     except OSError as e:
@@ -292,16 +289,17 @@ class RunDir:
     """config.json as stored (flags, grid, versions, devices, ...)."""
     return read_config(self.path)
 
-  def config(self) -> Config:
-    """The stored run's Config; ConfigError (one line) if there is none or it is unreadable."""
+  def config(self, where: str | None = None) -> Config:
+    """The stored run's Config; ConfigError (one line, starting with `where`,
+    default --workdir=<path>) if there is none or it is unreadable. The fix
+    is the caller's to add: it depends on the tool."""
+    where = where or f"--workdir={self.path}"
     if not self.has_run():
-      raise ConfigError(f"--workdir={self.path}: no run there (config.json "
-                        "is missing)")
+      raise ConfigError(f"{where}: no run there (config.json is missing)")
     try:
       return Config.from_dict(self.read_config()["config"])
-    except (ValueError, KeyError, TypeError) as e:
-      raise ConfigError(f"--workdir={self.path}: config.json is unreadable "
-                        f"({e}); pass --overwrite to start afresh") from None
+    except (ValueError, KeyError, TypeError, OSError) as e:
+      raise ConfigError(f"{where}: config.json is unreadable ({e})") from None
 
   def rebuild(self) -> StoredRun:
     """Config, task, grid and members' values of the stored run."""
@@ -397,12 +395,12 @@ class RunDir:
     try:
       return read_history(self.path)
     except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError) as e:
-      if isinstance(e, FileNotFoundError) and not self.record_groups():
+      if self.record_groups():
+        return self.history_so_far()[0]
+      if isinstance(e, FileNotFoundError):
         raise ConfigError(f"--workdir={self.path}: no history.npz (the run "
                           "has not finished); finish it with the same "
                           "command") from None
-      if self.record_groups():
-        return self.history_so_far()[0]
       raise ConfigError(f"--workdir={self.path}: history.npz is damaged ("
                         f"{type(e).__name__}: {e}) and there are no per-chunk "
                         "records to rebuild it from; re-run the sweep with "

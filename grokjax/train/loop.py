@@ -160,7 +160,11 @@ def check_resumable(workdir: str, config: Config) -> bool:
           " but no config.json, so it cannot be resumed or checked; restore "
           "config.json, or pass --overwrite to start afresh")
     return False
-  diffs = config.differences(run.config())
+  try:
+    stored = run.config()
+  except ConfigError as e:
+    raise ConfigError(f"{e}; pass --overwrite to start afresh") from None
+  diffs = config.differences(stored)
   if diffs:
     raise ConfigError(
         f"--workdir={workdir} holds a run with other flags ({'; '.join(diffs)}"
