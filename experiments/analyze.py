@@ -70,7 +70,7 @@ flags.DEFINE_list("members", [], "run member indices for --measures "
                   "(empty: all)")
 flags.DEFINE_list("measure_steps", [], "saved steps for --measures (empty: "
                   "all)")
-flags.DEFINE_integer("lanczos_steps", 100, "Lanczos iterations of the Hessian "
+flags.DEFINE_integer("lanczos_steps", 120, "Lanczos iterations of the Hessian "
                      "measure")
 flags.DEFINE_bool("tensorboard", False, "also write the run's TensorBoard "
                   "event files under <out>/tensorboard (runs from before "

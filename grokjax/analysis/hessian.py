@@ -90,7 +90,7 @@ def _converged(a, ra, b, rb, tol):
 
 
 def hessian_extremes(loss_fn: Callable[[Any], jax.Array], params: Any,
-                     steps: int = 100, key: jax.Array | None = None,
+                     steps: int = 120, key: jax.Array | None = None,
                      tol: float = 2e-2, weights_only: bool = True
                      ) -> HessianExtremes:
   """lambda_max, lambda_min and |lambda_min / lambda_max| of the Hessian of loss_fn at params (see the module doc).

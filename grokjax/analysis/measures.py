@@ -403,7 +403,7 @@ def _batched(ctx: _Context, chosen: list[Measure]):
 def compute_measures(workdir: str, names: Sequence[str],
                      members: Sequence[int] | None = None,
                      steps: Sequence[int] | None = None, *,
-                     lanczos_steps: int = 100, pca_components: int = 5,
+                     lanczos_steps: int = 120, pca_components: int = 5,
                      landscape_points: int = 21, rqi_threshold: float = 0.01,
                      complexity_points: int = 128,
                      complexity_radius: float = 0.05,
