@@ -57,7 +57,8 @@ FEATURES = {
 # mobility and complexity of the raw, decaying loss are not offered: a DFT of
 # a decaying window sees mostly its trend, so across members they ranked
 # exactly as the relative drop did (Spearman 1.000 in the CPU prediction run)
-# and varied 5.1x over curves with the same oscillation (tests/test_predict);
+# and the raw complexity varies 4.6x over five curves with the same
+# oscillation and different decays (tests/test_predict);
 # on a detrended window they are the highpass_* variants.
 PAPER_FEATURES = ("log_energy",)
 
