@@ -59,6 +59,7 @@ def _assert_histories_close(a, b):
     np.testing.assert_allclose(a[key], b[key], err_msg=key, **BOUND)
 
 
+@pytest.mark.slow  # ~20 s; the default run stays under 10 min on 2 cores
 def test_four_devices_equal_one_device(tmp_path):
   script = textwrap.dedent(f"""
       import jax, numpy as np, grokjax as gj

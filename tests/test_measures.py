@@ -298,6 +298,7 @@ def _tiny_mlp_loss():
   return model, params, loss
 
 
+@pytest.mark.slow  # ~20 s; the default run stays under 10 min on 2 cores
 def test_hessian_extremes_are_the_tools_over_the_weight_matrices():
   """Notsawo et al. 2023's tool (Li et al.'s hess_vec_prod.py): eigenvalues over weight matrices only.
 

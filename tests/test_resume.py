@@ -85,6 +85,7 @@ def _resume(workdir):
   return proc.stdout
 
 
+@pytest.mark.slow  # ~20 s; the default run stays under 10 min on 2 cores
 def test_a_run_killed_with_sigkill_resumes_to_the_same_bits(tmp_path, reference):
   workdir = str(tmp_path / "run")
   proc = _start(workdir)

@@ -125,6 +125,7 @@ def test_bad_flags_exit_2_with_one_line_naming_the_flag(args, flag, tmp_path):
   assert not os.path.exists(tmp_path / "run")  # nothing written, nothing compiled
 
 
+@pytest.mark.slow  # ~20 s; the default run stays under 10 min on 2 cores
 def test_the_compilation_cache_is_filled_once_and_loads_the_same_program(
     tmp_path):
   """A second run of the same program loads XLA's executable from the
