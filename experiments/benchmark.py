@@ -2,6 +2,7 @@
 
     python experiments/benchmark.py                      # quickstart model, E = 1, 8, 64
     python experiments/benchmark.py --setup=nanda --members=1,8 --steps=20
+    python experiments/benchmark.py --fraction_sweep     # buckets vs padding
 
 For each E: steady-state member-steps/s of the library's compiled chunk
 (`jit(vmap(scan(step)))`, evaluation off), and for the same E members trained
@@ -9,13 +10,23 @@ one after another through a jitted single-member step in a Python loop (how
 single-run codebases train). FLOPs per member-step come from XLA's cost
 analysis of the compiled step; the achieved FLOP/s is compared with a dense
 float32 matmul timed in the same process.
+
+`--fraction_sweep` times whole `sweep.py` processes (start-up and compilation
+included, the compilation cache off) of a sweep over training fractions:
+bucketed by training-set size, the same without buckets (every member padded
+to the largest fraction), and as many members at the largest fraction alone.
+Executed FLOP/s count each member-step at its program's row count, useful
+FLOP/s at the member's own (XLA's cost analysis of one step at each size).
 """
 
 import functools
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
+
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -50,6 +61,16 @@ flags.DEFINE_integer("steps", 100, "steps per timed chunk")
 flags.DEFINE_integer("sequential_members", 8, "members timed one after "
                      "another (the per-member rate is what matters)")
 flags.DEFINE_string("out", None, "also write the results as JSON here")
+flags.DEFINE_bool("fraction_sweep", False, "time a fraction sweep as whole "
+                  "processes: buckets by training-set size vs padding")
+flags.DEFINE_string("sweep_flagfile", "experiments/flags/quickstart.flags",
+                    "--fraction_sweep: the sweep's flagfile")
+flags.DEFINE_list("sweep_args", ["--p=47", "--steps=1500", "--phase_gap=0",
+                                 "--snapshot_count=0", "--notensorboard"],
+                  "--fraction_sweep: flags after the flagfile")
+flags.DEFINE_list("fractions", ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6"],
+                  "--fraction_sweep: training fractions")
+flags.DEFINE_integer("seeds", 2, "--fraction_sweep: seeds per fraction")
 FLAGS = flags.FLAGS
 
 
@@ -137,8 +158,89 @@ def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
   return 2 * n**3 / best
 
 
+def _sweep_config(args: list[str]) -> gj.Config:
+  import flags_lib  # pylint: disable=import-outside-toplevel
+  fv = flags.FlagValues()
+  flags_lib.define_config_flags(fv)
+  fv(["sweep", f"--flagfile={FLAGS.sweep_flagfile}", *args])
+  return flags_lib.config_from_flags(fv)
+
+
+def _flops_at(config: gj.Config, fraction: float) -> float:
+  """XLA's FLOPs of one member's full-batch step at `fraction`'s row count."""
+  _, model, hypers, state, split, data = _setup(
+      config.replace(train_fraction=(fraction,)), 1)
+  return step_flops(model, config, state, hypers, split, data)
+
+
+def fraction_sweep(peak: float) -> dict:
+  """Whole sweep.py processes: bucketed, padded, and the largest fraction alone."""
+  fractions = [float(f) for f in FLAGS.fractions]
+  seeds, top = FLAGS.seeds, max(fractions)
+  members = len(fractions) * seeds
+  grid = [f"--train_fraction={','.join(FLAGS.fractions)}",
+          f"--seed=0:{seeds}"]
+  cases = {"bucketed": grid, "padded": grid + ["--nobucket_by_size"],
+           f"{top:g} only": [f"--train_fraction={top:g}",
+                             f"--seed=0:{members}"]}
+  base = _sweep_config(FLAGS.sweep_args + grid)
+  flops = {f: _flops_at(base, f) for f in set(fractions)}
+  useful = seeds * sum(flops[f] for f in fractions) * base.steps
+  executed = {"bucketed": useful,
+              "padded": members * flops[top] * base.steps,
+              f"{top:g} only": members * flops[top] * base.steps}
+  sweep_py = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          "sweep.py")
+  rows = []
+  print(f"| sweep ({members} members, {base.steps} steps) | wall s | "
+        "executed GFLOP/s | useful GFLOP/s | x wall of "
+        f"{top:g} only |\n|---|---|---|---|---|")
+  walls = {}
+  with tempfile.TemporaryDirectory() as tmp:
+    for name, extra in cases.items():
+      command = [sys.executable, sweep_py,
+                 f"--flagfile={FLAGS.sweep_flagfile}", *FLAGS.sweep_args,
+                 *extra, f"--workdir={tmp}/{len(walls)}",
+                 "--compilation_cache="]
+      t = time.perf_counter()
+      subprocess.run(command, check=True, capture_output=True)
+      walls[name] = time.perf_counter() - t
+  for name in cases:
+    wall = walls[name]
+    is_top = name.endswith("only")
+    row = {"sweep": name, "wall_s": wall,
+           "executed_flops_per_s": executed[name] / wall,
+           "useful_flops_per_s": (executed[name] if is_top else useful) / wall,
+           "wall_ratio": wall / walls[f"{top:g} only"]}
+    row["useful_fraction_of_peak"] = row["useful_flops_per_s"] / peak
+    rows.append(row)
+    print(f"| {name} | {wall:.1f} | {row['executed_flops_per_s'] / 1e9:.1f} | "
+          f"{row['useful_flops_per_s'] / 1e9:.1f} | "
+          f"{100 * row['useful_fraction_of_peak']:.0f}% | "
+          f"{row['wall_ratio']:.2f} |")
+  return {"fractions": fractions, "seeds": seeds,
+          "sweep_args": FLAGS.sweep_args,
+          "flops_per_member_step": {f"{f:g}": v for f, v in flops.items()},
+          "runs": rows}
+
+
 def main(_):
   config = SETUPS[FLAGS.setup]
+  if FLAGS.fraction_sweep:
+    versions = rundir.versions()
+    device = jax.devices()[0].device_kind
+    print(f"device {jax.default_backend()}:{device} x{jax.device_count()}  "
+          f"jax {versions['jax']}  {FLAGS.sweep_flagfile} "
+          f"{' '.join(FLAGS.sweep_args)}")
+    peak = matmul_peak()
+    print(f"float32 matmul peak: {peak / 1e9:.1f} GFLOP/s")
+    result = fraction_sweep(peak)
+    if FLAGS.out:
+      gj.io.atomic.write_text(FLAGS.out, json.dumps(
+          {"device": device, "backend": jax.default_backend(),
+           "versions": versions, "matmul_flops_per_s": peak, **result},
+          indent=2))
+    return
   peak = matmul_peak()
   versions = rundir.versions()
   device = jax.devices()[0].device_kind

@@ -6,6 +6,11 @@
 # 1. experiments/benchmark.py at E = $BENCH_MEMBERS (default 1,8,64,256,1024;
 #    quickstart model; "none" skips it): member-steps/s, x sequential, % of
 #    the float32 matmul peak -> $OUT/benchmark_quickstart.json.
+# 1b. experiments/benchmark.py --fraction_sweep on nanda2023.flags (96
+#    members at fractions 0.1-0.6, $FRACTION_STEPS steps, default 2000; "none"
+#    skips it): whole processes bucketed by training-set size, padded, and
+#    0.6 alone; executed and useful FLOP/s, useful % of the matmul peak
+#    -> $OUT/benchmark_fractions.json.
 # 2. experiments/reproduce.py --suite=gpu --only=IDS (default
 #    nanda2023_fractions: 96 members x 40k steps, ~16 min on one H200), each
 #    sweep stopped after SWEEP_SECONDS (default 330) by SIGTERM: it saves a
@@ -23,6 +28,7 @@ OUT=${OUT:?set OUT to a folder for the results}
 SWEEP_SECONDS=${1:-330}
 IDS=${2:-nanda2023_fractions}
 BENCH_MEMBERS=${BENCH_MEMBERS:-1,8,64,256,1024}
+FRACTION_STEPS=${FRACTION_STEPS:-2000}
 PY=${PYTHON:-python3}  # the device image's python3 holds JAX
 export PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
@@ -35,6 +41,13 @@ if [ "$BENCH_MEMBERS" != none ]; then
   timeout -k 30 200 "$PY" experiments/benchmark.py --members="$BENCH_MEMBERS" \
     --out="$OUT/benchmark_quickstart.json"
   echo "benchmark exit $?"
+fi
+if [ "$FRACTION_STEPS" != none ]; then
+  timeout -k 30 300 "$PY" experiments/benchmark.py --fraction_sweep \
+    --sweep_flagfile=experiments/flags/nanda2023.flags --seeds=16 \
+    --sweep_args="--steps=$FRACTION_STEPS,--snapshot_count=0,--notensorboard" \
+    --out="$OUT/benchmark_fractions.json"
+  echo "fraction benchmark exit $?"
 fi
 runs=/tmp/grokjax_gpu_runs
 "$PY" experiments/reproduce.py --suite=gpu --only="$IDS" \

@@ -25,7 +25,7 @@ ALIASES = {"keep_checkpoints": "snapshot_count"}
 
 # Fields a resumed run may change (they never change a result).
 RUN_ONLY = ("checkpoint_every", "members_per_group", "memory_limit_gb",
-            "host_memory_limit_gb", "tensorboard")
+            "host_memory_limit_gb", "tensorboard", "bucket_by_size")
 
 # A swept field's `swept=` names its values' range (checked by validate).
 SWEPT_RANGES = {
@@ -239,6 +239,11 @@ class Config:
   members_per_group: int = _field(0, "members trained at once; the rest wait "
                                   "for the next group (0 = as many as fit in "
                                   "device memory)")
+  bucket_by_size: bool = _field(True, "full-batch sweeps: train members "
+                                "with the same training-set size together, "
+                                "each bucket on its own rows (no padding to "
+                                "the largest fraction; one compiled program "
+                                "per size); see grokjax/layout.py")
   memory_limit_gb: float = _field(0.0, "device memory budget per device in GiB"
                                   " (0 = what the device reports; the CPU: "
                                   "RAM / CPU devices)")

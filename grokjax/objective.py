@@ -241,6 +241,13 @@ class Objective:
     """The step record's values, given the parameters that produced them."""
     raise NotImplementedError
 
+  def gathers_max_n(self, config, max_n_train: int) -> bool:
+    """Whether each step computes every member on `max_n_train` rows (so a
+    member with fewer is padded, and buckets by size save work) while a
+    member's data and steps depend on `max_n_train` only through that
+    padding (so a bucket changes its numbers at rounding level only)."""
+    raise NotImplementedError
+
   def evaluate(self, apply_fn, config, params, member, data: Data):
     """The member's eval record (float32)."""
     raise NotImplementedError
@@ -264,6 +271,11 @@ class Classification(Objective):
                                       data.inputs[rows],
                                       train_labels(data, member)[rows],
                                       weights)
+
+  def gathers_max_n(self, config, max_n_train):
+    # Full batch gathers all max_n slots (`batch_rows`); a minibatch draws
+    # batch_size rows from uniform numbers over N, whatever max_n is.
+    return config.batch_size == 0 or config.batch_size >= max_n_train
 
   def step_values(self, loss, metric, params):
     return [loss, metric, jnp.linalg.norm(readout_weights(params).astype(
@@ -291,6 +303,12 @@ class Regression(Objective):
   def step_values(self, loss, metric, params):
     del params
     return [loss, metric]
+
+  def gathers_max_n(self, config, max_n_train):
+    # A Problem's measurements are drawn at shape [max_n_train]: a bucket
+    # would draw other ones.
+    del config, max_n_train
+    return False
 
   def evaluate(self, apply_fn, config, params, member, data):
     return evaluate_regression(apply_fn, params, member, data,

@@ -101,6 +101,7 @@ import numpy as np
 from grokjax.analysis import grokking, predict
 from grokjax.config import Config, ConfigError
 from grokjax.io import atomic, rundir
+from grokjax.layout import Layout
 
 SUITES = ("smoke", "cpu", "gpu")
 TIME_KINDS = ("t_mem", "t_gen", "delay")
@@ -366,29 +367,37 @@ def history_from_metrics(path: str, group_size: int | None = None
   """The evaluation history in a metrics.jsonl (plain or .gz): a run that
   stopped early has no history.npz, but every evaluation it made is here.
 
-  Members are numbered group by group; a later line for the same (group, step)
-  (a resumed run logs again) replaces the earlier one. Steps a group has not
+  A group's lines hold its members' values in the order of the layout its
+  start line gives (a log from before layouts: members numbered group by
+  group, `group_size` each); a later line for the same (group, step) (a
+  resumed run logs again) replaces the earlier one. Steps a group has not
   reached are NaN.
   """
   records: dict[tuple[int, int], dict] = {}
+  layout = None
   for r in _metrics_lines(path):
     if r.get("event") in ("start", "resume"):
       group_size = r.get("group_size", group_size)
+      if "layout" in r:
+        layout = Layout.from_json(r["layout"])
     if "event" in r or "val_loss" not in r:
       continue
     records[(r["group"], r["step"])] = r
   if not records:
     raise ConfigError(f"{path}: no evaluation lines")
-  groups = 1 + max(g for g, _ in records)
   steps = np.array(sorted({s for _, s in records}))
   keys = [k for k in next(iter(records.values()))
           if k not in ("group", "step")]
   size = group_size or len(next(iter(records.values()))[keys[0]])
+  rows = ((lambda g, n: list(layout.groups[g].members[:n])) if layout else
+          (lambda g, n: list(range(g * size, g * size + n))))
+  num = (layout.num_members if layout else
+         size * (1 + max(g for g, _ in records)))
   history = {"eval_step": steps}
   for k in keys:
-    arr = np.full((groups * size, len(steps)), np.nan)
+    arr = np.full((num, len(steps)), np.nan)
     for (g, s), r in records.items():
-      arr[g * size:(g + 1) * size, np.searchsorted(steps, s)] = r[k]
+      arr[rows(g, len(r[k])), np.searchsorted(steps, s)] = r[k]
     history[k] = arr
   return history
 

@@ -379,7 +379,9 @@ def plot_times(path: str, summary: Sequence[Mapping], axis: str) -> None:
   t_gen = np.array([number(r["t_gen"]) for r in summary])
   x = np.array([float(r[axis]) for r in summary])
   finite = t_gen[np.isfinite(t_gen)]
-  top = (finite.max() if finite.size else np.nanmax(t_mem)) * 1.5
+  if not finite.size:  # nothing generalized: scale to the memorization times
+    finite = t_mem[np.isfinite(t_mem)]
+  top = (finite.max() if finite.size else math.nan) * 1.5
   top = top if np.isfinite(top) and top > 0 else 1.0
   ax.scatter(x, t_mem, marker="o", color="C0", alpha=0.5, label="t_mem")
   ok = np.isfinite(t_gen)

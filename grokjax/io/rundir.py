@@ -46,6 +46,7 @@ import numpy as np
 from grokjax.config import Config, ConfigError, Grid
 from grokjax.io import atomic
 from grokjax.io.atomic import WriteError
+from grokjax.layout import Group, Layout
 from grokjax.members import Hypers, make_hypers
 from grokjax.tasks import LinearTask, Task
 
@@ -205,29 +206,32 @@ def _logged_before(record: Mapping[str, Any], group: int, step: int,
   return s <= step if "event" in record else s < step
 
 
-def _aligned(parts: list[dict[str, np.ndarray]], keys: list[str],
-             step_key: str, num_members: int) -> dict[str, np.ndarray]:
-  """The first `num_members` of all parts on the union of their `step_key` steps; NaN where a part has none."""
+def _aligned(parts: list[dict[str, np.ndarray]], groups: list[Group],
+             keys: list[str], step_key: str, num_members: int
+             ) -> dict[str, np.ndarray]:
+  """Every member's rows of `keys` on the union of the parts' `step_key`
+  steps (parts[i] holds the rows of groups[i]); NaN where a part has none."""
   steps = np.unique(np.concatenate([p[step_key] for p in parts]))
   out = {step_key: steps.astype(np.int64)}
   for key in keys:
-    blocks = []
-    for p in parts:
-      block = np.full((p[key].shape[0], len(steps)), np.nan, np.float32)
-      block[:, np.searchsorted(steps, p[step_key])] = p[key]
-      blocks.append(block)
-    out[key] = np.concatenate(blocks)[:num_members]
+    merged = np.full((num_members, len(steps)), np.nan, np.float32)
+    for p, group in zip(parts, groups):
+      rows = list(group.members)
+      merged[np.ix_(rows, np.searchsorted(steps, p[step_key]))] = \
+          p[key][:len(rows)]
+    out[key] = merged
   return out
 
 
-def merge_groups(parts: list[dict[str, np.ndarray]], num_members: int
-                  ) -> dict[str, np.ndarray]:
-  """Concatenates the groups' histories along members; NaN where a group stopped early."""
+def merge_groups(parts: list[dict[str, np.ndarray]], groups: list[Group],
+                 num_members: int) -> dict[str, np.ndarray]:
+  """The groups' histories (parts[i]: the rows of groups[i]) as one history
+  in member order; NaN where a group stopped early or has not trained yet."""
   step_keys = [k for k in parts[0] if k.startswith("step_")]
   eval_keys = [k for k in parts[0] if k not in step_keys + ["eval_step",
                                                            "record_step"]]
-  return {**_aligned(parts, step_keys, "record_step", num_members),
-          **_aligned(parts, eval_keys, "eval_step", num_members)}
+  return {**_aligned(parts, groups, step_keys, "record_step", num_members),
+          **_aligned(parts, groups, eval_keys, "eval_step", num_members)}
 
 
 def group_history(chunks: list[dict], final: dict) -> dict[str, np.ndarray]:
@@ -563,6 +567,31 @@ class RunDir:
     return self._load_record(path, entry, group)
 
 
+  def layout(self, rows: dict[int, int] | None = None) -> Layout:
+    """The groups the run trains (config.json's ``layout``).
+
+    A run directory from before layouts has consecutive groups of one size:
+    `rows` (group -> rows its records hold) gives it; without them it is read
+    from the records. ConfigError (one line) when config.json is unreadable.
+    """
+    try:
+      stored = self.read_config()
+    except (OSError, ValueError) as e:
+      raise ConfigError(f"--workdir={self.path}: config.json is unreadable "
+                        f"({e})") from None
+    if "layout" in stored:
+      return Layout.from_json(stored["layout"])
+    E = int(stored.get("num_members", 0)) or len(self.members())
+    if rows is None:
+      rows = {}
+      for g in self.record_groups()[:1]:
+        first = (self.read_records(g, np.iinfo(np.int64).max) or
+                 [self.read_final(g)])[0]
+        rows[g] = next(v.shape[0] for k, v in first.items()
+                       if k not in ("record_step", "eval_step") and v.ndim)
+    size = next(iter(rows.values()), E)
+    return Layout.uniform(E, size, int(stored.get("max_n_train", 0)))
+
   def history_so_far(self) -> tuple[dict[str, np.ndarray], np.ndarray, bool]:
     """(history, diverged_step [E], finished), of a finished or a still running run.
 
@@ -571,7 +600,7 @@ class RunDir:
     retraining; a finished run without records falls back to history.npz and
     summary.csv. A group still training has no final evaluation yet: its
     members' ``diverged_step`` is -1 (unknown) and its curves stop at the last
-    chunk written.
+    chunk written; a group that has not started has NaN curves.
     """
     E = len(self.members())
     groups = self.record_groups()
@@ -583,22 +612,28 @@ class RunDir:
                            if r["diverged_step"] else -1
                            for r in self.summary()])
       return self.history(), diverged, True
-    parts, div, finished = [], [], True
+    parts, finals, rows = {}, {}, {}
     for g in groups:
       try:
-        final = self.read_final(g)
+        final = finals[g] = self.read_final(g)
       except FileNotFoundError:
-        final, finished = {}, False
+        final = {}
       chunks = self.read_records(
           g, np.iinfo(np.int64).max,
           until=int(final["eval_step"][0]) if final else None)
       if not chunks and not final:
         continue
-      parts.append(group_history(chunks, final))
-      rows = next(v.shape[0] for v in parts[-1].values() if v.ndim == 2)
-      div.append(final.get("diverged_step", np.full(rows, -1)))
-    finished = finished and sum(len(d) for d in div) >= E
-    return merge_groups(parts, E), np.concatenate(div)[:E], finished
+      parts[g] = group_history(chunks, final)
+      rows[g] = next(v.shape[0] for v in parts[g].values() if v.ndim == 2)
+    layout = self.layout(rows)
+    diverged = np.full(E, -1, np.int64)
+    for g, final in finals.items():
+      members = list(layout.groups[g].members)
+      diverged[members] = final["diverged_step"][:len(members)]
+    finished = len(finals) == layout.num_groups
+    return (merge_groups(list(parts.values()),
+                         [layout.groups[g] for g in parts], E),
+            diverged, finished)
 
 
 __all__ = ["RUN_FILES", "RunDir", "StoredRun", "MetricsWriter", "WriteError",

@@ -31,6 +31,7 @@ import orbax.checkpoint as ocp
 
 from grokjax.config import Config, ConfigError
 from grokjax.io.rundir import RunDir
+from grokjax.layout import Layout
 from grokjax.members import member_splits
 from grokjax.models import abstract_params, make_model
 from grokjax.objective import CLASSIFICATION, objective_of
@@ -143,6 +144,17 @@ class SnapshotReader:
     self.model = make_model(self.config, self.task)
     self.num_members = stored.num_members
     self._managers, self._abstract, self._splits = {}, {}, {}
+    self._layout = None
+
+  def layout(self, step: int) -> Layout:
+    """The run's groups (config.json; a run from before layouts: consecutive
+    groups of its snapshots' size)."""
+    if self._layout is None:
+      self._layout = (self._run.layout() if "layout" in
+                      self._run.read_config() else Layout.uniform(
+                          self.num_members,
+                          int(self._meta(0, step)["group_size"]), 0))
+    return self._layout
 
   def _manager(self, group: int) -> ocp.CheckpointManager:
     if group not in self._managers:
@@ -185,11 +197,11 @@ class SnapshotReader:
     if step not in self._manager(0).all_steps():
       raise ConfigError(f"--step={step}: {self.workdir} has no snapshot there; "
                         "snapshot_steps(workdir) lists the saved steps")
-    size = int(self._meta(0, step)["group_size"])  # G rows, padding included
-    loaded = {g: self._group_params(g, step, size)
-              for g in sorted(set((members // size).tolist()))}
-    rows = [jax.tree.map(lambda x, m=m: x[m % size], loaded[int(m // size)])
-            for m in members]
+    layout = self.layout(step)
+    where = [layout.where(int(m)) for m in members]
+    loaded = {g: self._group_params(g, step, layout.groups[g].size)
+              for g in sorted({g for g, _ in where})}
+    rows = [jax.tree.map(lambda x, r=r: x[r], loaded[g]) for g, r in where]
     stacked = jax.tree.map(lambda *xs: np.stack(xs), *rows)
     return Snapshot(self.config, int(step), members, stacked["params"],
                     stacked["diverged_step"], self.model, self.task,

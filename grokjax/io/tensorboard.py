@@ -199,9 +199,10 @@ class TensorBoardWriter:
   def path(self, member: int, name: str = CURVES) -> str:
     return os.path.join(self.root, self.names[member], name)
 
-  def write_chunk(self, lo: int, chunk: Mapping[str, np.ndarray],
-                  fresh: bool = False) -> None:
-    """Appends a chunk's records of members lo.. (rows of `chunk`'s arrays).
+  def write_chunk(self, members: Sequence[int],
+                  chunk: Mapping[str, np.ndarray], fresh: bool = False) -> None:
+    """Appends a chunk's records of `members` (the first rows of `chunk`'s
+    arrays, in that order; padding rows after them are left out).
 
     `fresh`: start each member's curve file anew (the first chunk, or the
     records up to a checkpoint when resuming).
@@ -213,7 +214,7 @@ class TensorBoardWriter:
     eval_keys = [k for k in chunk if k not in step_keys and
                  k not in ("record_step", "eval_step", "diverged_step")]
     rows = (chunk[eval_keys[0]] if eval_keys else chunk[step_keys[0]]).shape[0]
-    rows = min(rows, len(self.members) - lo)
+    rows = min(rows, len(members))
     per_step = scalar_records(
         [f"train/{k}" for k in step_keys], rec_step[keep],
         np.stack([np.asarray(chunk[k])[:rows][:, keep] for k in step_keys],
@@ -223,7 +224,7 @@ class TensorBoardWriter:
         np.stack([np.asarray(chunk[k])[:rows] for k in eval_keys], axis=-1),
         now)
     for r in range(rows):
-      path = self.path(lo + r)
+      path = self.path(members[r])
       _write(path, per_step[r] + per_eval[r],
              new=fresh or not os.path.exists(path))
     self.seconds += time.time() - t0
@@ -283,7 +284,7 @@ def write_run(workdir: str, history: Mapping[str, np.ndarray],
   (what `analyze.py --tensorboard` writes for an existing run directory)."""
   shutil.rmtree(os.path.join(workdir, DIRNAME), ignore_errors=True)
   writer = TensorBoardWriter(workdir, members, varied, steps)
-  writer.write_chunk(0, history, fresh=True)
+  writer.write_chunk(range(len(members)), history, fresh=True)
   writer.write_hparams(summary)
   return writer
 

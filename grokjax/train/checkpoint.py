@@ -35,6 +35,7 @@ from orbax.checkpoint import checkpoint_managers
 
 from grokjax.config import Config, ConfigError
 from grokjax.io.rundir import RunDir, WriteError
+from grokjax.layout import Layout, scatter
 from grokjax.train import state as state_lib
 
 
@@ -132,18 +133,20 @@ class RunCheckpoints:
     return self.manager.restore(index, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state)))["state"]
 
-  def restore(self, abstract_state: Any,
+  def restore(self, abstract_of: Callable[[int], Any],
               log: Callable[[str], None]) -> tuple[dict, Any] | None:
     """(progress, state) of the latest readable checkpoint, or None if there is none.
 
-    `abstract_state`: ShapeDtypeStructs (with shardings) of a group's state.
+    `abstract_of(group)`: ShapeDtypeStructs (with shardings) of that group's
+    state (groups may differ in size: `grokjax.layout`).
     A checkpoint that cannot be read is reported and the previous one is used;
     when none can be read, ConfigError says so (`--overwrite` starts fresh).
     """
     indices = sorted(self.manager.all_steps(), reverse=True)
     for index in indices:
       try:
-        return self.progress(index), self._restore_state(index, abstract_state)
+        return self.progress(index), self._restore_state(
+            index, abstract_of(index // (self.steps + 2)))
       except Exception as e:  # pylint: disable=broad-except
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         aside = os.path.join(os.path.dirname(self.directory),
@@ -180,28 +183,31 @@ class RunCheckpoints:
 def load_final_state(workdir: str) -> tuple[Config, Any]:
   """(config, final MemberState of every member as numpy [E]) of a finished run.
 
-  Needs nothing but the run directory: the config comes from config.json.
+  Needs nothing but the run directory: the config and the groups come from
+  config.json (a run from before layouts: its checkpoints' group size).
   """
-  stored = RunDir(workdir).rebuild()
+  run = RunDir(workdir)
+  stored = run.rebuild()
   config, num_members = stored.config, stored.num_members
   ckpts = RunCheckpoints(workdir, config.steps, 1)
   group_size = ckpts.group_size()
   if group_size is None:
     raise ConfigError(f"--workdir={workdir}: no readable checkpoint; the run "
                       "has not saved one yet")
+  layout = (run.layout() if "layout" in run.read_config() else
+            Layout.uniform(num_members, group_size, stored.max_n_train))
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  abstract = state_lib.abstract_state(config, stored.task, stored.max_n_train,
-                                      group_size, device)
   groups = []
-  for g in range(-(-num_members // group_size)):
+  for g, group in enumerate(layout.groups):
+    abstract = state_lib.abstract_state(config, stored.task, group.max_n,
+                                        group.size, device)
     try:
       groups.append(jax.device_get(ckpts.restore_final(g, abstract)))
     except FileNotFoundError:
       raise ConfigError(f"--workdir={workdir}: group {g} has not finished; "
                         "resume the run first") from None
   ckpts.close()
-  return config, jax.tree.map(lambda *xs: np.concatenate(xs)[:num_members],
-                              *groups)
+  return config, jax.tree.map(lambda *xs: scatter(xs, layout), *groups)
 
 
 __all__ = ["RunCheckpoints", "load_final_state", "index_of"]

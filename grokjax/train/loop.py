@@ -3,10 +3,11 @@
 `sweep(config)` is the whole program a notebook needs; `experiments/sweep.py`
 only turns flags into a Config and calls it.
 
-Per sweep: the member axis is padded to a multiple of the device count and
-sharded over a 1-D mesh of every device of every process; if the members do
-not fit in device memory they are trained in sequential groups of equal shape
-(one compilation). Per chunk: the records come back to the host, process 0
+Per sweep: the members train in groups (`grokjax.layout`): one bucket per
+training-set size in a full-batch sweep, each bucket split further if it does
+not fit in device memory; a group's rows are padded to a multiple of the
+device count and sharded over a 1-D mesh of every device of every process.
+Groups of the same shape share one compiled chunk. Per chunk: the records come back to the host, process 0
 writes them to ``records/``, and every ``checkpoint_every`` steps the group's
 state goes to an orbax checkpoint. SIGTERM/SIGINT finish the chunk, save, and
 raise `Preempted`; running the same sweep on the same workdir resumes.
@@ -37,6 +38,7 @@ from grokjax.io import snapshots as snap_lib
 from grokjax.io import tensorboard as tb_lib
 from grokjax.io.rundir import RunDir, group_history, merge_groups
 from grokjax.config import Config, ConfigError, Grid
+from grokjax.layout import Group, Layout, plan_layout, scatter
 from grokjax.models import make_model
 from grokjax.objective import objective_of
 from grokjax.tasks import LinearTask, Task
@@ -210,24 +212,42 @@ class _Plan:
   max_n: int
   n_params: int
   mesh: object
-  groups: memory.GroupPlan
-  hypers_pad: Hypers  # padded to groups.padded_members
+  groups: memory.GroupPlan  # the memory plan: the largest group that fits
+  layout: Layout  # the groups that train, in order
   eval_steps: np.ndarray
   snapshot_steps: np.ndarray
   data: Data
-  chunk_fn: Callable
+  chunk_jit: Callable
   chunk_traces: object
   eval_fn: Callable
-  abstract: MemberState  # one group's state, abstract, sharded
+  programs: dict  # (size, max_n) -> the chunk compiled for those shapes
 
   @property
   def num_members(self) -> int:
     return len(self.members)
 
-  def group_members(self, g: int) -> tuple[int, int]:
-    """[lo, hi): the real members of group g."""
-    G = self.groups.group_size
-    return g * G, min((g + 1) * G, self.num_members)
+  def group(self, g: int) -> Group:
+    return self.layout.groups[g]
+
+  def group_hypers(self, g: int) -> Hypers:
+    """Host arrays [size] of group g: its members, then copies of the last."""
+    group = self.group(g)
+    return shard_lib.pad_members(jax.tree.map(
+        lambda x: np.asarray(x)[list(group.members)], self.hypers), group.size)
+
+  def abstract(self, size: int) -> MemberState:
+    """The state of a group of `size` rows, abstract and sharded (a restore's target)."""
+    return abstract_state(self.config, self.task, self.max_n, size,
+                          shard_lib.member_sharding(self.mesh))
+
+  def program(self, g: int) -> Callable:
+    """Group g's compiled chunk (compiled once per (size, max_n))."""
+    group = self.group(g)
+    if group.program not in self.programs:
+      self.programs[group.program] = _compile_chunk(
+          self.chunk_jit, self.config, self.task, group.max_n, group.size,
+          self.data, self.mesh, self.abstract(group.size))
+    return self.programs[group.program]
 
 
 def _check_precision(config: Config) -> None:
@@ -272,10 +292,31 @@ def _compile_chunk(chunk_fn, config, task, max_n, group_size, data, mesh,
                         step, step).compile()
 
 
-def _plan(config: Config, devices, ckpts, workdir, flag) -> _Plan:
-  """Builds the task and members, plans the groups, compiles the chunk.
+def _layout(config: Config, objective, hypers: Hypers, max_n: int,
+            groups: memory.GroupPlan, D: int, stored: Layout | None,
+            resuming: bool, workdir) -> Layout:
+  """The stored layout of a resumed run, else buckets by size (full batch) in
+  groups that fit; a resumed run from before layouts keeps its uniform groups."""
+  if stored is not None:
+    if stored.num_members != len(hypers.n_train) or any(
+        g.size % D for g in stored.groups):
+      raise ConfigError(f"--workdir={workdir}: its groups of "
+                        f"{sorted({g.size for g in stored.groups})} rows "
+                        f"cannot be split over {D} devices; resume on a "
+                        "device count that divides them, or pass --overwrite")
+    return stored
+  return plan_layout(hypers.n_train, groups.group_size, D,
+                     config.bucket_by_size and not resuming and
+                     objective.gathers_max_n(config, max_n))
 
-  `flag.phase` names each phase for a signal that arrives in it.
+
+def _plan(config: Config, devices, ckpts, workdir, flag,
+          stored: Layout | None = None, compile_all: bool = True) -> _Plan:
+  """Builds the task and members, plans the groups, compiles their chunks.
+
+  `stored`: a resumed run's layout (config.json). `compile_all`: compile
+  every group's chunk now (else on its first use). `flag.phase` names each
+  phase for a signal that arrives in it.
   """
   flag.phase = "planning the sweep"
   task = config.build_task()
@@ -285,12 +326,14 @@ def _plan(config: Config, devices, ckpts, workdir, flag) -> _Plan:
   max_n = int(hypers.n_train.max())
   model = make_model(config, task)
   mesh = shard_lib.member_mesh(devices)
-  msh, rep = shard_lib.member_sharding(mesh), shard_lib.replicated(mesh)
+  rep = shard_lib.replicated(mesh)
   n_params = count_params(jax.eval_shape(
       lambda: model.init(jax.random.key(0), task.inputs[:1]))["params"])
   flag.phase = "planning memory (probe compiles)"
   groups = _plan_groups(config, task, len(members), mesh.size, max_n,
                         n_params, ckpts, workdir)
+  layout = _layout(config, objective_of(config), hypers, max_n, groups,
+                   mesh.size, stored, ckpts is not None, workdir)
   flag.phase = "compiling the sweep"
   eval_steps = eval_schedule(config)
   K = min(config.chunk_steps, config.steps)
@@ -298,16 +341,16 @@ def _plan(config: Config, devices, ckpts, workdir, flag) -> _Plan:
       Data(task.inputs, task.labels,
            padded_eval_mask(eval_steps, -(-config.steps // K) * K),
            getattr(task, "train_labels", None)), rep)
-  chunk_fn, chunk_traces = compile_sweep_chunk(model.apply, config, K, mesh)
-  abstract = abstract_state(config, task, max_n, groups.group_size, msh)
-  chunk_fn = _compile_chunk(chunk_fn, config, task, max_n, groups.group_size,
-                            data, mesh, abstract)
-  return _Plan(
+  chunk_jit, chunk_traces = compile_sweep_chunk(model.apply, config, K, mesh)
+  plan = _Plan(
       config, task, model, grid, members, hypers, max_n, n_params, mesh, groups,
-      shard_lib.pad_members(hypers, groups.padded_members), eval_steps,
+      layout, eval_steps,
       (snap_lib.snapshot_schedule(config) if workdir
-       else np.zeros(0, np.int64)), data, chunk_fn, chunk_traces,
-      compile_sweep_eval(model.apply, config, mesh), abstract)
+       else np.zeros(0, np.int64)), data, chunk_jit, chunk_traces,
+      compile_sweep_eval(model.apply, config, mesh), {})
+  for g in range(layout.num_groups if compile_all else 0):
+    plan.program(g)
+  return plan
 
 
 def _open_run(plan: _Plan, run: RunDir, overwrite: bool, resuming: bool,
@@ -321,19 +364,19 @@ def _open_run(plan: _Plan, run: RunDir, overwrite: bool, resuming: bool,
   os.makedirs(run.path, exist_ok=True)
   restored = None
   if resuming:
-    restored = ckpts.restore(plan.abstract, log)
+    restored = ckpts.restore(lambda g: plan.abstract(plan.group(g).size), log)
   else:
     ckpts = ckpt_lib.RunCheckpoints(run.path, config.steps, plan.num_members)
   if not primary:
     return ckpts, restored, None
-  G = plan.groups.group_size
   if not resuming:
     run.write_config(config, plan.grid, {
         "num_members": plan.num_members,
         "num_examples": plan.task.num_examples, "max_n_train": plan.max_n,
         "num_params_per_member": plan.n_params,
         "chunk_steps": min(config.chunk_steps, config.steps),
-        **_label_noise_record(config, plan.task, plan.num_members)})
+        **_label_noise_record(config, plan.task, plan.num_members),
+        "layout": plan.layout.to_json()})
     run.write_members(plan.members)
   # Lines logged after the checkpoint we resume from are logged again: drop
   # them (all group lines when the run died before its first checkpoint).
@@ -345,15 +388,27 @@ def _open_run(plan: _Plan, run: RunDir, overwrite: bool, resuming: bool,
   writer = gio.MetricsWriter(run.path, keep_below=keep)
   writer.write({"event": "resume" if restored else "start",
                 "step": restored[0]["step"] if restored else 0,
-                "devices": gio.rundir.devices(), "group_size": G,
-                "groups": plan.groups.num_groups})
+                "devices": gio.rundir.devices(),
+                "group_size": max(g.size for g in plan.layout.groups),
+                "groups": plan.layout.num_groups,
+                "layout": plan.layout.to_json()})
   return ckpts, restored, writer
 
 
 def _log_start(plan: _Plan, restored, log) -> None:
   config, groups, D = plan.config, plan.groups, plan.mesh.size
-  fit = (f"; {groups.num_groups} groups of {groups.group_size} members"
-         if groups.num_groups > 1 else "")
+  layout = plan.layout
+  fit = ""
+  if layout.bucketed:
+    sizes = sorted({g.max_n for g in layout.groups})
+    fit = (f"; {len(sizes)} buckets by training-set size ({sizes[0]}.."
+           f"{sizes[-1]} rows), {layout.num_groups} groups, "
+           f"{len(layout.programs)} programs, "
+           f"{100 * layout.useful_fraction(plan.hypers.n_train):.0f}% of "
+           f"the rows gathered are real (without buckets "
+           f"{100 * Layout.uniform(plan.num_members, groups.group_size, plan.max_n).useful_fraction(plan.hypers.n_train):.0f}%)")
+  elif layout.num_groups > 1:
+    fit = f"; {layout.num_groups} groups of {layout.groups[0].size} members"
   if groups.estimate is not None:
     fit += (f" (estimate {groups.estimate.bytes_for(groups.group_size // D) / memory.GiB:.2f}"
             f" of {groups.budget / memory.GiB:.2f} GiB per device)")
@@ -383,10 +438,11 @@ class _Training:
                                         plan.grid.varied, plan.config.steps)
                if run and self.primary and plan.config.tensorboard else None)
 
-  def snapshots(self, g: int, lo: int, hi: int):
+  def snapshots(self, g: int):
     """Where group g's parameter snapshots go (`save(step, state)`, `close()`)."""
+    group = self.plan.group(g)
     return snap_lib.SnapshotWriter(self.run.path, g, self.plan.config,
-                                   range(lo, hi), self.plan.groups.group_size)
+                                   group.members, group.size)
 
   def start_group(self) -> int:
     if not self.restored:
@@ -405,7 +461,7 @@ class _Training:
 
   def _progress(self, g, mem, gen, done):
     return {"group": g, "step": done, "finished": False,
-            "group_size": self.plan.groups.group_size,
+            "group_size": self.plan.group(g).size,
             "memorized": mem.tolist(), "generalized": gen.tolist()}
 
   def _chunk(self, g, state, hyp, split, start, snaps):
@@ -419,36 +475,37 @@ class _Training:
     start_dev, stop_dev = (shard_lib.global_array(np.int32(v), rep)
                            for v in (start, end))
     with jax.transfer_guard("disallow"):  # nothing implicit in the hot loop
-      state, (rec, ev) = plan.chunk_fn(state, hyp, split, plan.data,
-                                       start_dev, stop_dev)
+      state, (rec, ev) = plan.program(g)(state, hyp, split, plan.data,
+                                         start_dev, stop_dev)
     rec, ev = shard_lib.to_host((rec, ev))
     if snaps and end in plan.snapshot_steps:
       snaps.save(end, state)
     chunk = _chunk_records(config, rec, ev, start, end, plan.eval_steps)
     if self.primary and self.run:
-      lo, hi = plan.group_members(g)
+      members = plan.group(g).members
       self.run.write_records(g, start, chunk, end)
       if self.tb:
-        self.tb.write_chunk(lo, chunk, fresh=start == 0)
+        self.tb.write_chunk(members, chunk, fresh=start == 0)
       for j, s in enumerate(chunk["eval_step"]):
         self.writer.write({"group": g, "step": s, **{
-            k: chunk[k][: hi - lo, j] for k in self.objective.eval_fields}})
+            k: chunk[k][:len(members), j]
+            for k in self.objective.eval_fields}})
     self.steps_run += end - start
     return state, chunk, end
 
   def _report(self, g, done, mem, gen) -> tuple[int, int]:
     """The progress line and metrics event of a chunk; (memorized, generalized) counts."""
     plan, config = self.plan, self.plan.config
-    lo, hi = plan.group_members(g)
-    n_groups = plan.groups.num_groups
-    n_mem, n_gen = int(mem[: hi - lo].sum()), int(gen[: hi - lo].sum())
+    n = len(plan.group(g).members)
+    n_groups = plan.layout.num_groups
+    n_mem, n_gen = int(mem[:n].sum()), int(gen[:n].sum())
     elapsed = time.time() - self.t0
     rate = self.steps_run / max(elapsed, 1e-9)
     eta = ((n_groups - g) * config.steps - done) / max(rate, 1e-9)
     where = f"group {g + 1}/{n_groups} " if n_groups > 1 else ""
     self.log(f"{where}step {done:>7}/{config.steps}  {rate:7.1f} steps/s  "
-             f"{rate * (hi - lo):9.0f} member-steps/s  ETA {eta:6.0f}s  "
-             f"memorized {n_mem}/{hi - lo}  generalized {n_gen}/{hi - lo}")
+             f"{rate * n:9.0f} member-steps/s  ETA {eta:6.0f}s  "
+             f"memorized {n_mem}/{n}  generalized {n_gen}/{n}")
     if self.writer:
       self.writer.write({"event": "progress", "group": g, "step": done,
                          "seconds": elapsed, "memorized": n_mem,
@@ -471,10 +528,11 @@ class _Training:
   def train_group(self, g: int) -> None:
     """Trains group g to the end (or to --stop_when_generalized), from its checkpoint if it has one."""
     plan, config = self.plan, self.plan.config
-    G, (lo, hi) = plan.groups.group_size, plan.group_members(g)
-    hyp = jax.tree.map(lambda x: x[g * G:(g + 1) * G], plan.hypers_pad)
+    group = plan.group(g)
+    G, members = group.size, group.members
+    hyp = plan.group_hypers(g)
     msh = shard_lib.member_sharding(plan.mesh)
-    state, split = init_group(plan.model, config, plan.task, plan.max_n, hyp,
+    state, split = init_group(plan.model, config, plan.task, group.max_n, hyp,
                               msh)
     hyp = shard_lib.global_array(hyp, msh)
     done, chunks = 0, []
@@ -487,10 +545,10 @@ class _Training:
         chunks = self.run.read_records(g, done, until=done)
         if self.tb:  # each point once: the curves again up to the checkpoint
           for i, c in enumerate(chunks):
-            self.tb.write_chunk(lo, c, fresh=i == 0)
+            self.tb.write_chunk(members, c, fresh=i == 0)
     last_save, snaps = done, None
     if plan.snapshot_steps.size:
-      snaps = self.snapshots(g, lo, hi)
+      snaps = self.snapshots(g)
       if done == 0:
         snaps.save(0, state)
     while done < config.steps:
@@ -501,7 +559,7 @@ class _Training:
       mem |= reached_mem.any(axis=1)
       gen |= reached_gen.any(axis=1)
       n_gen = self._report(g, done, mem, gen)[1]
-      stop = (config.stop_when_generalized and n_gen == hi - lo
+      stop = (config.stop_when_generalized and n_gen == len(members)
               and done < config.steps)
       preempted = (shard_lib.any_process(self.flag.raised is not None)
                    and done < config.steps and not stop)
@@ -520,7 +578,7 @@ class _Training:
   def _finish_group(self, g, state, split, chunks, done, mem, gen, snaps):
     """The eval after the last update, the final snapshot and checkpoint."""
     plan = self.plan
-    lo, hi = plan.group_members(g)
+    members = plan.group(g).members
     ev = shard_lib.to_host(plan.eval_fn(state.params, split, plan.data))
     final = {"eval_step": np.array([done]),
              "diverged_step": shard_lib.to_host(state.diverged_step),
@@ -529,9 +587,9 @@ class _Training:
     if self.primary and self.run:
       self.run.write_records(g, "final", final)
       if self.tb:
-        self.tb.write_chunk(lo, final)
+        self.tb.write_chunk(members, final)
       self.writer.write({"group": g, "step": done, **{
-          k: final[k][: hi - lo, 0] for k in self.objective.eval_fields}})
+          k: final[k][:len(members), 0] for k in self.objective.eval_fields}})
     if snaps:  # the last parameters, wherever the group stopped
       snaps.save(done, state)
       snaps.close()
@@ -541,23 +599,24 @@ class _Training:
     if self.primary:
       self.parts.append(group_history(chunks, final))
     self.div[g] = final["diverged_step"]
-    self.finals[g] = (state if plan.groups.num_groups == 1
+    self.finals[g] = (state if plan.layout.num_groups == 1
                       else shard_lib.to_host(state))
 
 
 def _final_state(plan: _Plan, finals: dict, ckpts) -> MemberState:
   """Every member's final state [E]: device arrays for one group, else host."""
-  n_groups, E = plan.groups.num_groups, plan.num_members
-  for g in range(n_groups):
+  layout, E = plan.layout, plan.num_members
+  for g, group in enumerate(layout.groups):
     if g not in finals:  # finished before this call: its final checkpoint
-      restored = ckpts.restore_final(g, plan.abstract)
-      finals[g] = restored if n_groups == 1 else shard_lib.to_host(restored)
-  if n_groups == 1:
+      restored = ckpts.restore_final(g, plan.abstract(group.size))
+      finals[g] = restored if layout.num_groups == 1 else shard_lib.to_host(
+          restored)
+  if layout.num_groups == 1:
     state = finals[0]
-    return jax.tree.map(lambda x: x[:E], state) if plan.groups.group_size > E \
+    return jax.tree.map(lambda x: x[:E], state) if layout.groups[0].size > E \
         else state
-  return jax.tree.map(lambda *xs: np.concatenate(xs)[:E],
-                      *[finals[g] for g in range(n_groups)])
+  return jax.tree.map(lambda *xs: scatter(xs, layout),
+                      *[finals[g] for g in range(layout.num_groups)])
 
 
 def _finish(plan: _Plan, training: _Training, run: RunDir | None
@@ -565,10 +624,10 @@ def _finish(plan: _Plan, training: _Training, run: RunDir | None
   """history and summary (process 0), written to the run directory with the plots."""
   if not shard_lib.is_primary():
     return {}, []
-  E = plan.num_members
-  history = merge_groups(training.parts, E)
-  diverged = np.concatenate([training.div[g] for g in
-                             range(plan.groups.num_groups)])[:E]
+  E, layout = plan.num_members, plan.layout
+  history = merge_groups(training.parts, list(layout.groups), E)
+  diverged = scatter([training.div[g] for g in range(layout.num_groups)],
+                     layout)
   summary = analysis.summarize_config(history, plan.members, diverged,
                                       plan.config)
   if run:
@@ -628,7 +687,9 @@ def _sweep(config: Config, run: RunDir | None, devices, overwrite: bool,
   # planning (there are at most E groups, so the manager needs no plan).
   ckpts = (ckpt_lib.RunCheckpoints(workdir, config.steps, len(
       Grid.from_config(config))) if resuming else None)
-  plan = _plan(config, devices, ckpts, workdir, flag)
+  stored = (run.layout() if resuming and "layout" in run.read_config()
+            else None)
+  plan = _plan(config, devices, ckpts, workdir, flag, stored)
   restored = writer = None
   if run:
     try:
@@ -643,7 +704,7 @@ def _sweep(config: Config, run: RunDir | None, devices, overwrite: bool,
   _log_start(plan, restored, log)
   training = _Training(plan, run, ckpts, restored, writer, log, flag)
   try:
-    for g in range(plan.groups.num_groups):
+    for g in range(plan.layout.num_groups):
       if g < training.start_group():
         training.finished_group(g)
       else:
@@ -661,9 +722,11 @@ def _sweep(config: Config, run: RunDir | None, devices, overwrite: bool,
         f"%); tensorboard --logdir {training.tb.root}")
   if writer:
     writer.close()
-  if training.steps_run and plan.chunk_traces.count != 1:
+  if training.steps_run and plan.chunk_traces.count != len(plan.programs):
     raise RuntimeError(f"the sweep's chunk was traced "
-                       f"{plan.chunk_traces.count} times; it must compile once")
+                       f"{plan.chunk_traces.count} times for "
+                       f"{len(plan.programs)} shapes; it must compile once "
+                       "per shape")
   state = _final_state(plan, training.finals, ckpts)
   if ckpts:
     ckpts.close()
@@ -671,7 +734,7 @@ def _sweep(config: Config, run: RunDir | None, devices, overwrite: bool,
   return SweepResult(config, plan.task, history, summary, plan.members, state,
                      jax.tree.map(lambda x: x[:plan.num_members],
                                   plan.hypers),
-                     workdir, seconds, plan.groups.num_groups)
+                     workdir, seconds, plan.layout.num_groups)
 
 
 __all__ = ["SweepResult", "Preempted", "sweep", "check_resumable"]

@@ -27,6 +27,7 @@ import numpy as np
 
 from grokjax.config import ConfigError, Grid
 from grokjax.io.rundir import RunDir, group_history
+from grokjax.layout import Layout
 from grokjax.train import checkpoint as ckpt_lib
 from grokjax.train import loop
 from grokjax.train import sharding as shard_lib
@@ -79,7 +80,7 @@ class _ReplayTraining(loop._Training):  # pylint: disable=protected-access
                      loop._SignalFlag(log))  # pylint: disable=protected-access
     self.collector = _Collector(row)
 
-  def snapshots(self, g, lo, hi):
+  def snapshots(self, g):
     return self.collector
 
 
@@ -141,8 +142,11 @@ def _replay(run: RunDir, config, ckpts, member: int, steps: list[int],
             devices, log) -> Replay:
   """`replay` once the inputs are checked and the checkpoints are open."""
   workdir = run.path
-  G = _stored_group_size(run, ckpts)
-  g, row = divmod(member, G)
+  stored_layout = run.layout() if "layout" in run.read_config() else None
+  if stored_layout is None:  # a run from before layouts: uniform groups
+    stored_layout = Layout.uniform(
+        len(run.members()), _stored_group_size(run, ckpts), 0)
+  g, row = stored_layout.where(member)
   try:
     final = run.read_final(g)
   except FileNotFoundError:
@@ -150,11 +154,12 @@ def _replay(run: RunDir, config, ckpts, member: int, steps: list[int],
                       f"{workdir} has not finished; finish the run (run the "
                       "same command again), then replay") from None
   flag = loop._SignalFlag(log)  # pylint: disable=protected-access
-  plan = loop._plan(config, devices, ckpts, None, flag)  # pylint: disable=protected-access
+  plan = loop._plan(  # pylint: disable=protected-access
+      config, devices, ckpts, workdir, flag,
+      run.layout() if "layout" in run.read_config() else None,
+      compile_all=False)
   flag.phase = None
-  if plan.groups.group_size != G:
-    raise ConfigError(f"--workdir={workdir}: its groups of {G} members do not "
-                      f"split over {plan.mesh.size} devices")
+  G = plan.group(g).size
   plan = dataclasses.replace(
       plan, snapshot_steps=np.array(sorted(set(steps) | {config.steps}),
                                     np.int64))
@@ -176,7 +181,7 @@ def _replay(run: RunDir, config, ckpts, member: int, steps: list[int],
         stored_history[key][row]
     if not np.array_equal(value, mine, equal_nan=True):
       differences[key] = _max_difference(value, mine)
-  stored_state = ckpts.restore_final(g, plan.abstract)
+  stored_state = ckpts.restore_final(g, plan.abstract(G))
   stored_params = jax.tree.map(lambda x: np.asarray(x)[row],
                                shard_lib.to_host(stored_state.params))
   leaves = zip(jax.tree.leaves(params[done]), jax.tree.leaves(stored_params))
