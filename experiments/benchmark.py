@@ -3,6 +3,7 @@
     python experiments/benchmark.py                      # quickstart model, E = 1, 8, 64
     python experiments/benchmark.py --setup=nanda --members=1,8 --steps=20
     python experiments/benchmark.py --fraction_sweep     # buckets vs padding
+    python experiments/benchmark.py --eval_share         # evaluation's cost
 
 For each E: steady-state member-steps/s of the library's compiled chunk
 (`jit(vmap(scan(step)))`, evaluation off), and for the same E members trained
@@ -17,6 +18,13 @@ bucketed by training-set size, the same without buckets (every member padded
 to the largest fraction), and as many members at the largest fraction alone.
 Executed FLOP/s count each member-step at its program's row count, useful
 FLOP/s at the member's own (XLA's cost analysis of one step at each size).
+
+`--eval_share` times the compiled chunk of one member with evaluations at
+a setup's cadence and without any: evaluation's share of the loop, as the
+library evaluated before --train_metrics_from_step (every row, train ones
+again) and as it does now (quickstart: full batch, every 25 steps; Grokfast
+like for like: batch 512, every 10 steps, as their main.py; before: train and
+validation rows, now: --eval_sets=val, their own choice).
 """
 
 import functools
@@ -71,6 +79,11 @@ flags.DEFINE_list("sweep_args", ["--p=47", "--steps=1500", "--phase_gap=0",
 flags.DEFINE_list("fractions", ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6"],
                   "--fraction_sweep: training fractions")
 flags.DEFINE_integer("seeds", 2, "--fraction_sweep: seeds per fraction")
+flags.DEFINE_bool("eval_share", False, "time evaluation's share of the loop "
+                  "at the quickstart's and Grokfast's cadence, before and "
+                  "after evaluating only what is asked")
+flags.DEFINE_integer("repeats", 3, "--eval_share: timed chunks per case "
+                     "(the fastest counts)")
 FLAGS = flags.FLAGS
 
 
@@ -224,8 +237,77 @@ def fraction_sweep(peak: float) -> dict:
           "runs": rows}
 
 
+# --eval_share: (name, flagfile, flags, cadence, settings before, after).
+EVAL_CASES = (
+    ("quickstart", "experiments/flags/quickstart.flags", ["--seed=0"], 25,
+     {"train_metrics_from_step": False}, {}),
+    ("grokfast like for like", "experiments/flags/grokfast2024.flags",
+     ["--exclude_y0", "--data_order=epoch", "--init=grokfast",
+      "--activation=gelu_exact", "--ln_placement=input", "--attn_bias",
+      "--seed=0"], 10, {}, {"eval_sets": "val"}),
+)
+
+
+def time_loop(config: gj.Config, eval_every: int) -> float:
+  """Steps/s of one member's compiled chunk (the sweep's program) with an
+  evaluation every `eval_every` steps (0: none); the fastest of --repeats."""
+  config, model, hypers, state, split, data = _setup(config, 1)
+  if eval_every:
+    data = data._replace(eval_at=jnp.arange(FLAGS.steps) % eval_every == 0)
+  task = gj.io.StoredRun.from_config(config).task
+  val_rows = task.num_examples - int(hypers.n_train.min())
+  chunk, _ = step_lib.compile_sweep_chunk(model.apply, config, FLAGS.steps)
+  start = lambda i: jnp.int32(i)
+  compiled = chunk.lower(state, hypers, split, data, start(0), start(10**9),
+                         val_rows=val_rows).compile()
+  state, _ = compiled(state, hypers, split, data, start(0), start(10**9))
+  jax.block_until_ready(state)
+  best = float("inf")
+  for _ in range(FLAGS.repeats):
+    t = time.perf_counter()
+    state, _ = compiled(state, hypers, split, data, start(0), start(10**9))
+    jax.block_until_ready(state)
+    best = min(best, time.perf_counter() - t)
+  return FLAGS.steps / best
+
+
+def eval_share() -> list[dict]:
+  """Evaluation's share of the loop, before and after, for each EVAL_CASES."""
+  print("| setup | cadence | train steps/s | loop steps/s before | share "
+        "before | loop steps/s now | share now |\n|---|---|---|---|---|---|---|")
+  rows = []
+  for name, flagfile, args, every, before, after in EVAL_CASES:
+    FLAGS.sweep_flagfile = flagfile
+    config = _sweep_config(args + [f"--eval_every={every}"])
+    train = time_loop(config, 0)
+    old = time_loop(config.replace(**before), every)
+    new = time_loop(config.replace(**after), every)
+    row = {"setup": name, "eval_every": every, "train_steps_per_s": train,
+           "loop_steps_per_s_before": old, "loop_steps_per_s_now": new,
+           "eval_share_before": 1 - old / train,
+           "eval_share_now": 1 - new / train, "before": before,
+           "now": after}
+    rows.append(row)
+    print(f"| {name} | {every} | {train:.1f} | {old:.1f} | "
+          f"{100 * row['eval_share_before']:.0f}% | {new:.1f} | "
+          f"{100 * row['eval_share_now']:.0f}% |", flush=True)
+  return rows
+
+
 def main(_):
   config = SETUPS[FLAGS.setup]
+  if FLAGS.eval_share:
+    versions = rundir.versions()
+    device = jax.devices()[0].device_kind
+    print(f"device {jax.default_backend()}:{device} x{jax.device_count()}  "
+          f"jax {versions['jax']}  {FLAGS.steps} steps per timed chunk")
+    rows = eval_share()
+    if FLAGS.out:
+      gj.io.atomic.write_text(FLAGS.out, json.dumps(
+          {"device": device, "backend": jax.default_backend(),
+           "versions": versions, "steps": FLAGS.steps, "eval_share": rows},
+          indent=2))
+    return
   if FLAGS.fraction_sweep:
     versions = rundir.versions()
     device = jax.devices()[0].device_kind

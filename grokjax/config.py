@@ -44,6 +44,11 @@ OPTIMIZER_DTYPES = ("precision", "float32", "float64")
 # The dtype fields whose float64 needs 64-bit JAX on.
 X64_FIELDS = ("precision", "loss_dtype", "optimizer_dtype")
 EVAL_SCHEDULES = ("linear", "log")
+# --eval_sets: what an evaluation measures (the validation rows always).
+EVAL_SETS = ("train+val", "val")
+# A config.json written before a field existed ran as this value (its old
+# behaviour), not as the field's new default.
+ABSENT_MEANS = {"train_metrics_from_step": False}
 
 
 # --data_order's choices (objective.batch_rows draws each).
@@ -217,6 +222,17 @@ class Config:
   eval_every: int = _field(100, "steps between evaluations (linear schedule), "
                            "or the number of points (log schedule)")
   eval_schedule: str = _field("linear", "linear or log")
+  eval_sets: str = _field("train+val", "what an evaluation measures: "
+                          "train+val (every row) or val (the validation "
+                          "rows only, as Grokfast's code does; the eval "
+                          "records' train fields are then NaN and t_mem is "
+                          "not measured)")
+  train_metrics_from_step: bool = _field(
+      True, "full-batch classification: an evaluation's train loss, "
+      "accuracy and train_zero_loss are those of the step's own forward pass "
+      "on the same parameters (the same quantities, one forward pass over "
+      "the train rows fewer), and the evaluation's forward pass covers the "
+      "validation rows only; false: evaluate the train rows again")
   chunk_steps: int = _field(500, "steps per compiled chunk between host syncs")
   record_every: int = _field(1, "keep the per-step train loss of every k-th "
                              "step in history.npz (0 = none; long runs)")
@@ -306,6 +322,7 @@ class Config:
   def from_dict(cls, d: dict[str, Any]) -> "Config":
     names = {f.name for f in dataclasses.fields(cls)}
     d = {ALIASES.get(k, k): v for k, v in d.items()}
+    d = {**ABSENT_MEANS, **d}  # written before those fields existed
     return cls(**{k: v for k, v in d.items() if k in names})
 
   def differences(self, other: "Config") -> list[str]:
@@ -414,6 +431,7 @@ class Config:
     """Choices from the optimizer chain's table and the losses, and their ranges."""
     _choice("optimizer", self.optimizer, tuple(chain.OPTIMIZERS))
     _choice("eval_schedule", self.eval_schedule, EVAL_SCHEDULES)
+    _choice("eval_sets", self.eval_sets, EVAL_SETS)
     _choice("loss", self.loss, tuple(LOSSES))
     _choice("precision", self.precision, PRECISIONS)
     _choice("loss_dtype", self.loss_dtype, LOSS_DTYPES)

@@ -137,9 +137,19 @@ def batch_rows(config, split: Split, batch_key: jax.Array, num_examples: int,
 
 def loss_and_metrics(apply_fn, loss_fn, params, inputs, labels, weights):
   """(weighted mean loss, weighted accuracy) of a batch."""
+  loss, (acc, _) = _loss_acc_zero(apply_fn, loss_fn, params, inputs, labels,
+                                  weights)
+  return loss, acc
+
+
+def _loss_acc_zero(apply_fn, loss_fn, params, inputs, labels, weights):
+  """(weighted mean loss, (weighted accuracy, weighted fraction of rows whose
+  loss is exactly 0)) of a batch: what an evaluation measures on train rows."""
   logits = apply_fn({"params": params}, inputs)
-  loss = weighted_mean(loss_fn(logits, labels), weights)
-  return loss, weighted_mean(correct(logits, labels), weights)
+  losses = loss_fn(logits, labels)
+  return weighted_mean(losses, weights), (
+      weighted_mean(correct(logits, labels), weights),
+      weighted_mean((losses == 0).astype(jnp.float32), weights))
 
 
 def evaluate(apply_fn, params, split: Split, data: Data,
@@ -161,6 +171,32 @@ def evaluate(apply_fn, params, split: Split, data: Data,
                       weighted_mean((train_loss == 0).astype(jnp.float32),
                                     w_train))
   return jax.tree.map(lambda x: x.astype(jnp.float32), record)
+
+
+def evaluate_val(apply_fn, params, split: Split, data: Data, loss_fn,
+                 val_rows: int) -> EvalRecord:
+  """Loss and accuracy on the validation rows only (gathered into `val_rows`
+  slots, at least the member's count; the rest weighted 0), the parameter l2
+  norm; the train fields NaN (the chunk fills them from the step's own
+  forward pass, or leaves them NaN under --eval_sets=val)."""
+  count = jnp.sum(split.is_val)
+  rows = jnp.nonzero(split.is_val, size=val_rows, fill_value=0)[0]
+  weight = (jnp.arange(val_rows) < count).astype(jnp.float32)
+  logits = apply_fn({"params": params}, data.inputs[rows])
+  labels = member_labels(data.labels, split)[rows]
+  nan = jnp.float32(jnp.nan)
+  record = EvalRecord(nan, nan,
+                      weighted_mean(loss_fn(logits, labels), weight),
+                      weighted_mean(correct(logits, labels), weight),
+                      optax.tree.norm(params), nan)
+  return jax.tree.map(lambda x: x.astype(jnp.float32), record)
+
+
+def _without_train(record):
+  """--eval_sets=val: an eval record with its train fields NaN."""
+  nan = jnp.float32(jnp.nan)
+  return record._replace(**{k: nan for k in record._fields
+                            if k.startswith("train_")})
 
 
 def _fit(problem: Problem, a: jax.Array, norm: str):
@@ -248,8 +284,24 @@ class Objective:
     padding (so a bucket changes its numbers at rounding level only)."""
     raise NotImplementedError
 
-  def evaluate(self, apply_fn, config, params, member, data: Data):
-    """The member's eval record (float32)."""
+  def train_from_step(self, config, member) -> bool:
+    """Whether an evaluation takes its train fields from the step's own
+    forward pass (`train_values`) and runs over the validation rows only
+    (static: `member` is one member's data, its shapes known when traced)."""
+    del config, member
+    return False
+
+  def train_values(self, loss, metric) -> dict[str, jax.Array]:
+    """The eval record's train fields measured by a step's forward pass
+    (`batch_loss`'s loss and metric), when `train_from_step`."""
+    del loss, metric
+    return {}
+
+  def evaluate(self, apply_fn, config, params, member, data: Data,
+               val_rows: int | None = None):
+    """The member's eval record (float32). `val_rows`: over the validation
+    rows only, gathered into that many slots (train fields NaN); None: every
+    row (train fields NaN under --eval_sets=val)."""
     raise NotImplementedError
 
 
@@ -267,10 +319,9 @@ class Classification(Objective):
     _, batch_key, _ = member_keys(hypers)
     rows, weights = batch_rows(config, member, batch_key,
                                data.inputs.shape[0], step)
-    return lambda p: loss_and_metrics(apply_fn, loss_of(config), p,
-                                      data.inputs[rows],
-                                      train_labels(data, member)[rows],
-                                      weights)
+    return lambda p: _loss_acc_zero(apply_fn, loss_of(config), p,
+                                    data.inputs[rows],
+                                    train_labels(data, member)[rows], weights)
 
   def gathers_max_n(self, config, max_n_train):
     # Full batch gathers all max_n slots (`batch_rows`); a minibatch draws
@@ -278,10 +329,27 @@ class Classification(Objective):
     return config.batch_size == 0 or config.batch_size >= max_n_train
 
   def step_values(self, loss, metric, params):
-    return [loss, metric, jnp.linalg.norm(readout_weights(params).astype(
+    acc, _ = metric
+    return [loss, acc, jnp.linalg.norm(readout_weights(params).astype(
         jnp.float32))]
 
-  def evaluate(self, apply_fn, config, params, member, data):
+  def train_from_step(self, config, member):
+    # Full batch: the step's forward pass is over exactly the member's train
+    # rows (`batch_rows`), on the parameters the evaluation would measure.
+    max_n = member.train_idx.shape[0]
+    return (config.train_metrics_from_step and config.eval_sets != "val"
+            and (config.batch_size == 0 or config.batch_size >= max_n))
+
+  def train_values(self, loss, metric):
+    acc, zero = metric
+    return {"train_loss": loss, "train_acc": acc, "train_zero_loss": zero}
+
+  def evaluate(self, apply_fn, config, params, member, data, val_rows=None):
+    if val_rows is None and config.eval_sets == "val":
+      val_rows = data.inputs.shape[0]
+    if val_rows is not None:
+      return evaluate_val(apply_fn, params, member, data, loss_of(config),
+                          val_rows)
     return evaluate(apply_fn, params, member, data, loss_of(config))
 
 
@@ -310,9 +378,11 @@ class Regression(Objective):
     del config, max_n_train
     return False
 
-  def evaluate(self, apply_fn, config, params, member, data):
-    return evaluate_regression(apply_fn, params, member, data,
-                               config.regression_error)
+  def evaluate(self, apply_fn, config, params, member, data, val_rows=None):
+    del val_rows  # a linear task's validation is a distance in weight space
+    record = evaluate_regression(apply_fn, params, member, data,
+                                 config.regression_error)
+    return _without_train(record) if config.eval_sets == "val" else record
 
 
 CLASSIFICATION = Classification("classification", StepRecord, EvalRecord, "acc",
@@ -339,5 +409,6 @@ def objective_of_history(history: Mapping[str, np.ndarray]) -> Objective:
 __all__ = ["Objective", "Classification", "Regression", "CLASSIFICATION", "REGRESSION", "objective_of",
            "objective_of_history", "Data", "StepRecord", "EvalRecord",
            "RegressionStepRecord", "RegressionEvalRecord", "batch_rows",
-           "loss_and_metrics", "evaluate", "evaluate_regression",
+           "loss_and_metrics", "evaluate", "evaluate_val",
+           "evaluate_regression",
            "squared_error", "train_labels"]

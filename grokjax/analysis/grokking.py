@@ -12,7 +12,8 @@ import numpy as np
 
 from grokjax.objective import Objective, objective_of, objective_of_history
 
-PHASES = ("comprehension", "grokking", "memorization", "confusion")
+PHASES = ("comprehension", "grokking", "memorization", "confusion",
+          "unmeasured")  # the last: --eval_sets=val measures no train metric
 
 
 def first_step_reaching(steps_T: np.ndarray, values_ExT: np.ndarray,
@@ -133,12 +134,15 @@ def phases(history: Mapping[str, np.ndarray], threshold: float = 0.9,
   With t_tr, t_val the first steps where train / val accuracy reach `threshold`
   (val: `gen_threshold` when given; a linear task's errors get below them):
   comprehension if t_val - t_tr <= gap; grokking if t_val - t_tr > gap;
-  memorization if only train reaches it; confusion otherwise.
+  memorization if only train reaches it; confusion otherwise; unmeasured
+  where no train metric was measured (--eval_sets=val).
   """
   t = grokking_times(history, threshold,
                      threshold if gen_threshold is None else gen_threshold)
   t_tr, t_val = t["t_mem"], t["t_gen"]
   out = np.full(t_tr.shape, "confusion", dtype=object)
+  metric = objective_of_history(history).metric
+  out[np.isnan(history[f"train_{metric}"]).all(axis=-1)] = "unmeasured"
   out[np.isfinite(t_tr) & ~np.isfinite(t_val)] = "memorization"
   both = np.isfinite(t_tr) & np.isfinite(t_val)
   out[both & (t_val - t_tr <= gap)] = "comprehension"

@@ -240,13 +240,27 @@ class _Plan:
     return abstract_state(self.config, self.task, self.max_n, size,
                           shard_lib.member_sharding(self.mesh))
 
+  def val_rows(self, g: int) -> int:
+    """The most validation rows a member of group g has (an evaluation over
+    the validation rows gathers that many; the same for every group of one
+    program: a bucket's members share n_train, and without buckets it is
+    the sweep's largest)."""
+    task = self.task
+    N = getattr(task, "num_examples", 0)
+    pool = getattr(task, "num_pool", None)
+    if pool is not None and not task.validate_pool:
+      return N - pool  # a fixed test set
+    members = (list(self.group(g).members) if self.layout.bucketed
+               else slice(None))
+    return N - int(np.min(np.asarray(self.hypers.n_train)[members]))
+
   def program(self, g: int) -> Callable:
     """Group g's compiled chunk (compiled once per (size, max_n))."""
     group = self.group(g)
     if group.program not in self.programs:
       self.programs[group.program] = _compile_chunk(
           self.chunk_jit, self.config, self.task, group.max_n, group.size,
-          self.data, self.mesh, self.abstract(group.size))
+          self.data, self.mesh, self.abstract(group.size), self.val_rows(g))
     return self.programs[group.program]
 
 
@@ -279,7 +293,7 @@ def _plan_groups(config, task, E, D, max_n, n_params, ckpts, workdir
 
 
 def _compile_chunk(chunk_fn, config, task, max_n, group_size, data, mesh,
-                   abstract):
+                   abstract, val_rows):
   """The chunk compiled ahead of time for one group's shapes and placements."""
   _, _, hypers, split, _ = abstract_ensemble(config, task, max_n, group_size,
                                              1)
@@ -289,7 +303,7 @@ def _compile_chunk(chunk_fn, config, task, max_n, group_size, data, mesh,
       tree)
   step = jax.ShapeDtypeStruct((), np.int32, sharding=rep)
   return chunk_fn.lower(abstract, place(hypers, msh), place(split, msh), data,
-                        step, step).compile()
+                        step, step, val_rows=val_rows).compile()
 
 
 def _layout(config: Config, objective, hypers: Hypers, max_n: int,

@@ -51,6 +51,16 @@ def train_step(apply_fn, config: Config, state: MemberState, hypers: Hypers,
   `member` is the member's data (`objective.member_data`): its train/validation
   `Split`, or a linear task's own `Problem`.
   """
+  state, record, _ = _train_step(apply_fn, config, state, hypers, member,
+                                 data, step)
+  return state, record
+
+
+def _train_step(apply_fn, config, state, hypers, member, data, step,
+                with_train: bool = False):
+  """`train_step`, and (`with_train`) the eval record's train fields its
+  forward pass measured on `state.params` (`Objective.train_values`,
+  float32; else {})."""
   objective = objective_of(config)
   batch_loss = objective.batch_loss(apply_fn, config, hypers, member, data,
                                     step)
@@ -70,35 +80,56 @@ def train_step(apply_fn, config: Config, state: MemberState, hypers: Hypers,
   record = objective.step_record(*[
       jnp.where(healthy, v.astype(jnp.float32), nan)
       for v in objective.step_values(loss, metric, state.params)])
-  return new_state, record
+  train = {k: v.astype(jnp.float32) for k, v in (
+      objective.train_values(loss, metric).items() if with_train else ())}
+  return new_state, record, train
 
 
 def make_chunk_fn(apply_fn, config: Config, chunk_steps: int):
-  """`chunk(state, hypers, member, data, start, stop)` for one member: K steps from `start`.
+  """`chunk(state, hypers, member, data, start, stop, val_rows=None)` for one member: K steps from `start`.
 
   Returns the new state, per-step records [K] and eval records [K] (NaN where no
   eval is scheduled). Steps >= `stop` (or >= `config.steps`) do nothing, so
   every chunk has the same shape: the last one, and one cut short to save a
   snapshot at `stop`, do not retrace.
+
+  An evaluation measures the parameters before the step's update. Where the
+  objective takes the train fields from the step (`train_from_step`: full
+  batch, --train_metrics_from_step), they are the step's own forward pass on
+  those parameters and the evaluation runs over the validation rows only
+  (so does one under --eval_sets=val), gathered into `val_rows` slots (static: at least any member's count; None:
+  the table's N rows).
   """
   objective = objective_of(config)
   step_type, eval_type = objective.step_record, objective.eval_record
-  nan_eval = eval_type(*([jnp.float32(jnp.nan)] * len(eval_type._fields)))
-  nan_step = step_type(*([jnp.float32(jnp.nan)] * len(step_type._fields)))
+  nan = jnp.float32(jnp.nan)
+  nan_eval = eval_type(*([nan] * len(eval_type._fields)))
+  nan_step = step_type(*([nan] * len(step_type._fields)))
 
   def chunk(state: MemberState, hypers: Hypers, member: Split | Problem,
-            data: Data, start: jax.Array, stop: jax.Array):
+            data: Data, start: jax.Array, stop: jax.Array,
+            val_rows: int | None = None):
+    from_step = objective.train_from_step(config, member)
+    gather = from_step or config.eval_sets == "val"
+    rows = (val_rows or data.inputs.shape[0]) if gather else None
+
     def body(state, step):
       active = (step < config.steps) & (step < stop)
-      ev = jax.lax.cond(active & data.eval_at[step],
-                        lambda p: evaluate_member(apply_fn, config, p, member,
-                                                  data),
+      at_eval = active & data.eval_at[step]
+      ev = jax.lax.cond(at_eval,
+                        lambda p: objective.evaluate(apply_fn, config, p,
+                                                     member, data, rows),
                         lambda p: nan_eval, state.params)
-      state, rec = jax.lax.cond(
+      nan_train = {k: nan for k in (ev._fields if from_step else ())
+                   if k.startswith("train_")}
+      state, rec, train = jax.lax.cond(
           active,
-          lambda s: train_step(apply_fn, config, s, hypers, member, data,
-                               step),
-          lambda s: (s, nan_step), state)
+          lambda s: _train_step(apply_fn, config, s, hypers, member, data,
+                                step, from_step),
+          lambda s: (s, nan_step, nan_train), state)
+      if from_step:
+        ev = ev._replace(**{k: jnp.where(at_eval, v, nan)
+                            for k, v in train.items()})
       return state, (rec, ev)
     return jax.lax.scan(body, state, start + jnp.arange(chunk_steps))
 
@@ -139,10 +170,15 @@ def _over_members(fn, in_axes, mesh):
 def compile_sweep_chunk(apply_fn, config: Config, chunk_steps: int, mesh=None):
   """``jit(vmap(chunk))`` over members (sharded over `mesh`), donating the state.
 
-  Returns (compiled function, TraceCounter of the chunk it traces).
+  `val_rows` (static, a keyword) is the chunk's (`make_chunk_fn`). Returns (compiled function, TraceCounter of the chunk it traces).
   """
   chunk = TraceCounter(make_chunk_fn(apply_fn, config, chunk_steps))
-  return jax.jit(_over_members(chunk, (0, 0, 0, None, None, None), mesh),
+
+  def sweep_chunk(state, hypers, member, data, start, stop, val_rows=None):
+    one = lambda *args: chunk(*args, val_rows)
+    return _over_members(one, (0, 0, 0, None, None, None), mesh)(
+        state, hypers, member, data, start, stop)
+  return jax.jit(sweep_chunk, static_argnames=("val_rows",),
                  donate_argnums=(0,)), chunk
 
 
