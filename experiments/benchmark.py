@@ -35,6 +35,8 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -79,6 +81,8 @@ flags.DEFINE_list("sweep_args", ["--p=47", "--steps=1500", "--phase_gap=0",
 flags.DEFINE_list("fractions", ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6"],
                   "--fraction_sweep: training fractions")
 flags.DEFINE_integer("seeds", 2, "--fraction_sweep: seeds per fraction")
+flags.DEFINE_integer("rounds", 1, "--fraction_sweep: rounds of the three "
+                     "processes (the median wall counts)")
 flags.DEFINE_bool("eval_share", False, "time evaluation's share of the loop "
                   "at the quickstart's and Grokfast's cadence, before and "
                   "after evaluating only what is asked")
@@ -206,22 +210,23 @@ def fraction_sweep(peak: float) -> dict:
                           "sweep.py")
   rows = []
   print(f"| sweep ({members} members, {base.steps} steps) | wall s | "
-        "executed GFLOP/s | useful GFLOP/s | x wall of "
-        f"{top:g} only |\n|---|---|---|---|---|")
-  walls = {}
+        "executed GFLOP/s | useful GFLOP/s | useful % of matmul peak | "
+        f"x wall of {top:g} only |\n|---|---|---|---|---|---|")
+  times = {name: [] for name in cases}
   with tempfile.TemporaryDirectory() as tmp:
-    for name, extra in cases.items():
-      command = [sys.executable, sweep_py,
-                 f"--flagfile={FLAGS.sweep_flagfile}", *FLAGS.sweep_args,
-                 *extra, f"--workdir={tmp}/{len(walls)}",
-                 "--compilation_cache="]
-      t = time.perf_counter()
-      subprocess.run(command, check=True, capture_output=True)
-      walls[name] = time.perf_counter() - t
+    for r in range(FLAGS.rounds):  # round-robin: drift hits every case alike
+      for i, (name, extra) in enumerate(cases.items()):
+        command = [sys.executable, sweep_py,
+                   f"--flagfile={FLAGS.sweep_flagfile}", *FLAGS.sweep_args,
+                   *extra, f"--workdir={tmp}/{r}_{i}", "--compilation_cache="]
+        t = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        times[name].append(time.perf_counter() - t)
+  walls = {name: float(np.median(t)) for name, t in times.items()}
   for name in cases:
     wall = walls[name]
     is_top = name.endswith("only")
-    row = {"sweep": name, "wall_s": wall,
+    row = {"sweep": name, "wall_s": wall, "walls_s": times[name],
            "executed_flops_per_s": executed[name] / wall,
            "useful_flops_per_s": (executed[name] if is_top else useful) / wall,
            "wall_ratio": wall / walls[f"{top:g} only"]}
