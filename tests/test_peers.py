@@ -81,3 +81,24 @@ def test_prieto_logger_rows_read_as_one_curve_point():
           if r["metric_name"] in ("accuracy", "loss")}
   assert point == {"step": 5000, **want}
   assert point["train_accuracy"] == 1.0 and point["test_accuracy"] < 1.0
+
+
+def test_danielmamay_logged_rows_read_as_curve_points_after_the_update(
+    tmp_path):
+  """A checked-in sample of the rows danielmamay/grokking's loop passes to
+  wandb.log (a real run): through the stand-in wandb module each becomes a
+  curve point at loop index + 1 (the updates made), in curve.jsonl too."""
+  import danielmamay  # pylint: disable=import-outside-toplevel
+  with open(os.path.join(SAMPLES, "danielmamay_wandb_rows.json")) as f:
+    calls = json.load(f)["calls"]
+  curve, path = [], str(tmp_path / "curve.jsonl")
+  wandb = danielmamay.stand_in_wandb(path, curve)
+  wandb.init(project="grokking", config={"prime": 97, "device": "cpu"})
+  assert wandb.config.prime == 97 and wandb.run is not None
+  for call in calls:
+    wandb.log(call["row"], step=call["step"])
+  assert [p["step"] for p in curve] == [c["step"] + 1 for c in calls]
+  assert [p["val_acc"] for p in curve] == [
+      c["row"]["validation/accuracy"] for c in calls]
+  with open(path) as f:
+    assert [json.loads(line) for line in f] == curve
