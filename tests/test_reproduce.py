@@ -500,12 +500,13 @@ def test_their_code_takes_the_median_time_rule_and_names_bad_records(tmp_path):
   # median of (39000, +inf, 45000) = 45000: a seed that never got there
   # counts as +inf, as in grokjax's own column
   assert t["metrics"][0] == {"name": "val 95%", "value": 45000.0, "shown":
-                             "45000 (2/3 reached) (each 39000, never, 45000)"}
+                             "45000 (2/3 reached) (each 39000, never, 45000)",
+                             "each": [39000.0, math.inf, 45000.0]}
   assert t["metrics"][1]["value"] == 0.96 and t["metrics"][2]["name"] == "norm"
   assert t["seeds"] == 3 and t["commit"].startswith("93b2248")
   t2 = repro.their_code(spec, records[1:2], ["b"])
   assert t2["metrics"][0]["shown"] == "never (0/1 reached)"
-  cell = repro._their_cell({"their_code": t})  # pylint: disable=protected-access
+  cell = repro._their_cell(spec, {"their_code": t})  # pylint: disable=protected-access
   assert "ironjr/grokfast@93b2248, 3 seeds" in cell and "150 min" in cell
   bad = dict(records[0])
   del bad["commit"]
@@ -516,6 +517,43 @@ def test_their_code_takes_the_median_time_rule_and_names_bad_records(tmp_path):
   with pytest.raises(ConfigError, match="different repositories or commits"):
     repro.their_code(spec, [records[0], _peer({"val 95%": 1}, "abc")],
                      ["a", "b"])
+
+
+def test_agreement_with_their_code_is_decided_by_the_seed_spread(tmp_path):
+  """Times agree within max(1.5x, either side's max/min over seeds); other
+  values within max(0.05, either side's range); never and never agree."""
+  (tmp_path / "x.flags").write_text("--steps=1\n")
+  spec = repro.load(_write(tmp_path / "row.json", _spec_dict(metrics=[
+      {"name": "val 95%", "kind": "t_gen"},
+      {"name": "final val acc", "kind": "final_val_acc"}])))
+
+  def verdict(ours_t, ours_acc, theirs):
+    t = repro.their_code(spec, [_peer(m) for m in theirs],
+                         [str(i) for i in range(len(theirs))])
+    entry = {"suite": "cpu", "their_code": t, "metrics": [
+        {"name": "val 95%", "value": float(np.median(ours_t)),
+         "each": ours_t},
+        {"name": "final val acc", "value": float(np.median(ours_acc)),
+         "each": ours_acc}]}
+    return repro.agreement(spec, entry)
+
+  one = lambda t, acc: [{"val 95%": t, "final val acc": acc}]
+  # one seed a side: 1000 vs 1400 is within 1.5x; 0.95 vs 0.99 within 0.05
+  assert verdict([1000.0], [0.95], one(1400, 0.99)) == (True, [])
+  # 1000 vs 1600 is not (1.6x); 0.90 vs 0.99 is not
+  assert verdict([1000.0], [0.90], one(1600, 0.99)) == (False, [
+      "val 95%: ours 1000, theirs 1600", "final val acc: ours 0.9, theirs "
+      "0.99"])
+  # our seeds spread 1000..2000 (2x): 1000 vs 1900 agrees; ranges widen too
+  assert verdict([1000.0, 1500.0, 2000.0], [0.7, 0.8, 0.99],
+                 one(1900, 0.99)) == (True, [])
+  # never on both sides agrees; never on one side does not
+  assert verdict([math.inf], [0.6], one(None, 0.64))[0]
+  assert not verdict([math.inf], [0.6], one(50000, 0.64))[0]
+  t = repro.their_code(spec, [_peer({"val 95%": 1400})], ["a"])
+  assert "**Agrees with their code**" in repro._their_cell(  # pylint: disable=protected-access
+      spec, {"suite": "cpu", "their_code": t, "metrics": [
+          {"name": "val 95%", "value": 1000.0, "each": [1000.0]}]})
 
 
 def test_their_code_is_recorded_beside_the_rows_measurement(tmp_path):
