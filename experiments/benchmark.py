@@ -86,8 +86,12 @@ flags.DEFINE_integer("rounds", 1, "--fraction_sweep: rounds of the three "
 flags.DEFINE_bool("eval_share", False, "time evaluation's share of the loop "
                   "at the quickstart's and Grokfast's cadence, before and "
                   "after evaluating only what is asked")
-flags.DEFINE_integer("repeats", 3, "--eval_share: timed chunks per case "
-                     "(the fastest counts)")
+flags.DEFINE_integer("repeats", 3, "--eval_share, --loop_case: timed "
+                     "chunks per case (the fastest counts)")
+flags.DEFINE_string("loop_case", None, "a peer's setup and cadence (grokfast, "
+                    "danielmamay): E = 1 loop and train steps/s, member-steps/s "
+                    "at each other --members; JSON on stdout's last line "
+                    "(experiments/speed_table.py runs it)")
 FLAGS = flags.FLAGS
 
 
@@ -253,10 +257,11 @@ EVAL_CASES = (
 )
 
 
-def time_loop(config: gj.Config, eval_every: int) -> float:
-  """Steps/s of one member's compiled chunk (the sweep's program) with an
-  evaluation every `eval_every` steps (0: none); the fastest of --repeats."""
-  config, model, hypers, state, split, data = _setup(config, 1)
+def time_loop(config: gj.Config, eval_every: int, members: int = 1) -> float:
+  """Steps/s of the compiled chunk of `members` members (the sweep's program)
+  with an evaluation every `eval_every` steps (0: none); the fastest of
+  --repeats. Member-steps/s: times `members`."""
+  config, model, hypers, state, split, data = _setup(config, members)
   if eval_every:
     data = data._replace(eval_at=jnp.arange(FLAGS.steps) % eval_every == 0)
   task = gj.io.StoredRun.from_config(config).task
@@ -274,6 +279,46 @@ def time_loop(config: gj.Config, eval_every: int) -> float:
     jax.block_until_ready(state)
     best = min(best, time.perf_counter() - t)
   return FLAGS.steps / best
+
+
+# --loop_case: a peer's own setup and cadence, as its like-for-like row runs
+# it: (row spec in experiments/flags/, flags over the spec's, cadence).
+LOOP_CASES = {
+    "grokfast": ("grokfast2024_baseline_like_cpu", ["--eval_sets=val"], 10),
+    "danielmamay": ("danielmamay_cli", [], 100),
+}
+
+
+def loop_case_args(name: str) -> tuple[str, list[str], int]:
+  """A LOOP_CASES entry's flagfile, its flags (the row's, no seeds; the
+  case's; the cadence) and its evaluation cadence."""
+  row, extra, every = LOOP_CASES[name]
+  folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flags")
+  with open(os.path.join(folder, f"{row}.json")) as f:
+    spec = json.load(f)
+  args = [a for a in spec["flags"] if not a.startswith("--seed")]
+  return (os.path.join(folder, spec["flagfile"]),
+          args + extra + [f"--eval_every={every}"], every)
+
+
+def loop_case(name: str) -> dict:
+  """One peer setup: E = 1 loop and train steps/s at the peer's cadence,
+  training member-steps/s at each further --members (a chunk of 20 steps
+  without evaluations, timed once: a 2-core CPU takes minutes at E = 64),
+  and the matmul peak."""
+  FLAGS.sweep_flagfile, args, every = loop_case_args(name)
+  config = _sweep_config(args)
+  out = {"case": name, "eval_every": every, "flagfile": FLAGS.sweep_flagfile,
+         "args": args, "matmul_flops_per_s": matmul_peak(),
+         "loop_steps_per_s": time_loop(config, every),
+         "train_steps_per_s": time_loop(config, 0), "members": {}}
+  steps, repeats = FLAGS.steps, FLAGS.repeats
+  FLAGS.steps, FLAGS.repeats = 20, 1  # E members x 20 steps, training only
+  for e in (int(v) for v in FLAGS.members):
+    if e > 1:
+      out["members"][str(e)] = e * time_loop(config, 0, e)
+  FLAGS.steps, FLAGS.repeats = steps, repeats
+  return out
 
 
 def eval_share() -> list[dict]:
@@ -301,6 +346,12 @@ def eval_share() -> list[dict]:
 
 def main(_):
   config = SETUPS[FLAGS.setup]
+  if FLAGS.loop_case:
+    if FLAGS.loop_case not in LOOP_CASES:
+      raise app.UsageError(f"--loop_case={FLAGS.loop_case}: choose one of "
+                           f"{', '.join(LOOP_CASES)}")
+    print(json.dumps(loop_case(FLAGS.loop_case)))
+    return
   if FLAGS.eval_share:
     versions = rundir.versions()
     device = jax.devices()[0].device_kind

@@ -70,18 +70,54 @@ def placeholder_module(name: str, why: str) -> types.ModuleType:
 
 class StepClock:
   """Counts torch optimizer steps and their times with a global post-hook
-  (no change to their code), and every `every` steps the parameters' L2 norm."""
+  (no change to their code), and every `every` steps the parameters' L2 norm.
+
+  A global forward pre-hook marks each interval between two steps in which a
+  module ran without gradients (their evaluation), so the loop's rate
+  (evaluations included) and the training steps' own rate (intervals without
+  one) come apart: `timing`."""
 
   def __init__(self, every: int = 100):
     import torch  # pylint: disable=import-outside-toplevel
     self.every, self.steps, self.norms = every, 0, []
     self.start = time.perf_counter()
+    self.times: list[float] = []    # perf_counter at the end of each step
+    self.evaluated: list[bool] = []  # a no-grad forward since the step before
+    self._eval_seen = False
+    self._torch = torch
     from torch.optim import optimizer  # pylint: disable=import-outside-toplevel
     self._handle = optimizer.register_optimizer_step_post_hook(self._hook)
+    self._forward = torch.nn.modules.module.register_module_forward_pre_hook(
+        self._pre_forward)
+
+  def _pre_forward(self, module, args):
+    del module, args
+    if not self._torch.is_grad_enabled():
+      self._eval_seen = True
+
+  def timing(self, warmup: int) -> dict[str, Any]:
+    """Rates over the steps after the first `warmup` (compilation, caches):
+    loop steps/s (evaluations included), train steps/s (one over the mean
+    interval without an evaluation), the median interval."""
+    t, ev = self.times, self.evaluated
+    if len(t) < warmup + 2:
+      return {}
+    window = t[-1] - t[warmup]
+    steps = len(t) - 1 - warmup
+    train = [t[i] - t[i - 1] for i in range(warmup + 1, len(t)) if not ev[i]]
+    evals = sum(ev[warmup + 1:])
+    return {"warmup_steps": warmup, "timed_steps": steps, "window_s": window,
+            "loop_steps_per_s": steps / window,
+            "train_steps_per_s": (len(train) / sum(train)) if train else None,
+            "median_step_s": sorted(train)[len(train) // 2] if train else None,
+            "eval_intervals": evals}
 
   def _hook(self, optimizer, args, kwargs):
     del args, kwargs
     self.steps += 1
+    self.times.append(time.perf_counter())
+    self.evaluated.append(self._eval_seen)
+    self._eval_seen = False
     if self.steps % self.every == 0:
       import torch  # pylint: disable=import-outside-toplevel
       with torch.no_grad():
@@ -89,12 +125,17 @@ class StepClock:
                  for g in optimizer.param_groups for p in g["params"])
       self.norms.append([self.steps, sq ** 0.5])
 
-  def close(self) -> dict[str, Any]:
+  def close(self, warmup: int | None = None) -> dict[str, Any]:
+    """The record's timing fields; `warmup` (default: a tenth of the steps,
+    at most 100) steps are left out of `timing`."""
     self._handle.remove()
+    self._forward.remove()
     seconds = time.perf_counter() - self.start
+    if warmup is None:
+      warmup = min(100, self.steps // 10)
     return {"optimizer_steps": self.steps, "seconds": seconds,
             "steps_per_s": self.steps / seconds if seconds else None,
-            "param_norm": self.norms}
+            "timing": self.timing(warmup), "param_norm": self.norms}
 
 
 def run_script(peer_dir: str, script: str, argv: Sequence[str], cwd: str
