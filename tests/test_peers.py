@@ -102,3 +102,16 @@ def test_danielmamay_logged_rows_read_as_curve_points_after_the_update(
       c["row"]["validation/accuracy"] for c in calls]
   with open(path) as f:
     assert [json.loads(line) for line in f] == curve
+
+
+def test_a_driver_never_writes_into_a_folder_that_holds_a_run(tmp_path):
+  out = tmp_path / "run"
+  common.new_folder(str(out))
+  assert out.is_dir()
+  (out / "peer.json").write_text("{}")
+  with pytest.raises(common.PeerError, match="not empty; give a new folder"):
+    common.new_folder(str(out))
+  assert (out / "peer.json").read_text() == "{}"
+  args = common.parser("A driver.\n\nmore").parse_args(
+      ["--peer_dir=a", "--out=b"])
+  assert (args.peer_dir, args.out) == ("a", "b")

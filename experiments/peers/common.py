@@ -13,6 +13,7 @@ curves and the row's quantities measured from them.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -53,6 +54,22 @@ def checkout(peer_dir: str, repo: str, script: str) -> dict[str, str]:
                     f"({dirty.splitlines()[0]} ...); the drivers run the "
                     "official code unedited: git checkout -- .")
   return {"repo": repo, "commit": commit, "script": script}
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+  """A driver's command line: `doc`'s first line, --peer_dir and --out."""
+  p = argparse.ArgumentParser(description=doc.splitlines()[0])
+  p.add_argument("--peer_dir", required=True, help="their checkout")
+  p.add_argument("--out", required=True, help="a new folder for the run")
+  return p
+
+
+def new_folder(out: str) -> None:
+  """Creates --out; a PeerError when it holds anything (a finished run is
+  never written over)."""
+  if os.path.exists(out) and os.listdir(out):
+    raise PeerError(f"--out={out}: not empty; give a new folder")
+  os.makedirs(out, exist_ok=True)
 
 
 def placeholder_module(name: str, why: str) -> types.ModuleType:

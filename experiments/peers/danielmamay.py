@@ -29,7 +29,6 @@ default thresholds; None if never) and `final val acc`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -44,9 +43,7 @@ SCRIPT = "grokking/cli.py"
 
 
 def parse(argv):
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--peer_dir", required=True, help="their checkout")
-  p.add_argument("--out", required=True, help="a new folder for the run")
+  p = common.parser(__doc__)
   p.add_argument("--seed", type=int, default=0, help="torch.manual_seed "
                  "before their main (their code seeds nothing)")
   p.add_argument("--steps", type=int, default=100000, help="their "
@@ -94,9 +91,7 @@ def main(argv=None):
   info = common.checkout(args.peer_dir, REPO, SCRIPT)
   if args.steps <= 0:
     raise common.PeerError(f"--steps={args.steps}: give a positive count")
-  if os.path.exists(args.out) and os.listdir(args.out):
-    raise common.PeerError(f"--out={args.out}: not empty; give a new folder")
-  os.makedirs(args.out, exist_ok=True)
+  common.new_folder(args.out)
   their_argv = [*args.peer_args.split(), "--device", "cpu", "--num_steps",
                 str(args.steps)]
   curve: list = []

@@ -22,7 +22,6 @@ never) and `final val acc`.
 
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
@@ -37,9 +36,7 @@ SCRIPT = "main.py"
 
 
 def parse(argv):
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--peer_dir", required=True, help="their checkout")
-  p.add_argument("--out", required=True, help="a new folder for the run")
+  p = common.parser(__doc__)
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--budget", type=int, default=50000, help="optimizer steps "
                  "(a multiple of 10: their loop runs budget // 10 epochs)")
@@ -65,8 +62,7 @@ def main(argv=None):
   if args.budget <= 0 or args.budget % 10:
     raise common.PeerError(f"--budget={args.budget}: give a positive "
                            "multiple of 10 (their epoch is 10 steps)")
-  if os.path.exists(args.out) and os.listdir(args.out):
-    raise common.PeerError(f"--out={args.out}: not empty; give a new folder")
+  common.new_folder(args.out)
   os.makedirs(os.path.join(args.out, "results"), exist_ok=True)
   their_argv = [*args.peer_args.split(), "--budget", str(args.budget),
                 "--seed", str(args.seed), "--label", f"seed{args.seed}"]

@@ -27,7 +27,6 @@ set, as their script's last line prints it).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -43,9 +42,7 @@ FIGURE_1 = ["--lr", "0.01", "--num_epochs", "80000", "--train_fraction",
 
 
 def parse(argv):
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--peer_dir", required=True, help="their checkout")
-  p.add_argument("--out", required=True, help="a new folder for the run")
+  p = common.parser(__doc__)
   p.add_argument("--seed", type=int, default=42, help="their --seed "
                  "(their default 42)")
   p.add_argument("--epochs", type=int, default=80000, help="their "
@@ -86,9 +83,7 @@ def _wrap_logger(curve_path: str) -> None:
 def main(argv=None):
   args = parse(sys.argv[1:] if argv is None else argv)
   info = common.checkout(args.peer_dir, REPO, SCRIPT)
-  if os.path.exists(args.out) and os.listdir(args.out):
-    raise common.PeerError(f"--out={args.out}: not empty; give a new folder")
-  os.makedirs(args.out, exist_ok=True)
+  common.new_folder(args.out)
   their_argv = [*args.peer_args.split(), "--num_epochs", str(args.epochs),
                 "--seed", str(args.seed), "--device", "cpu",
                 "--log_frequency", str(args.log_frequency)]
