@@ -32,6 +32,7 @@ def test_eval_train_fields_are_the_steps_own_forward_pass():
   assert np.isfinite(history["train_zero_loss"]).all()
 
 
+@pytest.mark.slow  # two float64 sweeps; the default run keeps the bitwise one
 def test_train_metrics_from_the_step_equal_a_second_forward_pass():
   """In float64 the two ways of measuring agree to rounding: the same rows
   and parameters, summed in another order (measured here: every history
@@ -53,7 +54,8 @@ def test_train_metrics_from_the_step_equal_a_second_forward_pass():
     np.testing.assert_allclose(x, y, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("batch_size", [0, 16])
+@pytest.mark.parametrize("batch_size", [
+    0, pytest.param(16, marks=pytest.mark.slow)])
 def test_eval_sets_val_measures_the_validation_rows_only(batch_size):
   with jax.enable_x64(True):
     config = CONFIG.replace(precision="float64", loss_dtype="float64",

@@ -138,6 +138,7 @@ def test_a_bucketed_run_resumes_inside_its_last_bucket(bucketed, tmp_path):
                jax.device_get(reference.state))
 
 
+@pytest.mark.slow  # two float64 sweeps (the golden cases check float32)
 def test_buckets_change_a_member_at_rounding_level_only():
   """In float64 the bucketed and the padded sweep agree to rounding.
 
