@@ -18,17 +18,15 @@ Writes into `<workdir>/analysis/` (or `--out`):
 
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import flags  # pylint: disable=wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
+from absl import flags
+import numpy as np
 
-import flags_lib  # pylint: disable=wrong-import-position
-import grokjax as gj  # pylint: disable=wrong-import-position
-from grokjax.io import plots  # pylint: disable=wrong-import-position
-from grokjax.tasks import algebra as alg_lib  # pylint: disable=wrong-import-position
+from grokjax import cli
+import grokjax as gj
+from grokjax.io import plots
+from grokjax.tasks import algebra as alg_lib
 
 flags.DEFINE_string("workdir", None, "a run directory of --task=algebra")
 flags.DEFINE_string("out", None, "output folder (default <workdir>/analysis)")
@@ -76,7 +74,7 @@ def category_summary(rows: list[dict], summary: list[dict]) -> dict:
 
 def main(argv):
   del argv
-  config = gj.Config.from_dict(flags_lib.stored_run(
+  config = gj.Config.from_dict(cli.stored_run(
       FLAGS.workdir, "a run directory of --task=algebra")["config"])
   if config.task != "algebra":
     raise gj.ConfigError(f"--workdir={FLAGS.workdir}: a run of --task="
@@ -107,4 +105,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags_lib.run_main(main)
+  cli.run_main(main)

@@ -33,16 +33,13 @@ snapshots: train it with `--snapshot_count=K`), the progress measures of
         --measures=fourier,norms,distance,embedding,pca
 """
 
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import flags  # pylint: disable=wrong-import-position
+from absl import flags
 
-import flags_lib  # pylint: disable=wrong-import-position
-import grokjax as gj  # pylint: disable=wrong-import-position
-from grokjax.analysis import report  # pylint: disable=wrong-import-position
+from grokjax import cli
+import grokjax as gj
+from grokjax.analysis import report
 
 flags.DEFINE_string("workdir", None, "a run directory (finished or running)")
 flags.DEFINE_string("out", None, "output folder (default <workdir>/analysis)")
@@ -99,7 +96,7 @@ def _int_list(name: str, values: list[str]) -> list[int] | None:
 
 def main(argv):
   del argv
-  flags_lib.stored_run(FLAGS.workdir, "the run directory to analyze")
+  cli.stored_run(FLAGS.workdir, "the run directory to analyze")
   result = report.analyze_run(
       FLAGS.workdir, FLAGS.out, loglog_x=FLAGS.loglog_x,
       loglog_y=FLAGS.loglog_y, bootstrap=FLAGS.bootstrap,
@@ -118,4 +115,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags_lib.run_main(main)
+  cli.run_main(main)

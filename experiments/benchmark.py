@@ -38,17 +38,16 @@ import time
 import numpy as np
 
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # pylint: disable=wrong-import-position
-import jax  # pylint: disable=wrong-import-position
-import jax.numpy as jnp  # pylint: disable=wrong-import-position
+from absl import app, flags
+import jax
+import jax.numpy as jnp
 
-import grokjax as gj  # pylint: disable=wrong-import-position
-from grokjax.io import rundir  # pylint: disable=wrong-import-position
-from grokjax.train import sharding as shard_lib  # pylint: disable=wrong-import-position
-from grokjax.train import state as state_lib  # pylint: disable=wrong-import-position
-from grokjax.train import step as step_lib  # pylint: disable=wrong-import-position
+import grokjax as gj
+from grokjax.io import rundir
+from grokjax.train import sharding as shard_lib
+from grokjax.train import state as state_lib
+from grokjax.train import step as step_lib
 
 SETUPS = {
     # TARGETS.md's CPU calibration / the quickstart model.
@@ -180,11 +179,11 @@ def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
 
 
 def _sweep_config(args: list[str]) -> gj.Config:
-  import flags_lib  # pylint: disable=import-outside-toplevel
+  from grokjax import cli
   fv = flags.FlagValues()
-  flags_lib.define_config_flags(fv)
+  cli.define_config_flags(fv)
   fv(["sweep", f"--flagfile={FLAGS.sweep_flagfile}", *args])
-  return flags_lib.config_from_flags(fv)
+  return cli.config_from_flags(fv)
 
 
 def _flops_at(config: gj.Config, fraction: float) -> float:

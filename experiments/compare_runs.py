@@ -10,15 +10,13 @@ after generalization.
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import flags  # pylint: disable=wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
+from absl import flags
+import numpy as np
 
-import flags_lib  # pylint: disable=wrong-import-position
-import grokjax as gj  # pylint: disable=wrong-import-position
+from grokjax import cli
+import grokjax as gj
 
 flags.DEFINE_list("workdirs", None, "run directories to compare")
 flags.DEFINE_list("labels", None, "a label per run (default: its "
@@ -44,7 +42,7 @@ def main(argv):
     raise gj.ConfigError("--metrics: give at least one history field "
                          "(e.g. val_acc,param_norm)")
   for workdir in FLAGS.workdirs:
-    flags_lib.stored_run(workdir)
+    cli.stored_run(workdir)
   labels = FLAGS.labels or [_label(w) for w in FLAGS.workdirs]
   if len(labels) != len(FLAGS.workdirs):
     raise gj.ConfigError(f"--labels: {len(labels)} labels for "
@@ -84,4 +82,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags_lib.run_main(main)
+  cli.run_main(main)

@@ -28,18 +28,17 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import flags  # pylint: disable=wrong-import-position
-import jax  # pylint: disable=wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
+from absl import flags
+import jax
+import numpy as np
 
-import flags_lib  # pylint: disable=wrong-import-position
-import grokjax as gj  # pylint: disable=wrong-import-position
-from grokjax import io as gio  # pylint: disable=wrong-import-position
-from grokjax.config import INT_AXES  # pylint: disable=wrong-import-position
+from grokjax import cli
+import grokjax as gj
+from grokjax import io as gio
+from grokjax.config import INT_AXES
 
-flags_lib.define_config_flags()
+cli.define_config_flags()
 flags.DEFINE_string("out", None, "directory for the runs and drift.json")
 flags.DEFINE_integer("devices", 4, "CPU devices of the sharded run")
 FLAGS = flags.FLAGS
@@ -119,7 +118,7 @@ def main(argv):
   if FLAGS.devices < 1:
     raise gj.ConfigError(f"--devices={FLAGS.devices}: give the number of CPU "
                          "devices of the sharded run (>= 1)")
-  config = flags_lib.config_from_flags()
+  config = cli.config_from_flags()
   grid = gj.Grid.from_config(config)
   members = grid.rows()
   try:
@@ -171,4 +170,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags_lib.run_main(main)
+  cli.run_main(main)

@@ -15,13 +15,12 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import flags  # pylint: disable=wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
+from absl import flags
+import numpy as np
 
-import flags_lib  # pylint: disable=wrong-import-position
-import grokjax as gj  # pylint: disable=wrong-import-position
+from grokjax import cli
+import grokjax as gj
 
 flags.DEFINE_string("workdir", None, "a run directory with summary.csv")
 flags.DEFINE_list("x", ["learning_rate", "reg_strength"], "summary columns "
@@ -86,4 +85,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags_lib.run_main(main)
+  cli.run_main(main)

@@ -19,7 +19,7 @@
 #    $OUT/runs.tar.gz (checkpoints, records and TensorBoard files stay: with
 #    them one archive passed the device tool's 16 MiB per file).
 # Everything it prints is also in $OUT/suite.log. Back here:
-#   python experiments/reproduce.py --table_only --merge=<OUT>/results.json --readme=README.md
+#   python experiments/reproduce.py --table_only --merge=<OUT>/results.json --readme=README.md,docs/results.md
 # records the rows; a run unpacked from runs.tar.gz can be re-measured with
 #   python experiments/reproduce.py --suite=gpu --collect=ID=FOLDER
 # The expected cost of each GPU reproduction is its JSON's "cost".
@@ -31,6 +31,8 @@ BENCH_MEMBERS=${BENCH_MEMBERS:-1,8,64,256,1024}
 FRACTION_STEPS=${FRACTION_STEPS:-2000}
 PY=${PYTHON:-python3}  # the device image's python3 holds JAX
 export PYTHONUNBUFFERED=1
+# The scripts import grokjax: installed (pip install -e .) or from this tree.
+cd "$(dirname "$0")/.." && export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/suite.log") 2>&1
 date -u

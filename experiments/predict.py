@@ -32,18 +32,15 @@ validation accuracy, one point per member) into the run directory, and
 prints a table.
 """
 
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import flags  # pylint: disable=wrong-import-position
+from absl import flags
 
-import flags_lib  # pylint: disable=wrong-import-position
-import grokjax as gj  # pylint: disable=wrong-import-position
-from grokjax.analysis import report  # pylint: disable=wrong-import-position
-from grokjax.analysis import predict  # pylint: disable=wrong-import-position
-from grokjax.analysis import spectral  # pylint: disable=wrong-import-position
+from grokjax import cli
+import grokjax as gj
+from grokjax.analysis import report
+from grokjax.analysis import predict
+from grokjax.analysis import spectral
 
 flags.DEFINE_string("workdir", None, "a finished run directory")
 flags.DEFINE_integer("window", 400, "steps [0, window) of the training loss "
@@ -83,4 +80,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags_lib.run_main(main)
+  cli.run_main(main)

@@ -13,22 +13,20 @@ step) as `step<S>/<param path>` arrays in one .npz.
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import flags  # pylint: disable=wrong-import-position
-import jax  # pylint: disable=wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
+from absl import flags
+import jax
+import numpy as np
 
-import flags_lib  # pylint: disable=wrong-import-position
-import grokjax as gj  # pylint: disable=wrong-import-position
+from grokjax import cli
+import grokjax as gj
 
 flags.DEFINE_string("workdir", None, "a finished run directory")
 flags.DEFINE_integer("member", None, "the member's index (members.csv)")
 flags.DEFINE_list("steps", [], "steps after which to keep its parameters")
 flags.DEFINE_string("out", "", ".npz for the parameters (empty: none)")
-flags_lib.define_cache_flags()
+cli.define_cache_flags()
 FLAGS = flags.FLAGS
 
 
@@ -45,7 +43,7 @@ def main(argv):
                          ) from None
   if FLAGS.out and os.path.exists(FLAGS.out):
     raise gj.ConfigError(f"--out={FLAGS.out}: exists; give a new file")
-  flags_lib.enable_compilation_cache()
+  cli.enable_compilation_cache()
   replay = gj.train.replay(FLAGS.workdir, FLAGS.member, steps, log=print)
   values = ", ".join(f"{k}={v}" for k, v in replay.values.items())
   where = (f"member {replay.member} ({values}; group {replay.group}, "
@@ -67,4 +65,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags_lib.run_main(main)
+  cli.run_main(main)

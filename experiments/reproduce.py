@@ -3,11 +3,11 @@
     python experiments/reproduce.py --suite=smoke          # every reproduction at toy size
     python experiments/reproduce.py --suite=cpu --only=parity,omnigrok_digits
     python experiments/reproduce.py --suite=gpu --time_limit=300
-    python experiments/reproduce.py --table_only --readme=README.md
+    python experiments/reproduce.py --table_only --readme=README.md,docs/results.md
     python experiments/reproduce.py --suite=smoke --check   # every spec's command is valid
 
 A reproduction is a JSON file beside its flagfile in experiments/flags/ (the
-format: grokjax/reproductions.py). For each one in the suite this runs
+format: grokjax/reproductions/__init__.py). For each one in the suite this runs
 `sweep.py --flagfile=... <flags>` into `<runs>/<id>` (the same command resumes
 a run that was stopped), then the reproduction's analysis commands, then
 measures its metrics on the run directory. `--time_limit` stops a sweep with
@@ -15,7 +15,8 @@ SIGTERM (it saves a checkpoint) and judges the steps it made, saying so.
 
 Writes `results.json` (every reproduction's latest measured outcome: metrics,
 verdict, device, versions, time; a smoke run never replaces a real one) and
-`results.md` beside it; `--readme` regenerates the README's table from them.
+`results.md` beside it; `--readme` regenerates the generated blocks of
+Markdown files from them (the README's headline, docs/results.md's tables).
 The smoke suite writes under its own `--runs` folder and judges nothing: it
 checks that every flagfile, analysis and metric runs end to end.
 
@@ -28,21 +29,15 @@ results.json's entries, and runs nothing either.
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import flags
 
-from absl import flags  # pylint: disable=wrong-import-position
-
-import flags_lib  # pylint: disable=wrong-import-position
-import grokjax as gj  # pylint: disable=wrong-import-position
-from grokjax import reproductions as repro  # pylint: disable=wrong-import-position
-from grokjax.config import ConfigError  # pylint: disable=wrong-import-position
-from grokjax.io import atomic  # pylint: disable=wrong-import-position
-from grokjax.io.rundir import RunDir  # pylint: disable=wrong-import-position
+from grokjax import cli
+from grokjax import reproductions as repro
+from grokjax.reproductions import runner
+from grokjax.config import ConfigError
+from grokjax.io import atomic
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -75,8 +70,9 @@ flags.DEFINE_list("their_code", [], "ID=PEER_JSON[+PEER_JSON...]: record "
                   "beside the row's own measurement; nothing runs")
 flags.DEFINE_bool("table_only", False, "only regenerate results.md (and "
                   "--readme) from results.json")
-flags.DEFINE_string("readme", None, "README.md whose results table is "
-                    "regenerated")
+flags.DEFINE_list("readme", [], "Markdown files whose generated blocks "
+                  "(results table, headline) are regenerated: README.md,"
+                  "docs/results.md")
 flags.DEFINE_bool("check", False, "only check that each chosen "
                   "reproduction's command builds a valid configuration "
                   "(after adding or editing a spec or flagfile)")
@@ -108,106 +104,15 @@ def _select(specs: dict, results: dict) -> list:
   return chosen
 
 
-def spec_config(spec, extra: tuple[str, ...] = ()) -> gj.Config:
-  """The Config the reproduction's command builds (its flagfile, its flags, then `extra`)."""
-  fv = flags.FlagValues()
-  flags_lib.define_config_flags(fv)
-  flagfile, cwd = os.path.abspath(spec.flagfile_path), os.getcwd()
-  os.chdir(ROOT)  # nested --flagfile paths are relative to the repository
+def _read_readme(path: str) -> str:
   try:
-    fv(["sweep.py", f"--flagfile={flagfile}", *spec.flags, *extra])
-  except flags.Error as e:
-    raise ConfigError(f"{spec.path}: its command does not parse ({e})") \
-        from None
-  finally:
-    os.chdir(cwd)
-  try:
-    return flags_lib.config_from_flags(fv)
-  except ConfigError as e:
-    raise ConfigError(f"{spec.path}: its command is invalid ({e})") from None
-
-
-def check_collected(spec, workdir: str, pair: str) -> None:
-  """A collected run must be the reproduction's command: same Config, the
-  run-only fields (checkpointing, TensorBoard, memory) aside."""
-  if not os.path.exists(os.path.join(workdir, "config.json")):
-    raise ConfigError(f"--collect={pair}: no config.json in {workdir}")
-  try:
-    stored = RunDir(workdir).config(where=f"--collect={pair}")
-  except ConfigError as e:
-    raise ConfigError(f"{e}; collect a run directory that sweep.py wrote, "
-                      "or run the reproduction again") from None
-  diffs = spec_config(spec).differences(stored)
-  if diffs:
-    shown = "; ".join(diffs[:3]) + ("; ..." if len(diffs) > 3 else "")
-    raise ConfigError(
-        f"--collect={pair}: {workdir} was made with other settings than "
-        f"{spec.id}'s command ({shown}; the command's vs the run's): collect "
-        "it under the reproduction whose command made it, or run "
-        f"reproduce.py --only={spec.id}")
-
-
-def _run(args: list[str], log, time_limit: int) -> int:
-  """A child process with its output in `log`; SIGTERM at the time limit."""
-  proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=log,
-                          stderr=subprocess.STDOUT)
-  try:
-    return proc.wait(timeout=time_limit or None)
-  except subprocess.TimeoutExpired:
-    proc.send_signal(signal.SIGTERM)  # the sweep saves a checkpoint, exits 75
-    return proc.wait()
-
-
-def _analyze(spec, workdir: str, log) -> int:
-  """The reproduction's analysis commands on `workdir`; the first failure's exit code."""
-  for command in spec.analysis_for(FLAGS.suite):
-    args = [a.replace("{workdir}", workdir) for a in command]
-    rc = _run([os.path.join("experiments", args[0]), *args[1:]], log, 0)
-    if rc:
-      return rc
-  return 0
-
-
-def run_one(spec, workdir: str) -> dict:
-  """Sweep, analysis and measurement of one reproduction; a failure is recorded, not raised."""
-  os.makedirs(workdir, exist_ok=True)
-  log_path = os.path.join(workdir, "reproduce.log")
-  start = time.time()
-  extra = list(spec.smoke) if FLAGS.suite == "smoke" else []
-  with open(log_path, "a") as log:
-    rc = _run([os.path.join("experiments", "sweep.py"),
-               f"--flagfile={spec.flagfile_path}", *spec.flags, *extra,
-               f"--workdir={workdir}"], log, FLAGS.time_limit)
-    stopped = rc == 75
-    if rc == 0:
-      rc = _analyze(spec, workdir, log)
-  wall = time.time() - start
-  if rc == -signal.SIGTERM and FLAGS.time_limit:
-    return {"id": spec.id, "suite": FLAGS.suite, "status": "FAILED",
-            "error": f"--time_limit={FLAGS.time_limit} stopped the sweep "
-                     "before it could save a checkpoint (it was still "
-                     "starting or compiling); give a larger --time_limit",
-            "log": log_path}
-  if rc not in (0, 75):
-    with open(log_path) as f:
-      tail = [l for l in f.read().splitlines() if l.strip()][-1:]
-    return {"id": spec.id, "suite": FLAGS.suite, "status": "FAILED",
-            "error": tail[0] if tail else f"exit {rc}", "log": log_path}
-  entry = repro.measure(spec, workdir, FLAGS.suite)
-  entry["wall_seconds"] = wall
-  if stopped:
-    entry["stopped"] = "time limit"
-  return entry
-
-
-def _read_readme() -> str:
-  try:
-    with open(FLAGS.readme) as f:
+    with open(path) as f:
       return f.read()
   except (OSError, UnicodeDecodeError) as e:
-    raise ConfigError(f"--readme={FLAGS.readme}: cannot read it ("
+    raise ConfigError(f"--readme={path}: cannot read it ("
                       f"{getattr(e, 'strerror', None) or e}); give the "
-                      "README.md whose results table is regenerated") from None
+                      "Markdown file whose results blocks are regenerated"
+                      ) from None
 
 
 def _read_merge(path: str, specs: dict) -> dict:
@@ -261,8 +166,8 @@ def main(argv):
   runs, results_path = _paths()
   # Every input checked before anything runs or is written: one line each.
   existing = repro.read_results(results_path)
-  if FLAGS.readme:
-    repro.update_readme(_read_readme(), specs, {}, FLAGS.readme)
+  for path in FLAGS.readme:
+    repro.update_readme(_read_readme(path), specs, {}, path)
   merged = [_read_merge(path, specs) for path in FLAGS.merge]
   entries = [_their_code(pair, specs, existing, results_path)
              for pair in FLAGS.their_code]
@@ -272,11 +177,11 @@ def main(argv):
       if sid not in specs or not workdir:
         raise ConfigError(f"--collect={pair}: give ID=WORKDIR with ID one of "
                           f"{', '.join(specs)}")
-      check_collected(specs[sid], workdir, pair)
+      runner.check_collected(specs[sid], workdir, pair, ROOT)
       if FLAGS.reanalyze:
         log_path = os.path.join(workdir, "reproduce.log")
         with open(log_path, "a") as log:
-          if _analyze(specs[sid], workdir, log):
+          if runner.analyze(specs[sid], workdir, log, FLAGS.suite, ROOT):
             sys.exit(f"--collect={pair} --reanalyze: an analysis command "
                      f"failed; see {log_path}")
       entries.append(repro.measure(specs[sid], workdir, FLAGS.suite
@@ -287,9 +192,9 @@ def main(argv):
       raise ConfigError(f"--suite={FLAGS.suite}: no reproduction in it"
                         + (" is STALE or NOT RUN" if FLAGS.stale else ""))
     for spec in chosen:  # a spec whose command is wrong: before any run
-      spec_config(spec)
+      runner.spec_config(spec, root=ROOT)
       if FLAGS.suite == "smoke":
-        spec_config(spec, spec.smoke)
+        runner.spec_config(spec, spec.smoke, ROOT)
     if FLAGS.check:
       print(f"{len(chosen)} reproduction(s): every command builds a valid "
             "configuration" + (": " + ", ".join(s.id for s in chosen)
@@ -299,7 +204,8 @@ def main(argv):
       print(f"{spec.id}: {spec.command()}"
             + (" " + " ".join(spec.smoke) if FLAGS.suite == "smoke" else ""),
             flush=True)
-      entry = run_one(spec, os.path.join(runs, spec.id))
+      entry = runner.run_one(spec, os.path.join(runs, spec.id), FLAGS.suite,
+                             FLAGS.time_limit, ROOT)
       entries.append(entry)
       shown = "; ".join(f"{m['name']} {m['shown']}"
                         for m in entry.get("metrics", []))
@@ -311,10 +217,10 @@ def main(argv):
       results_path, [e for e in entries if e["status"] != "FAILED"], specs)
   md = os.path.splitext(results_path)[0] + ".md"
   print(f"wrote {results_path} and {md}")
-  if FLAGS.readme:  # the new text whole, then one atomic replace
-    atomic.write_text(FLAGS.readme, repro.update_readme(
-        _read_readme(), specs, results, FLAGS.readme))
-    print(f"regenerated the results table in {FLAGS.readme}")
+  for path in FLAGS.readme:  # the new text whole, then one atomic replace
+    atomic.write_text(path, repro.update_readme(
+        _read_readme(path), specs, results, path))
+    print(f"regenerated the results blocks in {path}")
   failed = [e for e in entries if e["status"] == "FAILED"]
   for e in failed:
     print(f"{e['id']}: FAILED: {e['error']} (log: {e['log']})",
@@ -324,4 +230,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags_lib.run_main(main)
+  cli.run_main(main)

@@ -1,7 +1,7 @@
 """grokjax beside the peers' own code, at each peer's setup and cadence, in the same rounds on one machine.
 
     python experiments/speed_table.py --peers_dir=../peers \\
-        --peer_python=../peers/venv/bin/python --rounds=3 --out=docs/speed.md
+        --peer_python=../peers/venv/bin/python --rounds=3 --out=docs/speed_table.md
 
 Each round runs, one after another: each peer's own script through its
 driver in experiments/peers/ (unedited; a global hook on torch's optimizer
@@ -44,7 +44,7 @@ flags.DEFINE_integer("rounds", 3, "rounds of every program")
 flags.DEFINE_list("cases", ["grokfast", "danielmamay"], "the peers")
 flags.DEFINE_integer("steps", 1000, "optimizer steps of each peer run and "
                      "each grokjax sweep process")
-flags.DEFINE_string("out", "docs/speed.md", "the table (Markdown); JSON "
+flags.DEFINE_string("out", "docs/speed_table.md", "the table (Markdown); JSON "
                     "beside it")
 FLAGS = flags.FLAGS
 
@@ -101,7 +101,6 @@ def main(argv):
   del argv
   if not FLAGS.peers_dir or not FLAGS.peer_python:
     sys.exit("speed_table: give --peers_dir and --peer_python")
-  sys.path.insert(0, os.path.dirname(HERE))
   import jax  # pylint: disable=import-outside-toplevel
   from grokjax.io import rundir  # pylint: disable=import-outside-toplevel
   peers = {c: [] for c in FLAGS.cases}

@@ -13,17 +13,16 @@ import os
 import signal
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import flags_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-import jax  # pylint: disable=wrong-import-position
-import grokjax as gj  # pylint: disable=wrong-import-position
+from grokjax import cli
+import jax
+import grokjax as gj
 
-flags_lib.define_config_flags()
-flags_lib.define_multihost_flags()
-flags_lib.define_cache_flags()
-flags_lib.flags.adopt_module_key_flags(flags_lib)  # --help lists them
-FLAGS = flags_lib.FLAGS
+cli.define_config_flags()
+cli.define_multihost_flags()
+cli.define_cache_flags()
+cli.flags.adopt_module_key_flags(cli)  # --help lists them
+FLAGS = cli.FLAGS
 # EX_TEMPFAIL (sysexits.h): stopped by SIGTERM/SIGINT with a checkpoint saved;
 # the same command resumes.
 PREEMPTED_EXIT = 75
@@ -61,12 +60,12 @@ def main(argv):
   try:
     for s in (signal.SIGTERM, signal.SIGINT):
       signal.signal(s, _stop)
-    config = flags_lib.config_from_flags()
-    flags_lib.enable_compilation_cache()
+    config = cli.config_from_flags()
+    cli.enable_compilation_cache()
     if config.needs_x64:  # a float64 model, loss or optimizer
       jax.config.update("jax_enable_x64", True)
-    flags_lib.init_multihost()
-    workdir = FLAGS.workdir or flags_lib.default_workdir(config)
+    cli.init_multihost()
+    workdir = FLAGS.workdir or cli.default_workdir(config)
     result = gj.sweep(config, workdir=workdir, overwrite=FLAGS.overwrite)
   except gj.Preempted as e:
     if jax.process_index() == 0:
@@ -98,4 +97,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags_lib.run_main(main)
+  cli.run_main(main)

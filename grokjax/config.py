@@ -53,6 +53,8 @@ ABSENT_MEANS = {"train_metrics_from_step": False}
 
 # --data_order's choices (objective.batch_rows draws each).
 DATA_ORDERS = ("random", "epoch")
+# Task families whose answer c is the element token c (`tasks.table_task`).
+TABLE_FAMILIES = ("modular", "permutation", "algebra")
 
 class ConfigError(ValueError):
   """A bad setting; the message is one line that names the flag and the fix."""
@@ -148,6 +150,11 @@ class Config:
   attn_bias: bool = _field(False, "biases in the attention projections "
                            "(torch.nn.MultiheadAttention has them)")
   tie_embeddings: bool = _field(False, "unembed with the embedding matrix")
+  readout: str = _field("classes", "the transformer's head: " + ", ".join(
+      models.READOUTS) + " (classes: one logit per answer class; tokens: "
+      "one per vocabulary token, the operator and '=' included, as Nanda "
+      "et al.'s, Grokfast's and danielmamay's code: a table task's answer c "
+      "is token c, and a prediction of another token is wrong)")
   mlp_input: str = _field("concat", "MLP input: " + ", ".join(
       models.MLP_INPUTS) + " (concat, sum or elementwise product of the "
                           "operand embeddings, or one-hot operands)")
@@ -444,6 +451,13 @@ class Config:
     if self.ln_placement != "pre" and not self.layer_norm:
       raise ConfigError(f"--ln_placement={self.ln_placement}: there is no "
                         "LayerNorm to place (--nolayer_norm); drop one flag")
+    _choice("readout", self.readout, models.READOUTS)
+    if self.readout != "classes" and (
+        self.model != "transformer" or
+        tasks.family_of(self.task).family not in TABLE_FAMILIES):
+      raise ConfigError(f"--readout={self.readout}: only --model=transformer "
+                        "on a table task (" + ", ".join(TABLE_FAMILIES) +
+                        ") reads answers as tokens; drop the flag")
     _choice("data_order", self.data_order, DATA_ORDERS)
     if self.data_order == "epoch" and self.batch_size == 0:
       raise ConfigError("--data_order=epoch: with --batch_size=0 (full "

@@ -359,3 +359,41 @@ def test_grokfast_preset_draws_multihead_attention_as_torch_does():
                              rtol=0.03)
   bias = p["mlp_in"]["bias"]
   assert float(np.abs(bias).max()) <= 128 ** -0.5 and np.std(bias) > 0.03
+
+
+def test_token_readout_scores_every_token_and_trains_on_all_of_them():
+  """--readout=tokens (Nanda et al.'s 114-way head at p = 113): one logit per
+  vocabulary token, the operator and '=' included; the loss a sweep reports
+  is the cross-entropy over all of them, computed here in numpy from the
+  final parameters (float32 logits, float64 arithmetic: rtol 1e-5)."""
+  config = gj.Config(task="x+y", p=7, depth=1, d_model=16, num_heads=2,
+                     d_mlp=32, steps=3, eval_every=1, chunk_steps=3,
+                     train_fraction=0.5, readout="tokens")
+  task = config.build_task()
+  assert task.vocab_size == 9 and task.num_classes == 7  # x op y =
+  result = gj.sweep(config, log=None)
+  params = jax.tree.map(lambda x: x[0], result.state.params)
+  assert params["unembed"]["kernel"].shape == (16, 9)
+  logits = np.asarray(make_model(config, task).apply(
+      {"params": params}, task.inputs), np.float64)
+  log_p = logits - logits.max(1, keepdims=True)
+  log_p -= np.log(np.exp(log_p).sum(1, keepdims=True))
+  nll = -log_p[np.arange(len(task.labels)), task.labels]
+  train = np.asarray(gj.members.member_splits(config, task, [0]).is_train[0])
+  np.testing.assert_allclose(result.history["train_loss"][0, -1],
+                             nll[train].mean(), rtol=1e-5)
+  acc = (logits.argmax(1) == task.labels)[train].mean()
+  np.testing.assert_allclose(result.history["train_acc"][0, -1], acc)
+  classes = config.replace(readout="classes")
+  assert make_model(classes, task).init(jax.random.key(0), task.inputs[:1])[
+      "params"]["unembed"]["kernel"].shape == (16, 7)
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"model": "mlp"}, "only --model=transformer on a table task"),
+    ({"task": "parity"}, "only --model=transformer on a table task"),
+    ({"readout": "vocab"}, "--readout=vocab"),
+])
+def test_token_readout_is_refused_where_answers_are_not_tokens(over, message):
+  with pytest.raises(gj.ConfigError, match=message):
+    gj.Config(**{"task": "x+y", "readout": "tokens", **over}).validate()

@@ -2,6 +2,7 @@
 the checkout must be the repository, unedited, and the time of a threshold is
 read on their evaluation grid as grokjax reads its own."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -9,10 +10,21 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), "experiments", "peers"))
 
-import common  # pylint: disable=wrong-import-position
+def _load(name: str):
+  """A driver module by path: the drivers run under the peers' Python, outside
+  the package, so they are loaded from their files under their own names (a
+  driver's `import common` then finds the one loaded here)."""
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+      __file__))), "experiments", "peers", f"{name}.py")
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  sys.modules[spec.name] = module
+  spec.loader.exec_module(module)
+  return module
+
+
+common = _load("common")
 
 
 def test_first_at_or_above_is_the_first_logged_step_reaching_it():
@@ -60,7 +72,7 @@ SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 def test_grokfast_results_file_reads_as_curve_points():
   """A checked-in sample of ironjr/grokfast main.py's results file (the first
   5 epochs of a real run): each epoch is one point at its step count."""
-  import grokfast2024  # pylint: disable=import-outside-toplevel
+  grokfast2024 = _load("grokfast2024")
   with open(os.path.join(SAMPLES, "grokfast_res.json")) as f:
     res = json.load(f)
   curve = grokfast2024.curve_from_results(res)
@@ -73,7 +85,7 @@ def test_prieto_logger_rows_read_as_one_curve_point():
   """A checked-in sample of one logged epoch of Prieto et al.'s
   MetricsLogger (a real call of their logger): train/test accuracy and loss
   are taken, the other metrics (weights_l2, zero_terms, ...) left."""
-  import prieto2025  # pylint: disable=import-outside-toplevel
+  prieto2025 = _load("prieto2025")
   with open(os.path.join(SAMPLES, "prieto_logger_rows.json")) as f:
     rows = json.load(f)["rows"]
   point = prieto2025.curve_row(5000, rows)
@@ -88,7 +100,7 @@ def test_danielmamay_logged_rows_read_as_curve_points_after_the_update(
   """A checked-in sample of the rows danielmamay/grokking's loop passes to
   wandb.log (a real run): through the stand-in wandb module each becomes a
   curve point at loop index + 1 (the updates made), in curve.jsonl too."""
-  import danielmamay  # pylint: disable=import-outside-toplevel
+  danielmamay = _load("danielmamay")
   with open(os.path.join(SAMPLES, "danielmamay_wandb_rows.json")) as f:
     calls = json.load(f)["calls"]
   curve, path = [], str(tmp_path / "curve.jsonl")

@@ -506,7 +506,7 @@ def test_their_code_takes_the_median_time_rule_and_names_bad_records(tmp_path):
   assert t["seeds"] == 3 and t["commit"].startswith("93b2248")
   t2 = repro.their_code(spec, records[1:2], ["b"])
   assert t2["metrics"][0]["shown"] == "never (0/1 reached)"
-  cell = repro._their_cell(spec, {"their_code": t})  # pylint: disable=protected-access
+  cell = repro.their_cell(spec, {"their_code": t})  # pylint: disable=protected-access
   assert "ironjr/grokfast@93b2248, 3 seeds" in cell and "150 min" in cell
   bad = dict(records[0])
   del bad["commit"]
@@ -551,7 +551,7 @@ def test_agreement_with_their_code_is_decided_by_the_seed_spread(tmp_path):
   assert verdict([math.inf], [0.6], one(None, 0.64))[0]
   assert not verdict([math.inf], [0.6], one(50000, 0.64))[0]
   t = repro.their_code(spec, [_peer({"val 95%": 1400})], ["a"])
-  assert "**Agrees with their code**" in repro._their_cell(  # pylint: disable=protected-access
+  assert "**Agrees with their code**" in repro.their_cell(  # pylint: disable=protected-access
       spec, {"suite": "cpu", "their_code": t, "metrics": [
           {"name": "val 95%", "value": 1000.0, "each": [1000.0]}]})
 

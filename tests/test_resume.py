@@ -21,7 +21,7 @@ import pytest
 import grokjax as gj
 from grokjax import io as gio
 from grokjax.train import checkpoint as ckpt_lib
-from grokjax.train import loop
+from grokjax.train import plan as plan_lib
 from grokjax.train import memory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -257,7 +257,7 @@ def _signal_inside(monkeypatch, owner, name):
     # The probes run when four times the generous figure does not fit.
     (memory, "estimate", "planning memory", SHORT.replace(
         memory_limit_gb=0.001)),
-    (loop, "_compile_chunk", "compiling the sweep", SHORT),
+    (plan_lib, "compile_chunk", "compiling the sweep", SHORT),
 ])
 def test_a_signal_before_training_stops_at_once_with_nothing_written(
     tmp_path, monkeypatch, owner, name, phase, config):

@@ -34,9 +34,7 @@ import os
 import sys
 import types
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import common  # pylint: disable=wrong-import-position
+import common
 
 REPO = "danielmamay/grokking"
 SCRIPT = "grokking/cli.py"

@@ -27,9 +27,7 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import common  # pylint: disable=wrong-import-position
+import common
 
 REPO = "ironjr/grokfast"
 SCRIPT = "main.py"

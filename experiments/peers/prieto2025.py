@@ -31,9 +31,7 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import common  # pylint: disable=wrong-import-position
+import common
 
 REPO = "LucasPrietoAl/grokking-at-the-edge-of-numerical-stability"
 SCRIPT = "grokking_experiments.py"

@@ -12,7 +12,8 @@ from grokjax.analysis.grokking import (PHASES, first_step_below,
                                        time_statistics)
 from grokjax.analysis import (complexity, fourier, hessian, landscape,
                               measures, trajectory, weights)
-from grokjax.analysis.measures import MEASURES, compute_measures
+from grokjax.analysis.measures import MEASURES
+from grokjax.analysis.measuring import compute_measures
 from grokjax.analysis import report
 from grokjax.analysis.scaling import (bootstrap_loglog, column_product,
                                       loglog_fit, power_law_fit)

@@ -65,8 +65,7 @@ from grokjax.analysis import complexity as lc_lib
 from grokjax.analysis import fourier, hessian, landscape, trajectory, weights
 from grokjax.models.transformer import activation_fn
 from grokjax.config import ConfigError
-from grokjax.io import plots, snapshots
-from grokjax.io.rundir import write_npz
+from grokjax.io import plots
 from grokjax.models import readout_weights
 from grokjax.optim.losses import cross_entropy, weighted_mean
 from grokjax.objective import CLASSIFICATION, objective_of
@@ -123,7 +122,7 @@ class _Rows(NamedTuple):
   labels: jax.Array
 
 
-def _member_rows(task, split, num_members: int) -> _Rows:
+def member_rows(task, split, num_members: int) -> _Rows:
   """[E] rows of the members (as trained: their own table, pool, test set)."""
   if split is None:  # linear tasks: no rows (their measures do not use them)
     ones = jnp.ones((num_members, 1), bool)
@@ -140,7 +139,7 @@ def _losses(logits, rows: _Rows):
           weighted_mean(loss, rows.val.astype(jnp.float32)))
 
 
-class _Context:
+class MeasureContext:
   """A run's model, data and per-member functions (built once per run)."""
 
   def __init__(self, snap, options):
@@ -161,7 +160,7 @@ class _Context:
     return _losses(self.logits(params), rows)[0]
 
 
-def readout_neurons(ctx: _Context, params) -> jax.Array:
+def readout_neurons(ctx: MeasureContext, params) -> jax.Array:
   """[N, d_mlp] the last block's MLP activations at the readout position."""
   last = f"block_{ctx.config.depth - 1}"
   _, state = ctx.model.apply(
@@ -173,7 +172,7 @@ def readout_neurons(ctx: _Context, params) -> jax.Array:
   return activation_fn(ctx.config.activation)(pre)
 
 
-def _key_frequencies(ctx: _Context, final_params) -> dict:
+def _key_frequencies(ctx: MeasureContext, final_params) -> dict:
   """Nanda et al. fix the key frequencies from the final model: from its MLP
   neurons for a transformer (their notebook's rule), else from the embedding."""
   def embedding_rule(q):
@@ -193,7 +192,7 @@ def _key_frequencies(ctx: _Context, final_params) -> dict:
   return out
 
 
-def _fourier(ctx: _Context, params, final, rows, prepared, key):
+def _fourier(ctx: MeasureContext, params, final, rows, prepared, key):
   del final, key
   key_final = prepared["key_frequencies"]
   out = {}
@@ -206,7 +205,10 @@ def _fourier(ctx: _Context, params, final, rows, prepared, key):
   coefficients = _LINEAR_OPS.get(ctx.config.task)
   if coefficients is not None:
     directions = fourier.sum_directions(ctx.operands, ctx.p, coefficients)
-    logits = ctx.logits(params)
+    # The answer classes' logits: with --readout=tokens the head has one per
+    # token, and Nanda et al.'s code drops the '=' logit here too
+    # (`model(all_data)[:, -1, :-1]` in transformers.py).
+    logits = ctx.logits(params)[:, :ctx.task.num_classes]
     part, rest = fourier.split_logits(logits, directions, key_final)
     (out["restricted_loss"], out["restricted_loss_test"]) = _losses(
         part, rows)
@@ -220,12 +222,12 @@ def _fourier(ctx: _Context, params, final, rows, prepared, key):
   return out
 
 
-def _norms(ctx: _Context, params, final, rows, prepared, key):
+def _norms(ctx: MeasureContext, params, final, rows, prepared, key):
   del ctx, final, rows, prepared, key
   return weights.weight_stats(params)
 
 
-def _embedding(ctx: _Context, params, final, rows, prepared, key):
+def _embedding(ctx: MeasureContext, params, final, rows, prepared, key):
   del final, rows, prepared, key
   e = embedding(params, ctx.p)
   y_first = ctx.config.operand_offset  # Gu's str.py: y tokens from 60
@@ -236,7 +238,7 @@ def _embedding(ctx: _Context, params, final, rows, prepared, key):
   return out
 
 
-def _landscape(ctx: _Context, params, final, rows, prepared, key):
+def _landscape(ctx: MeasureContext, params, final, rows, prepared, key):
   del prepared
   loss = lambda q: ctx.train_loss(q, rows)
   to_final = jax.tree.map(lambda a, b: a - b, final, params)
@@ -247,7 +249,7 @@ def _landscape(ctx: _Context, params, final, rows, prepared, key):
               loss, params, rand, ctx.options["alpha_random"])}
 
 
-def _hessian(ctx: _Context, params, final, rows, prepared, key):
+def _hessian(ctx: MeasureContext, params, final, rows, prepared, key):
   del final, prepared
   ext = hessian.hessian_extremes(lambda q: ctx.train_loss(q, rows),
                                  params, ctx.options["lanczos_steps"], key)
@@ -257,7 +259,7 @@ def _hessian(ctx: _Context, params, final, rows, prepared, key):
           "hessian_min_residual": ext.min_residual}
 
 
-def _complexity(ctx: _Context, params, final, rows, prepared, key):
+def _complexity(ctx: MeasureContext, params, final, rows, prepared, key):
   del final, prepared
   count = ctx.options["complexity_points"]
   out = {}
@@ -321,10 +323,22 @@ def _plot_landscape(folder, m, t_mem, t_gen) -> str:
   return path
 
 
-def _pca(ctx: _Context, trajectory_ExSxP) -> dict:
+def _pca(ctx: MeasureContext, trajectory_ExSxP) -> dict:
   return {"pca_explained": np.asarray(jax.vmap(functools.partial(
       trajectory.trajectory_pca, k=ctx.options["pca_components"]))(
           jnp.asarray(trajectory_ExSxP)))}
+
+
+def _distances(params, previous, init_params) -> dict[str, np.ndarray]:
+  out = {}
+  if init_params is not None:
+    out["distance_from_init"] = np.asarray(jax.vmap(weights.distance)(
+        params, init_params))
+  e = jax.tree.leaves(params)[0].shape[0]
+  out["cosine_distance"] = (np.full(e, np.nan, np.float32) if previous is None
+                            else np.asarray(jax.vmap(weights.cosine_distance)(
+                                params, previous)))
+  return out
 
 
 KEY_SLOTS = 3  # per-step keys are split this many ways (see Measure.key_slot)
@@ -367,153 +381,5 @@ def check_measures(names: Sequence[str], config) -> list[str]:
   return [n for n in MEASURES if n in names]
 
 
-def _per_step(ctx: _Context, names, params, final, rows, prepared, key):
-  """Every chosen per-step measure of one member at one step."""
-  out = {}
-  keys = jax.random.split(key, KEY_SLOTS)
-  for name in names:
-    m = REGISTRY[name]
-    if m.per_step is not None:
-      out.update(m.per_step(ctx, params, final, rows, prepared,
-                            None if m.key_slot is None else keys[m.key_slot]))
-  return out
-
-
-def _select_steps(workdir: str, steps: Sequence[int] | None) -> np.ndarray:
-  saved = snapshots.snapshot_steps(workdir)
-  steps = saved if steps is None else np.asarray(sorted(set(steps)), np.int64)
-  missing = sorted(set(steps.tolist()) - set(saved.tolist()))
-  if missing:
-    raise ConfigError(f"--steps={missing[0]}: no snapshot there; saved "
-                      f"steps are {', '.join(map(str, saved))}")
-  if not steps.size:
-    raise ConfigError(f"--workdir={workdir}: no snapshot saved yet")
-  return steps
-
-
-def _batched(ctx: _Context, chosen: list[Measure]):
-  """jit of the per-step measures over members: vmapped, or mapped one member
-  at a time when one is heavy (a Lanczos basis, a landscape's forward passes)."""
-  per_step = functools.partial(_per_step, ctx, tuple(m.name for m in chosen))
-  if any(m.heavy for m in chosen):
-    return jax.jit(lambda *a: jax.lax.map(lambda x: per_step(*x), a))
-  return jax.jit(jax.vmap(per_step))
-
-
-def compute_measures(workdir: str, names: Sequence[str],
-                     members: Sequence[int] | None = None,
-                     steps: Sequence[int] | None = None, *,
-                     lanczos_steps: int = 120, pca_components: int = 5,
-                     landscape_points: int = 21, rqi_threshold: float = 0.01,
-                     complexity_points: int = 128,
-                     complexity_radius: float = 0.05,
-                     complexity_radius_scale: str = "absolute",
-                     complexity_vertices: int = lc_lib.NUM_VERTICES,
-                     seed: int = 0,
-                     log: Callable[[str], None] | None = print
-                     ) -> dict[str, np.ndarray]:
-  """The measures.npz arrays of a run (see the module doc).
-
-  members: run member indices (default all); steps: saved steps (default
-  all). Key frequencies, theta_final and the PCA use the last selected step.
-  complexity_radius: the local complexity's neighbourhood radius, absolute
-  (Humayun et al. 2024; 0.05 is their MNIST runs' smallest), or with
-  complexity_radius_scale="data_rms" (a variant) relative to the RMS norm of
-  the first layer's inputs.
-  """
-  if complexity_radius_scale not in ("absolute", "data_rms"):
-    raise ConfigError(f"--complexity_radius_scale={complexity_radius_scale}: "
-                      "use absolute (the paper's) or data_rms")
-  if not complexity_radius > 0:
-    raise ConfigError(f"--complexity_radius={complexity_radius}: must be > 0")
-  if complexity_vertices < 2:
-    raise ConfigError(f"--complexity_vertices={complexity_vertices}: must be "
-                      ">= 2 (2 per direction)")
-  log = log or (lambda _: None)
-  reader = snapshots.SnapshotReader(workdir)
-  options = {"lanczos_steps": lanczos_steps, "rqi_threshold": rqi_threshold,
-             "complexity_points": complexity_points,
-             "complexity_radius": complexity_radius,
-             "complexity_radius_scale": complexity_radius_scale,
-             "complexity_vertices": complexity_vertices,
-             "pca_components": pca_components,
-             "alpha_final": jnp.linspace(-0.5, 1.5, landscape_points),
-             "alpha_random": jnp.linspace(-1.0, 1.0, landscape_points)}
-  try:
-    chosen = [REGISTRY[n] for n in check_measures(names, reader.config)]
-    steps = _select_steps(workdir, steps)
-    final = reader.load(int(steps[-1]), members)
-    ctx = _Context(final, options)
-    rows = _member_rows(ctx.task, final.split, len(final.members))
-    prepared = {}
-    for m in chosen:
-      if m.prepare is not None:
-        prepared.update(m.prepare(ctx, final.params))
-    member_keys = jax.vmap(lambda i: jax.random.fold_in(
-        jax.random.key(seed), i))(jnp.asarray(final.members))
-    batched = _batched(ctx, chosen)
-    initial = (reader.load(0, final.members).params
-               if any(m.host_step for m in chosen)
-               and 0 in snapshots.snapshot_steps(workdir) else None)
-    columns: dict[str, list] = {}
-    flats, previous = [], None
-    for j, step in enumerate(steps.tolist()):
-      snap = final if step == steps[-1] else reader.load(step, final.members)
-      keys = jax.vmap(jax.random.fold_in, (0, None))(member_keys, step)
-      values = jax.device_get(batched(snap.params, final.params, rows,
-                                      prepared, keys))
-      for m in chosen:
-        if m.host_step is not None:
-          values.update(m.host_step(snap.params, previous, initial))
-      previous = snap.params
-      if any(m.trajectory for m in chosen):
-        flats.append(np.asarray(jax.vmap(weights.flat)(snap.params)))
-      for k, v in values.items():
-        columns.setdefault(k, []).append(np.asarray(v))
-      log(f"measures: step {step} ({j + 1}/{len(steps)})")
-  finally:
-    reader.close()
-  out = {"step": steps, "members": np.asarray(final.members, np.int64)}
-  for k, vs in columns.items():
-    out[k] = np.stack(vs, axis=1).astype(np.float32)  # [E, S, ...]
-  out.update({k: np.asarray(v) for k, v in prepared.items()})
-  for m in chosen:
-    if m.trajectory is not None:
-      out.update(m.trajectory(ctx, np.stack(flats, axis=1)))  # [E, S, P]
-    if m.extras is not None:
-      out.update(m.extras(ctx))
-  return out
-
-
-def _distances(params, previous, init_params) -> dict[str, np.ndarray]:
-  out = {}
-  if init_params is not None:
-    out["distance_from_init"] = np.asarray(jax.vmap(weights.distance)(
-        params, init_params))
-  e = jax.tree.leaves(params)[0].shape[0]
-  out["cosine_distance"] = (np.full(e, np.nan, np.float32) if previous is None
-                            else np.asarray(jax.vmap(weights.cosine_distance)(
-                                params, previous)))
-  return out
-
-
-def write_measures(path: str, measures: dict[str, np.ndarray]) -> None:
-  """measures.npz, written atomically."""
-  write_npz(path, measures)
-
-
-# [E, ...] arrays of the final model or of the whole trajectory, not per step.
-PER_MEMBER = ("key_frequencies", "key_frequencies_embedding",
-              "neuron_frequency", "neuron_frequency_share", "pca_explained")
-
-
-def scalar_measures(measures: dict[str, np.ndarray]) -> list[str]:
-  """The [E, S] whole-network measures (what the plots show), in a stable order."""
-  s = len(measures["step"])
-  return [k for k, v in measures.items()
-          if v.ndim == 2 and v.shape[1] == s and "." not in k
-          and k not in PER_MEMBER]
-
-
-__all__ = ["MEASURES", "REGISTRY", "Measure", "KEY_SLOTS", "check_measures", "compute_measures", "write_measures",
-           "scalar_measures", "embedding", "unembedding"]
+__all__ = ["MEASURES", "REGISTRY", "Measure", "KEY_SLOTS", "check_measures",
+           "embedding", "unembedding"]

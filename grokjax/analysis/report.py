@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from grokjax.analysis import grokking, measures as measures_lib, predict
+from grokjax.analysis import grokking, measures as measures_lib, measuring, predict
 from grokjax.analysis import scaling, slingshot
 from grokjax.config import Config, ConfigError, Grid
 from grokjax.io import atomic, plots, rundir
@@ -124,14 +124,14 @@ def measures_report(workdir: str, out: str, summary: list[dict],
                     log: Callable[[str], None] = print,
                     **options) -> list[str]:
   """measures.npz and each measure's plots; prints the shown measures per member."""
-  m = measures_lib.compute_measures(workdir, names, members, steps, log=log,
+  m = measuring.compute_measures(workdir, names, members, steps, log=log,
                                     **options)
   path = os.path.join(out, "measures.npz")
-  measures_lib.write_measures(path, m)
+  measuring.write_measures(path, m)
   written = [path]
   t_mem = np.array([summary[i]["t_mem"] for i in m["members"]], np.float64)
   t_gen = np.array([summary[i]["t_gen"] for i in m["members"]], np.float64)
-  scalars = measures_lib.scalar_measures(m)
+  scalars = measuring.scalar_measures(m)
   folder = os.path.join(out, "plots")
   if scalars:
     written.append(os.path.join(folder, "measures.png"))
@@ -175,7 +175,7 @@ def analyze_run(workdir: str, out: str | None = None, *,
 
   `thresholds`: any of THRESHOLDS, overriding the run's (None: the run's).
   `measure_options`: further keyword options of
-  `measures.compute_measures` (e.g. complexity_radius).
+  `measuring.compute_measures` (e.g. complexity_radius).
   `tensorboard`: also write the run's TensorBoard event files (what a sweep
   writes under <workdir>/tensorboard) under `<out>/tensorboard`, for runs
   from before them or from another machine.

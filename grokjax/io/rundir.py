@@ -27,223 +27,29 @@ import dataclasses
 import datetime
 import fcntl
 import glob
-import hashlib
-import io
-import json
-import math
 import os
-import platform
 import shutil
 import socket
-import sys
 import zipfile
-from importlib import metadata
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
-import jax
 import numpy as np
 
 from grokjax.config import Config, ConfigError, Grid
-from grokjax.io import atomic
 from grokjax.io.atomic import WriteError
-from grokjax.layout import Group, Layout
+from grokjax.layout import Layout
 from grokjax.members import Hypers, make_hypers
 from grokjax.tasks import LinearTask, Task
+from grokjax.io.formats import (
+    PACKAGES, MetricsWriter, csv_float, devices, group_history, merge_groups,
+    read_config, read_csv, read_history, versions, write_config, write_csv,
+    write_history, write_npz)
+from grokjax.io.records import ChunkRecords
 
 # Everything a sweep writes into its run directory (what --overwrite removes).
 RUN_FILES = ("config.json", "members.csv", "history.npz", "metrics.jsonl",
              "summary.csv", "plots", "checkpoints", "checkpoints_corrupt",
              "records", "snapshots", "tensorboard")
-
-PACKAGES = ("jax", "jaxlib", "flax", "optax", "chex", "numpy",
-            "orbax-checkpoint", "absl-py", "matplotlib")
-
-
-def versions() -> dict[str, str]:
-  """Python and package versions (random streams change between JAX versions)."""
-  out = {"python": sys.version.split()[0], "platform": platform.platform()}
-  for name in PACKAGES:
-    try:
-      out[name] = metadata.version(name)
-    except metadata.PackageNotFoundError:
-      out[name] = "not installed"
-  return out
-
-
-def devices() -> dict[str, Any]:
-  return {"backend": jax.default_backend(),
-          "process_count": jax.process_count(),
-          "devices": [f"{d.platform}:{d.id} {d.device_kind}"
-                      for d in jax.devices()]}
-
-
-def _jsonable(v: Any) -> Any:
-  if isinstance(v, (np.floating, float)):
-    return None if not math.isfinite(float(v)) else float(v)
-  if isinstance(v, np.integer):
-    return int(v)
-  if isinstance(v, np.bool_):
-    return bool(v)
-  if isinstance(v, (list, tuple, np.ndarray)):
-    return [_jsonable(x) for x in v]
-  return v
-
-
-def write_config(workdir: str, config_dict: Mapping[str, Any],
-                 grid_axes: Mapping[str, tuple], extra: Mapping[str, Any]) -> None:
-  payload = {"config": _jsonable(dict(config_dict)),
-             "grid": {k: list(v) for k, v in grid_axes.items()},
-             "versions": versions(), "devices": devices(),
-             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-             **extra}
-  atomic.write_bytes(os.path.join(workdir, "config.json"),
-                json.dumps(payload, indent=2).encode())
-
-
-def read_config(workdir: str) -> dict[str, Any]:
-  with open(os.path.join(workdir, "config.json")) as f:
-    return json.load(f)
-
-
-def _csv_cell(v: Any) -> Any:
-  if isinstance(v, (float, np.floating)):
-    if not math.isfinite(float(v)):
-      return ""
-    return int(v) if float(v).is_integer() and abs(v) < 2**53 else repr(float(v))
-  return v
-
-
-def csv_float(cell: str) -> float:
-  """A number written by `write_csv`; the empty cell (NaN, "never") is NaN."""
-  return float(cell) if cell != "" else math.nan
-
-
-def write_csv(path: str, rows: Iterable[Mapping[str, Any]]) -> None:
-  rows = list(rows)
-  buf = io.StringIO()
-  writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-  writer.writeheader()
-  for row in rows:
-    writer.writerow({k: _csv_cell(v) for k, v in row.items()})
-  atomic.write_bytes(path, buf.getvalue().encode())
-
-
-def read_csv(path: str) -> list[dict[str, str]]:
-  with open(path, newline="") as f:
-    return list(csv.DictReader(f))
-
-
-def write_npz(path: str, arrays: Mapping[str, np.ndarray],
-              compressed: bool = False) -> bytes:
-  """An .npz of `arrays`, written atomically (readers never see half a file); returns its bytes."""
-  buf = io.BytesIO()
-  (np.savez_compressed if compressed else np.savez)(buf, **arrays)
-  atomic.write_bytes(path, buf.getvalue())
-  return buf.getvalue()
-
-
-def write_history(workdir: str, history: Mapping[str, np.ndarray]) -> None:
-  write_npz(os.path.join(workdir, "history.npz"), history, compressed=True)
-
-
-def read_history(workdir: str) -> dict[str, np.ndarray]:
-  with np.load(os.path.join(workdir, "history.npz")) as f:
-    return {k: f[k] for k in f.files}
-
-
-def _parses(line: str) -> bool:
-  try:
-    json.loads(line)
-    return True
-  except ValueError:
-    return False
-
-
-class MetricsWriter:
-  """Appends one JSON object per line to metrics.jsonl (`tail -f` friendly).
-
-  A resumed run passes `keep_below=(group, step, finished)`, its checkpoint:
-  lines logged after that checkpoint (which the resumed run logs again) are
-  dropped first, so each eval appears once.
-  """
-
-  def __init__(self, workdir: str, keep_below: tuple | None = None):
-    path = os.path.join(workdir, "metrics.jsonl")
-    if keep_below is not None and os.path.exists(path):
-      with open(path) as f:
-        lines = [l for l in f.read().splitlines() if l.strip()]
-      kept = [l for l in lines if _parses(l) and
-              _logged_before(json.loads(l), *keep_below)]  # no torn line
-      atomic.write_bytes(path, "".join(l + "\n" for l in kept).encode())
-    try:
-      self._f = open(path, "a")
-    except OSError as e:
-      raise WriteError(f"cannot write {path} ({e.strerror})") from e
-
-  def write(self, record: Mapping[str, Any]) -> None:
-    try:
-      self._f.write(json.dumps({k: _jsonable(v) for k, v in record.items()})
-                    + "\n")
-      self._f.flush()
-    except OSError as e:
-      raise WriteError(f"cannot write {self._f.name} ({e.strerror})") from e
-
-  def close(self) -> None:
-    self._f.close()
-
-
-def _logged_before(record: Mapping[str, Any], group: int, step: int,
-                   finished: bool) -> bool:
-  """Whether a metrics line belongs to the progress a checkpoint has saved."""
-  if "group" not in record:  # start/resume events
-    return True
-  g, s = record["group"], record.get("step", 0)
-  if g != group:
-    return g < group
-  if finished:
-    return True
-  # Evals at s < step were in saved chunks; progress lines at s <= step.
-  return s <= step if "event" in record else s < step
-
-
-def _aligned(parts: list[dict[str, np.ndarray]], groups: list[Group],
-             keys: list[str], step_key: str, num_members: int
-             ) -> dict[str, np.ndarray]:
-  """Every member's rows of `keys` on the union of the parts' `step_key`
-  steps (parts[i] holds the rows of groups[i]); NaN where a part has none."""
-  steps = np.unique(np.concatenate([p[step_key] for p in parts]))
-  out = {step_key: steps.astype(np.int64)}
-  for key in keys:
-    merged = np.full((num_members, len(steps)), np.nan, np.float32)
-    for p, group in zip(parts, groups):
-      rows = list(group.members)
-      merged[np.ix_(rows, np.searchsorted(steps, p[step_key]))] = \
-          p[key][:len(rows)]
-    out[key] = merged
-  return out
-
-
-def merge_groups(parts: list[dict[str, np.ndarray]], groups: list[Group],
-                 num_members: int) -> dict[str, np.ndarray]:
-  """The groups' histories (parts[i]: the rows of groups[i]) as one history
-  in member order; NaN where a group stopped early or has not trained yet."""
-  step_keys = [k for k in parts[0] if k.startswith("step_")]
-  eval_keys = [k for k in parts[0] if k not in step_keys + ["eval_step",
-                                                           "record_step"]]
-  return {**_aligned(parts, groups, step_keys, "record_step", num_members),
-          **_aligned(parts, groups, eval_keys, "eval_step", num_members)}
-
-
-def group_history(chunks: list[dict], final: dict) -> dict[str, np.ndarray]:
-  """One group's history: its chunks' records, then the eval after the last update."""
-  out = {}
-  keys = chunks[0] if chunks else [k for k in final if k != "diverged_step"]
-  for key in keys:
-    parts = [c[key] for c in chunks]
-    if key in final:
-      parts.append(final[key])
-    out[key] = np.concatenate(parts, axis=-1)
-  return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,8 +76,7 @@ class StoredRun:
     hypers = make_hypers(grid, task, config.train_size)
     return cls(config, task, grid, hypers, int(hypers.n_train.max()))
 
-
-class RunDir:
+class RunDir(ChunkRecords):
   """Every path of one run directory, and what reads or writes them."""
 
   def __init__(self, workdir: str):
@@ -439,134 +244,6 @@ class RunDir:
   def snapshot_groups(self) -> list[str]:
     return sorted(glob.glob(os.path.join(self.path, "snapshots", "g*")))
 
-  # --- per-chunk records -------------------------------------------------------
-
-  @property
-  def records(self) -> str:
-    return self.file("records")
-
-  def record_path(self, group: int, start: int | str) -> str:
-    name = f"{start:09d}" if isinstance(start, int) else start
-    return os.path.join(self.records, f"g{group:04d}_s{name}.npz")
-
-  def manifest_path(self, group: int) -> str:
-    return os.path.join(self.records, f"g{group:04d}.manifest.jsonl")
-
-  def write_records(self, group: int, start: int | str,
-                    arrays: Mapping[str, np.ndarray],
-                    end: int | None = None) -> None:
-    """One chunk's records of steps [start, end) (or a group's `final` eval), written atomically.
-
-    Then one line in the group's manifest (`records/g<group>.manifest.jsonl`:
-    file, steps, SHA-256), so a lost or damaged file is noticed, never read
-    as a shorter history.
-    """
-    os.makedirs(self.records, exist_ok=True)
-    path = self.record_path(group, start)
-    data = write_npz(path, arrays)
-    entry = {"file": os.path.basename(path), "start": start, "end": end,
-             "sha256": hashlib.sha256(data).hexdigest()}
-    manifest = self.manifest_path(group)
-    size = os.path.getsize(manifest) if os.path.exists(manifest) else 0
-    try:
-      with open(manifest, "a") as f:
-        f.write(json.dumps(entry) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    except OSError as e:  # no torn line: back to the last whole entry
-      with contextlib.suppress(OSError):
-        os.truncate(manifest, size)
-      raise WriteError(f"cannot write {manifest} ({e.strerror})") from e
-
-  def _manifest(self, group: int) -> dict[str, dict] | None:
-    """file -> its latest manifest entry; None for a run written before manifests."""
-    path = self.manifest_path(group)
-    if not os.path.exists(path):
-      return None
-    entries = {}
-    with open(path) as f:
-      for line in f:
-        try:
-          entry = json.loads(line)
-        except ValueError:  # a line cut short by a crash: its chunk is redone
-          continue
-        entries[entry["file"]] = entry
-    return entries
-
-  def _damaged(self, name: str, why: str, entry: dict | None,
-               group: int) -> ConfigError:
-    steps = (f" (steps {entry['start']}-{entry['end'] - 1} of group {group})"
-             if entry and isinstance(entry.get("end"), int) else "")
-    return ConfigError(
-        f"--workdir={self.path}: records/{name} is {why}{steps}; the "
-        "history cannot be assembled without it: restore the file, or pass "
-        "--overwrite to retrain the run")
-
-  def _load_record(self, path: str, entry: dict | None,
-                   group: int) -> dict[str, np.ndarray]:
-    name = os.path.basename(path)
-    try:
-      with open(path, "rb") as f:
-        data = f.read()
-    except FileNotFoundError:
-      raise self._damaged(name, "missing", entry, group) from None
-    if entry is not None and hashlib.sha256(data).hexdigest() != entry[
-        "sha256"]:
-      raise self._damaged(name, "corrupt (its checksum differs from the "
-                          "manifest's)", entry, group)
-    try:
-      with np.load(io.BytesIO(data)) as f:
-        return {k: f[k] for k in f.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-      raise self._damaged(name, f"unreadable ({type(e).__name__})", entry,
-                          group) from None
-
-  def record_groups(self) -> list[int]:
-    """The groups that have written records so far, in order."""
-    pattern = os.path.join(self.records, "g*_s*.npz")
-    return sorted({int(os.path.basename(path)[1:5])
-                   for path in glob.glob(pattern)})
-
-  def read_records(self, group: int, below: int,
-                   until: int | None = None) -> list[dict[str, np.ndarray]]:
-    """The chunk records of a group whose chunk starts below `below`, in order.
-
-    With a manifest, the chunks must follow each other from step 0 (and end
-    at `until` when given: the checkpoint's or the final step), every file
-    present and unchanged; otherwise ConfigError names the file.
-    """
-    manifest = self._manifest(group)
-    if manifest is None:  # a run directory from before manifests
-      paths = [p for p in sorted(glob.glob(self.record_path(group, "*")))
-               if (t := os.path.basename(p)[len(f"g{group:04d}_s"):-4]
-                   ).isdigit() and int(t) < below]
-      return [self._load_record(p, None, group) for p in paths]
-    chunks = sorted((e for e in manifest.values()
-                     if isinstance(e["start"], int) and e["start"] < below),
-                    key=lambda e: e["start"])
-    step = 0
-    for entry in chunks:
-      if entry["start"] != step:
-        missing = {"start": step, "end": entry["start"]}
-        raise self._damaged(os.path.basename(self.record_path(group, step)),
-                            "missing from the manifest", missing, group)
-      step = entry["end"]
-    if until is not None and step != until:
-      raise self._damaged(os.path.basename(self.record_path(group, step)),
-                          "missing", {"start": step, "end": until}, group)
-    return [self._load_record(os.path.join(self.records, e["file"]), e, group)
-            for e in chunks]
-
-  def read_final(self, group: int) -> dict[str, np.ndarray]:
-    """The eval after a group's last update (FileNotFoundError while it trains)."""
-    path = self.record_path(group, "final")
-    manifest = self._manifest(group) or {}
-    entry = manifest.get(os.path.basename(path))
-    if entry is None and not os.path.exists(path):
-      raise FileNotFoundError(path)
-    return self._load_record(path, entry, group)
-
-
   def layout(self, rows: dict[int, int] | None = None) -> Layout:
     """The groups the run trains (config.json's ``layout``).
 
@@ -636,7 +313,7 @@ class RunDir:
             diverged, finished)
 
 
-__all__ = ["RUN_FILES", "RunDir", "StoredRun", "MetricsWriter", "WriteError",
+__all__ = ["RUN_FILES", "PACKAGES", "RunDir", "StoredRun", "MetricsWriter", "WriteError",
            "csv_float",
            "read_config", "read_csv", "read_history", "versions", "devices",
            "write_config", "write_csv", "write_history", "write_npz",

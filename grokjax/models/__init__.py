@@ -14,7 +14,8 @@ from grokjax.models.init import INIT_PRESETS, apply_init_preset
 from grokjax.models.linear import LinearModel
 from grokjax.models.lstm import LSTMClassifier
 from grokjax.models.mlp import MLP, MLP_INPUTS
-from grokjax.models.transformer import ACTIVATIONS, LN_PLACEMENTS, Transformer
+from grokjax.models.transformer import (ACTIVATIONS, LN_PLACEMENTS, READOUTS,
+                                        Transformer)
 from grokjax.tasks import LinearTask, Task
 
 RESNET_NORMS = ("none", "group")
@@ -35,7 +36,9 @@ class ModelSpec:
 
 
 def _transformer(c, task) -> nn.Module:
-  return Transformer(vocab_size=task.vocab_size, num_classes=task.num_classes,
+  # --readout=tokens: one logit per token; answer c is token c (table tasks)
+  outputs = task.vocab_size if c.readout == "tokens" else task.num_classes
+  return Transformer(vocab_size=task.vocab_size, num_classes=outputs,
                      seq_len=task.seq_len, depth=c.depth, d_model=c.d_model,
                      num_heads=c.num_heads, d_mlp=c.d_mlp,
                      activation=c.activation, layer_norm=c.layer_norm,
@@ -177,5 +180,5 @@ def readout_weights(params) -> jax.Array:
 
 __all__ = ["MODELS", "ModelSpec", "check_model", "ACTIVATIONS", "MLP_INPUTS",
            "CNN", "ResNet18", "LSTMClassifier", "MLP", "Transformer", "LinearModel", "make_model", "scale_init", "init_params", "abstract_params",
-           "cast_params", "readout_weights", "DTYPES", "INIT_PRESETS", "LN_PLACEMENTS",
+           "cast_params", "readout_weights", "DTYPES", "INIT_PRESETS", "LN_PLACEMENTS", "READOUTS",
            "apply_init_preset"]

@@ -25,6 +25,9 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 
 # --ln_placement's choices: where a block's LayerNorms sit (Block).
 LN_PLACEMENTS = ("pre", "post", "input")
+# The head: one logit per answer class, or per vocabulary token (the operator
+# and "=" included), as Nanda et al.'s, Grokfast's and danielmamay's code.
+READOUTS = ("classes", "tokens")
 
 
 def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:

@@ -29,7 +29,9 @@ from grokjax.config import ConfigError, Grid
 from grokjax.io.rundir import RunDir, group_history
 from grokjax.layout import Layout
 from grokjax.train import checkpoint as ckpt_lib
-from grokjax.train import loop
+from grokjax.train import plan as plan_lib
+from grokjax.train import signals
+from grokjax.train import training as training_lib
 from grokjax.train import sharding as shard_lib
 
 
@@ -72,12 +74,12 @@ class _Collector:
     pass
 
 
-class _ReplayTraining(loop._Training):  # pylint: disable=protected-access
+class _ReplayTraining(training_lib.Training):
   """Trains one group, writing nothing, keeping one member's parameters."""
 
   def __init__(self, plan, row: int, log):
     super().__init__(plan, None, None, None, None, log,
-                     loop._SignalFlag(log))  # pylint: disable=protected-access
+                     signals.SignalFlag(log))
     self.collector = _Collector(row)
 
   def snapshots(self, g):
@@ -153,8 +155,8 @@ def _replay(run: RunDir, config, ckpts, member: int, steps: list[int],
     raise ConfigError(f"--member={member}: its group ({g}) of the run in "
                       f"{workdir} has not finished; finish the run (run the "
                       "same command again), then replay") from None
-  flag = loop._SignalFlag(log)  # pylint: disable=protected-access
-  plan = loop._plan(  # pylint: disable=protected-access
+  flag = signals.SignalFlag(log)
+  plan = plan_lib.make_plan(
       config, devices, ckpts, workdir, flag,
       run.layout() if "layout" in run.read_config() else None,
       compile_all=False)
