@@ -57,15 +57,17 @@ def test_every_reproduction_command_and_its_smoke_variant_is_valid():
   assert f"{n} reproduction(s): every command builds a valid" in proc.stdout
 
 
-def test_readme_results_table_is_the_generated_one():
-  """The README's table is exactly what results.json and the specs generate:
-  editing it by hand (or a spec without regenerating) fails here."""
+@pytest.mark.parametrize("page", ["README.md", "docs/results.md"])
+def test_readme_results_table_is_the_generated_one(page):
+  """The README's headline and docs/results.md's tables are exactly what
+  results.json and the specs generate: editing them by hand (or a spec
+  without regenerating) fails here."""
   specs = repro.load_all(SPECS)
   results = repro.read_results(os.path.join(ROOT, "experiments",
                                             "results.json"))
-  with open(os.path.join(ROOT, "README.md")) as f:
-    readme = f.read()
-  assert repro.update_readme(readme, specs, results) == readme
+  with open(os.path.join(ROOT, page)) as f:
+    text = f.read()
+  assert repro.update_readme(text, specs, results, page) == text
   assert set(results) <= set(specs)
 
 
