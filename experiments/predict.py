@@ -38,7 +38,7 @@ from absl import flags
 
 from grokjax import cli
 import grokjax as gj
-from grokjax.analysis import report
+from grokjax.analysis import prediction
 from grokjax.analysis import predict
 from grokjax.analysis import spectral
 
@@ -70,10 +70,10 @@ def main(argv):
   del argv
   if not FLAGS.workdir:
     raise gj.ConfigError("--workdir: give the finished run directory")
-  result, rows = report.predict_run(
+  result, rows = prediction.predict_run(
       FLAGS.workdir, FLAGS.window, FLAGS.detrend, FLAGS.detrend_window,
       FLAGS.detrend_degree, FLAGS.classifier_features, FLAGS.group)
-  written = report.prediction_report(FLAGS.workdir, result, rows,
+  written = prediction.prediction_report(FLAGS.workdir, result, rows,
                                      FLAGS.heatmap_feature,
                                      FLAGS.heatmap_axes)
   print("wrote " + ", ".join(written))

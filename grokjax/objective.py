@@ -28,7 +28,7 @@ import optax
 
 from grokjax import tasks
 from grokjax.members import Hypers, member_keys, member_split
-from grokjax.models import DTYPES, readout_weights
+from grokjax.models import DTYPES, parts_of
 from grokjax.optim import LOSSES, correct, loss_of, weighted_mean
 from grokjax.tasks import Problem, Split
 from grokjax.tasks.linear import error
@@ -273,7 +273,7 @@ class Objective:
     """params -> (loss, metric) of what the member trains on at `step`."""
     raise NotImplementedError
 
-  def step_values(self, loss, metric, params) -> list[jax.Array]:
+  def step_values(self, config, loss, metric, params) -> list[jax.Array]:
     """The step record's values, given the parameters that produced them."""
     raise NotImplementedError
 
@@ -328,10 +328,10 @@ class Classification(Objective):
     # batch_size rows from uniform numbers over N, whatever max_n is.
     return config.batch_size == 0 or config.batch_size >= max_n_train
 
-  def step_values(self, loss, metric, params):
+  def step_values(self, config, loss, metric, params):
     acc, _ = metric
-    return [loss, acc, jnp.linalg.norm(readout_weights(params).astype(
-        jnp.float32))]
+    readout = parts_of(config).need("readout")  # the model's last layer
+    return [loss, acc, jnp.linalg.norm(readout(params).astype(jnp.float32))]
 
   def train_from_step(self, config, member):
     # Full batch: the step's forward pass is over exactly the member's train
@@ -368,8 +368,8 @@ class Regression(Objective):
     return lambda p: squared_error(apply_fn, p, member, data.inputs,
                                    config.regression_error)
 
-  def step_values(self, loss, metric, params):
-    del params
+  def step_values(self, config, loss, metric, params):
+    del config, params
     return [loss, metric]
 
   def gathers_max_n(self, config, max_n_train):

@@ -6,7 +6,10 @@ Flax stores a kernel with its input axes first and its output axes last:
   one input axis, the map is [d, H * k];
 - its output projection `nn.DenseGeneral(d, axis=(-2, -1))` [H, k, d]: two
   input axes, the map is [H * k, d] (read as [H, k * d], as a naive unfolding
-  does, its rank could not exceed H);
+  does, its rank could not exceed H); a 3-D leaf has one input axis unless
+  the model that owns it says otherwise (`register_input_axes`; the
+  transformer registers "attn.out.kernel" when grokjax.models is imported,
+  which importing grokjax does);
 - `nn.Conv` [kh, kw, c_in, c_out]: every axis but the last is an input axis
   (the im2col matrix [kh * kw * c_in, c_out]).
 
@@ -21,8 +24,19 @@ import math
 
 import jax
 
-# Layers whose 3-D kernel has two input axes (the attention output projection).
-_TWO_INPUT_AXES = ("attn.out.kernel",)
+# Leaves (by the end of their name) whose kernel has more than one input
+# axis, declared by the model that owns the layer (`register_input_axes`:
+# the transformer's attention output projection).
+_INPUT_AXES: dict[str, int] = {}
+
+
+def register_input_axes(suffix: str, axes: int) -> None:
+  """A model declares that its leaves named ``*suffix`` (ndim 3) have `axes`
+  leading input axes; every other 3-D leaf has one (`input_axes`)."""
+  if _INPUT_AXES.get(suffix, axes) != axes:
+    raise ValueError(f"register_input_axes: {suffix!r} is registered with "
+                     f"{_INPUT_AXES[suffix]} input axes, not {axes}")
+  _INPUT_AXES[suffix] = axes
 
 
 def layer_name(path) -> str:
@@ -32,8 +46,10 @@ def layer_name(path) -> str:
 
 def input_axes(name: str, ndim: int) -> int:
   """How many leading axes of the leaf `name` (ndim >= 2) are the map's inputs."""
-  if ndim == 3 and name.endswith(_TWO_INPUT_AXES):
-    return 2
+  if ndim == 3:
+    for suffix, axes in _INPUT_AXES.items():
+      if name.endswith(suffix):
+        return axes
   if ndim == 4:  # a convolution kernel
     return 3
   return 1
@@ -72,5 +88,5 @@ def from_unit_rows(name: str, rows: jax.Array, shape) -> jax.Array:
   return rows.T.reshape(shape)
 
 
-__all__ = ["layer_name", "input_axes", "as_matrix", "unit_rows",
+__all__ = ["layer_name", "input_axes", "register_input_axes", "as_matrix", "unit_rows",
            "from_unit_rows"]

@@ -178,7 +178,7 @@ def test_analyze_measures_see_the_fourier_circuit_form(run_dir, tmp_path):
   # A measure that does not apply, or an unknown one, is refused first
   # (analyze.py turns it into one line and exit 2, as every ConfigError).
   config = Config.from_dict(gio.read_config(run_dir)["config"])
-  with pytest.raises(ConfigError, match="--measures=complexity: needs a ReLU"):
+  with pytest.raises(ConfigError, match="--measures=complexity: needs the model.s relu_layers"):
     measures.check_measures(["complexity"], config)
   with pytest.raises(ConfigError, match="--measures=fourir: unknown"):
     measures.check_measures(["fourir"], config)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import grokjax as gj
+from grokjax.analysis import measures
 from grokjax.models import MLP, Transformer, make_model, scale_init
 
 TOKENS = jnp.array([[1, 7, 2, 8], [6, 7, 6, 8], [0, 7, 3, 8]], jnp.int32)
@@ -397,3 +398,113 @@ def test_token_readout_scores_every_token_and_trains_on_all_of_them():
 def test_token_readout_is_refused_where_answers_are_not_tokens(over, message):
   with pytest.raises(gj.ConfigError, match=message):
     gj.Config(**{"task": "x+y", "readout": "tokens", **over}).validate()
+
+
+# The model contract (grokjax.models.parts): each model says where it keeps
+# what the measures read; nothing outside its module names its layers.
+_PARTS_CASES = [  # (flags, the parts the model offers)
+    (dict(task="x+y", model="transformer"),
+     {"embedding", "input_vectors", "readout", "neurons"}),
+    (dict(task="x+y", model="transformer", tie_embeddings=True),
+     {"embedding", "input_vectors", "readout", "neurons"}),
+    (dict(task="x+y", model="mlp", activation="relu"),
+     {"embedding", "input_vectors", "readout", "relu_layers"}),
+    (dict(task="x+y", model="mlp", activation="relu", mlp_input="onehot"),
+     {"input_vectors", "readout", "relu_layers"}),
+    (dict(task="x+y", model="mlp", activation="gelu"),
+     {"embedding", "input_vectors", "readout"}),
+    (dict(task="digits", model="mlp", activation="relu"),
+     {"readout", "relu_layers"}),
+    (dict(task="digits", model="cnn", cnn_channels=(4,)), {"readout"}),
+    (dict(task="x+y", model="lstm"), {"embedding", "input_vectors", "readout"}),
+    (dict(task="sparse_recovery", model="linear"), set()),
+]
+
+
+def _small(**flags):
+  config = gj.Config(**{**dict(p=11, d_model=16, num_heads=2, d_mlp=32,
+                                depth=2, mlp_hidden=(24, 20)), **flags})
+  task = config.build_task()
+  return config, task, make_model(config, task)
+
+
+@pytest.mark.parametrize("flags, offered", _PARTS_CASES,
+                         ids=lambda v: "-".join(map(str, v.values()))
+                         if isinstance(v, dict) else None)
+def test_every_model_offers_its_parts_with_the_shapes_promised(flags,
+                                                               offered):
+  config, task, model = _small(**flags)
+  parts = gj.models.parts_of(config)
+  assert set(parts.offered()) == offered
+  params = gj.models.abstract_params(model, task, "float32")
+  outputs = jax.eval_shape(model.apply, {"params": params},
+                           jnp.asarray(task.inputs[:3])).shape[-1]
+  gj.models.check_parts(parts, model, params, jnp.asarray(task.inputs[:3]),
+                        outputs)
+
+
+def test_the_parts_are_the_numbers_their_formulas_give():
+  # Transformer, depth 1 without LayerNorm: the readout is `unembed`, tied
+  # the embedding transposed; the neurons are relu(x_last W_in + b_in) with
+  # x_last the last position's residual after attention (numpy below).
+  config, task, model = _small(task="x+y", model="transformer", depth=1,
+                               layer_norm=False, activation="relu")
+  tokens = jnp.asarray(task.inputs[:5])
+  params = model.init(jax.random.key(1), tokens)["params"]
+  parts = gj.models.parts_of(config)
+  p = jax.tree.map(np.asarray, params)
+  np.testing.assert_array_equal(parts.readout(params), p["unembed"]["kernel"])
+  np.testing.assert_array_equal(parts.embedding(params),
+                                p["embed"]["embedding"])
+  x = p["embed"]["embedding"][np.asarray(tokens)] + p["pos_embed"][None]
+  b = p["block_0"]
+  q, k, v = (np.einsum("bld,dhk->blhk", x, b["attn"][n]["kernel"])
+             for n in ("query", "key", "value"))
+  logits = np.einsum("bhk,blhk->bhl", q[:, -1], k) / np.sqrt(q.shape[-1])
+  w = np.exp(logits - logits.max(-1, keepdims=True))
+  w /= w.sum(-1, keepdims=True)
+  last = x[:, -1] + np.einsum("bhk,hkd->bd", np.einsum("bhl,blhk->bhk", w, v),
+                              b["attn"]["out"]["kernel"])
+  want = np.maximum(last @ b["mlp_in"]["kernel"] + b["mlp_in"]["bias"], 0)
+  np.testing.assert_allclose(parts.neurons(model, params, tokens), want,
+                             rtol=1e-4, atol=1e-5)  # float32 sums in 2 orders
+  tied, _, tied_model = _small(task="x+y", model="transformer",
+                               tie_embeddings=True)
+  tp = tied_model.init(jax.random.key(1), tokens)["params"]
+  np.testing.assert_array_equal(gj.models.parts_of(tied).readout(tp),
+                                np.asarray(tp["embed"]["embedding"]).T)
+  # The one-hot ReLU MLP: its input vectors are its first kernel, and its
+  # layers rebuild its logits: relu(relu(x W0 + b0) W1 + b1) W2 + b2.
+  config, task, model = _small(task="x+y", model="mlp", activation="relu",
+                               mlp_input="onehot")
+  params = model.init(jax.random.key(2), tokens)["params"]
+  parts = gj.models.parts_of(config)
+  np.testing.assert_array_equal(parts.input_vectors(params),
+                                params["hidden_0"]["kernel"])
+  x, layers = parts.relu_layers(model, params, tokens)
+  np.testing.assert_array_equal(
+      x, np.concatenate([np.eye(11)[np.asarray(task.operands()[:5, i])]
+                         for i in (0, 1)], axis=1))
+  h = np.asarray(x)
+  for i, (kernel, bias) in enumerate(layers):
+    h = h @ np.asarray(kernel) + np.asarray(bias)
+    h = np.maximum(h, 0) if i < len(layers) - 1 else h
+  np.testing.assert_allclose(h, model.apply({"params": params}, tokens),
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_a_part_a_model_does_not_offer_is_refused_in_one_line():
+  config, _, _ = _small(task="x+y", model="transformer")
+  with pytest.raises(gj.models.NotOffered) as e:
+    gj.models.parts_of(config).need("relu_layers")
+  assert str(e.value) == (
+      "needs the model's relu_layers, which --model=transformer does not "
+      "offer (it offers: embedding, input_vectors, readout, neurons)")
+  with pytest.raises(gj.ConfigError, match=r"^--measures=embedding: needs the "
+                     r"model's embedding, which --model=mlp --mlp_input=onehot "
+                     r"does not offer .*; drop it from --measures$"):
+    measures.check_measures(["embedding"], _small(
+        task="x+y", model="mlp", activation="relu", mlp_input="onehot")[0])
+  # "all" leaves out what the model cannot give.
+  assert "complexity" not in measures.check_measures(["all"], config)
+  assert "embedding" in measures.check_measures(["all"], config)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import grokjax as gj
-from grokjax.analysis import predict, report
+from grokjax.analysis import predict, prediction
 
 
 def test_spearman_against_hand_ranks():
@@ -108,8 +108,8 @@ def test_a_window_past_the_recorded_steps_is_refused():
              "step_train_loss": np.ones((2, 300), np.float32)}
   with pytest.raises(gj.ConfigError, match="--window=100000: the run "
                      "recorded steps up to 299; use --window <= 300"):
-    report.early_loss(history, 100000, "run")
-  loss, dt = report.early_loss(history, 300, "run")
+    prediction.early_loss(history, 100000, "run")
+  loss, dt = prediction.early_loss(history, 300, "run")
   assert loss.shape == (2, 300) and dt == 1.0
 
 

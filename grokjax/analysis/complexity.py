@@ -20,7 +20,7 @@ robustness"). A variant scales r by the data's RMS norm
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -56,36 +56,4 @@ def local_complexity(layers: Sequence[tuple[jax.Array, jax.Array]],
   return jnp.mean(count)
 
 
-def mlp_inputs_and_layers(params: Any, model: Any, tokens_BxL: jax.Array
-                          ) -> tuple[jax.Array, list[tuple[jax.Array, jax.Array]]]:
-  """The first linear layer's input vectors and every linear (kernel, bias) layer of a grokjax MLP, readout last.
-
-  The input is [E(x), E(y)] (concat), E(x) + E(y) (sum), E(x) * E(y)
-  (product), the one-hot [onehot(x), onehot(y)] (onehot), or the pixel
-  vector itself (features: image tasks).
-  """
-  if model.activation != "relu":
-    raise ValueError(f"local complexity needs ReLU units; this MLP uses "
-                     f"--activation={model.activation}")
-  if model.input == "features":
-    inputs = tokens_BxL.astype(jnp.float32)
-  elif model.input == "onehot":
-    operands = tokens_BxL[:, jnp.array(model.operand_positions)]
-    inputs = jax.nn.one_hot(operands, model.num_tokens).reshape(
-        operands.shape[0], -1)
-  else:
-    operands = tokens_BxL[:, jnp.array(model.operand_positions)]
-    e = params["embed"]["embedding"][operands]  # [B, P, D]
-    inputs = {"sum": lambda: jnp.sum(e, axis=1),
-              "product": lambda: jnp.prod(e, axis=1),
-              "concat": lambda: e.reshape(e.shape[0], -1)}[model.input]()
-  layers = []
-  for name in [f"hidden_{i}" for i in range(len(model.hidden))] + ["readout"]:
-    layer = params[name]
-    kernel = layer["kernel"]
-    bias = layer.get("bias", jnp.zeros(kernel.shape[-1], kernel.dtype))
-    layers.append((kernel, bias))
-  return inputs, layers
-
-
-__all__ = ["NUM_VERTICES", "local_complexity", "mlp_inputs_and_layers"]
+__all__ = ["NUM_VERTICES", "local_complexity"]

@@ -63,10 +63,9 @@ import numpy as np
 
 from grokjax.analysis import complexity as lc_lib
 from grokjax.analysis import fourier, hessian, landscape, trajectory, weights
-from grokjax.models.transformer import activation_fn
 from grokjax.config import ConfigError
 from grokjax.io import plots
-from grokjax.models import readout_weights
+from grokjax.models import Parts, parts_of
 from grokjax.optim.losses import cross_entropy, weighted_mean
 from grokjax.objective import CLASSIFICATION, objective_of
 from grokjax.tasks import OPERATORS
@@ -88,31 +87,23 @@ def _over_z_p(config) -> str | None:
   return _classification(config)
 
 
-def _has_embedding(config) -> str | None:
-  if config.model == "mlp" and config.mlp_input == "onehot":
-    return "the one-hot MLP has no embedding"
-  return _over_z_p(config)
-
-
-def _relu_mlp(config) -> str | None:
-  if config.model != "mlp" or config.activation != "relu":
-    return "needs a ReLU MLP (--model=mlp --activation=relu)"
-  return _classification(config)
-
-
-def embedding(params: Any, p: int, first: int = 0) -> jax.Array:
-  """[p, d] the residues' input vectors: the embedding, or the one-hot MLP's first kernel rows of x.
+def embedding(parts: Parts, params: Any, p: int, first: int = 0) -> jax.Array:
+  """[p, d] the residues' embedding vectors (the model's embedding part).
 
   `first`: the token of element 0 (the y operand's --operand_offset).
   """
-  if "embed" in params:
-    return params["embed"]["embedding"][first:first + p]
-  return params["hidden_0"]["kernel"][first:first + p]
+  return parts.need("embedding")(params)[first:first + p]
 
 
-def unembedding(params: Any, p: int) -> jax.Array:
+def input_vectors(parts: Parts, params: Any, p: int) -> jax.Array:
+  """[p, d] what each residue of the first operand puts into the network:
+  the embedding, or the one-hot MLP's first kernel rows (its input_vectors part)."""
+  return parts.need("input_vectors")(params)[:p]
+
+
+def unembedding(parts: Parts, params: Any, p: int) -> jax.Array:
   """[p, d] the residues' output vectors (rows of the transposed readout)."""
-  return readout_weights(params)[:, :p].T
+  return parts.need("readout")(params)[:, :p].T
 
 
 class _Rows(NamedTuple):
@@ -147,6 +138,7 @@ class MeasureContext:
     self.inputs = jnp.asarray(self.task.inputs)
     self.p = self.config.p
     self.options = options
+    self.parts = parts_of(self.config)  # what the model offers the measures
 
   @property
   def operands(self) -> jax.Array:
@@ -160,31 +152,20 @@ class MeasureContext:
     return _losses(self.logits(params), rows)[0]
 
 
-def readout_neurons(ctx: MeasureContext, params) -> jax.Array:
-  """[N, d_mlp] the last block's MLP activations at the readout position."""
-  last = f"block_{ctx.config.depth - 1}"
-  _, state = ctx.model.apply(
-      {"params": params}, ctx.inputs,
-      capture_intermediates=lambda m, name: (
-          m.name == "mlp_in" and m.parent is not None
-          and m.parent.name == last))
-  (pre,) = state["intermediates"][last]["mlp_in"]["__call__"]
-  return activation_fn(ctx.config.activation)(pre)
-
-
 def _key_frequencies(ctx: MeasureContext, final_params) -> dict:
   """Nanda et al. fix the key frequencies from the final model: from its MLP
   neurons for a transformer (their notebook's rule), else from the embedding."""
   def embedding_rule(q):
-    return fourier.key_frequencies(fourier.frequency_norms(embedding(q, ctx.p)))
+    return fourier.key_frequencies(fourier.frequency_norms(
+        input_vectors(ctx.parts, q, ctx.p)))
 
   out = {"key_frequencies_embedding": jax.vmap(embedding_rule)(final_params)}
-  if ctx.config.model != "transformer":
+  if ctx.parts.neurons is None:  # the model has no MLP neurons to read
     out["key_frequencies"] = out["key_frequencies_embedding"]
     return out
   def neuron_rule(q):
-    freq, share = fourier.neuron_frequencies(readout_neurons(ctx, q),
-                                             ctx.operands, ctx.p)
+    neurons = ctx.parts.neurons(ctx.model, q, ctx.inputs)
+    freq, share = fourier.neuron_frequencies(neurons, ctx.operands, ctx.p)
     return fourier.key_frequencies_of_neurons(freq, ctx.p), freq, share
 
   (out["key_frequencies"], out["neuron_frequency"],
@@ -196,10 +177,11 @@ def _fourier(ctx: MeasureContext, params, final, rows, prepared, key):
   del final, key
   key_final = prepared["key_frequencies"]
   out = {}
-  norms = fourier.frequency_norms(embedding(params, ctx.p))
+  norms = fourier.frequency_norms(input_vectors(ctx.parts, params, ctx.p))
   out["frequency_norms"] = norms
   out.update(fourier.sparsity(norms))
-  un = fourier.sparsity(fourier.frequency_norms(unembedding(params, ctx.p)))
+  un = fourier.sparsity(fourier.frequency_norms(
+      unembedding(ctx.parts, params, ctx.p)))
   out["unembed_gini"], out["unembed_ipr"] = un["gini"], un["ipr"]
   out["num_key_frequencies"] = jnp.sum(fourier.key_frequencies(norms))
   coefficients = _LINEAR_OPS.get(ctx.config.task)
@@ -229,9 +211,9 @@ def _norms(ctx: MeasureContext, params, final, rows, prepared, key):
 
 def _embedding(ctx: MeasureContext, params, final, rows, prepared, key):
   del final, rows, prepared, key
-  e = embedding(params, ctx.p)
+  e = embedding(ctx.parts, params, ctx.p)
   y_first = ctx.config.operand_offset  # Gu's str.py: y tokens from 60
-  out = {"med": weights.med(e, embedding(params, ctx.p, y_first)
+  out = {"med": weights.med(e, embedding(ctx.parts, params, ctx.p, y_first)
                             if y_first else None)}
   if ctx.config.task == "x+y":
     out["rqi"] = weights.rqi(e, ctx.options["rqi_threshold"])
@@ -267,8 +249,8 @@ def _complexity(ctx: MeasureContext, params, final, rows, prepared, key):
                      ("local_complexity_test", rows.val)):
     # The first `count` rows of the set (by index; the split is random).
     order = jnp.argsort(~mask, stable=True)[:count]
-    x, layers = lc_lib.mlp_inputs_and_layers(params, ctx.model,
-                                             ctx.inputs[order])
+    x, layers = ctx.parts.need("relu_layers")(ctx.model, params,
+                                              ctx.inputs[order])
     radius = ctx.options["complexity_radius"]
     if ctx.options["complexity_radius_scale"] == "data_rms":  # the variant
       radius = radius * jnp.sqrt(jnp.mean(jnp.sum(
@@ -282,7 +264,9 @@ def _complexity(ctx: MeasureContext, params, final, rows, prepared, key):
 class Measure:
   """One progress measure: when it applies and how it is computed and shown.
 
-  applies: config -> None, or why it does not apply (one line).
+  applies: config -> None, or why it does not apply (one line): the task.
+  needs: the model parts it reads (`grokjax.models.parts`); a model that
+    does not offer one makes the measure inapplicable, said in one line.
   per_step: (ctx, params, final, rows, prepared, key) -> {name: array} for
     one member at one saved step (traced; vmapped over members, or mapped
     one member at a time when `heavy`).
@@ -308,6 +292,7 @@ class Measure:
   extras: Callable[..., dict] | None = None
   shown: tuple[str, ...] = ()
   plot: Callable[..., str] | None = None
+  needs: tuple[str, ...] = ()
 
 
 def _plot_frequency_norms(folder, m, t_mem, t_gen) -> str:
@@ -345,13 +330,15 @@ KEY_SLOTS = 3  # per-step keys are split this many ways (see Measure.key_slot)
 
 REGISTRY = {m.name: m for m in (
     Measure("fourier", _over_z_p, _fourier, prepare=_key_frequencies,
+            needs=("input_vectors", "readout"),
             shown=("gini", "restricted_loss", "excluded_loss",
                    "excluded_loss_test"), plot=_plot_frequency_norms),
     Measure("norms", lambda config: None, _norms,
             shown=("l2_norm", "effective_rank")),
     Measure("distance", lambda config: None, host_step=lambda p, prev, init:
             _distances(p, prev, init)),
-    Measure("embedding", _has_embedding, _embedding, shown=("med",)),
+    Measure("embedding", _over_z_p, _embedding, shown=("med",),
+            needs=("embedding",)),
     Measure("pca", lambda config: None, trajectory=_pca),
     Measure("landscape", _classification, _landscape, heavy=True,
             key_slot=0, plot=_plot_landscape, extras=lambda ctx: {
@@ -361,25 +348,31 @@ REGISTRY = {m.name: m for m in (
                     ctx.options["alpha_random"])}),
     Measure("hessian", _classification, _hessian, heavy=True, key_slot=1,
             shown=("hessian_max",)),
-    Measure("complexity", _relu_mlp, _complexity, key_slot=2,
+    Measure("complexity", _classification, _complexity, key_slot=2,
+            needs=("relu_layers",),
             shown=("local_complexity",)),
 )}
 MEASURES = tuple(REGISTRY)
 
 
+def _why_not(measure: Measure, config) -> str | None:
+  """None when `measure` applies to `config`'s task and model, else why not."""
+  return measure.applies(config) or parts_of(config).missing(measure.needs)
+
+
 def check_measures(names: Sequence[str], config) -> list[str]:
   """The measures to run, in registry order; ConfigError for an unknown or inapplicable one."""
   if list(names) == ["all"]:
-    names = [n for n in MEASURES if REGISTRY[n].applies(config) is None]
+    names = [n for n in MEASURES if _why_not(REGISTRY[n], config) is None]
   for n in names:
     if n not in REGISTRY:
       raise ConfigError(f"--measures={n}: unknown; choose from "
                         f"{', '.join(MEASURES)} (or all)")
-    why = REGISTRY[n].applies(config)
+    why = _why_not(REGISTRY[n], config)
     if why:
       raise ConfigError(f"--measures={n}: {why}; drop it from --measures")
   return [n for n in MEASURES if n in names]
 
 
 __all__ = ["MEASURES", "REGISTRY", "Measure", "KEY_SLOTS", "check_measures",
-           "embedding", "unembedding"]
+           "embedding", "input_vectors", "unembedding"]

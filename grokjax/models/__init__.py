@@ -9,14 +9,16 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from grokjax.models import cnn, lstm, mlp, transformer
 from grokjax.models.cnn import CNN, ResNet18
 from grokjax.models.init import INIT_PRESETS, apply_init_preset
 from grokjax.models.linear import LinearModel
 from grokjax.models.lstm import LSTMClassifier
 from grokjax.models.mlp import MLP, MLP_INPUTS
+from grokjax.models.parts import PARTS, NotOffered, Parts, check_parts
 from grokjax.models.transformer import (ACTIVATIONS, LN_PLACEMENTS, READOUTS,
                                         Transformer)
-from grokjax.tasks import LinearTask, Task
+from grokjax.tasks import LinearTask, Task, family_of
 
 RESNET_NORMS = ("none", "group")
 
@@ -27,12 +29,17 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16,
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
   """One registry row: a model name, the task input kinds it reads
-  (`tasks.INPUT_KINDS`), its builder from (config, task), its own checks."""
+  (`tasks.INPUT_KINDS`), its builder from (config, task), its own checks,
+  and its parts (config, input kind) -> `Parts`: where it keeps what the
+  measures read (`grokjax.models.parts`; the model's own module names its
+  layers, nobody else does)."""
   name: str
   inputs: tuple[str, ...]
   help: str
   build: Callable[[Any, Any], nn.Module]
   check: Callable[[Any], None] = lambda config: None
+  parts: Callable[[Any, str], Parts] = lambda config, inputs: Parts(
+      f"--model={config.model}")
 
 
 def _transformer(c, task) -> nn.Module:
@@ -81,10 +88,11 @@ def _check_resnet(c) -> None:
 MODELS = {m.name: m for m in (
     ModelSpec("transformer", ("table", "sequence"),
               "decoder-only, readout at the last token (--depth, --d_model, "
-              "--num_heads, --d_mlp)", _transformer),
+              "--num_heads, --d_mlp)", _transformer,
+              parts=transformer.parts),
     ModelSpec("mlp", ("table", "image"),
               "operand embeddings (--mlp_input) or pixels through "
-              "--mlp_hidden", _mlp, _check_mlp),
+              "--mlp_hidden", _mlp, _check_mlp, mlp.parts),
     ModelSpec("linear", ("linear",),
               "the parameter vector/matrix of a linear task",
               lambda c, task: LinearModel(shape=task.target_shape,
@@ -94,20 +102,21 @@ MODELS = {m.name: m for m in (
               lambda c, task: CNN(image_shape=task.image_shape,
                                   num_classes=task.num_classes,
                                   channels=tuple(c.cnn_channels)),
-              _check_cnn),
+              _check_cnn, cnn.parts),
     ModelSpec("resnet18", ("image",), "ResNet-18 without BatchNorm "
               "(--resnet_norm, --resnet_width)",
               lambda c, task: ResNet18(image_shape=task.image_shape,
                                        num_classes=task.num_classes,
                                        norm=c.resnet_norm,
                                        width_factor=c.resnet_width),
-              _check_resnet),
+              _check_resnet, cnn.parts),
     ModelSpec("lstm", ("table", "sequence"), "one LSTM layer of width "
               "--d_model over the tokens",
               lambda c, task: LSTMClassifier(vocab_size=task.vocab_size,
                                              num_classes=task.num_classes,
                                              embed_dim=c.d_model,
-                                             hidden=c.d_model)),
+                                             hidden=c.d_model),
+              parts=lstm.parts),
 )}
 
 
@@ -164,21 +173,12 @@ def abstract_params(model: nn.Module, task: Task | LinearTask,
                                             jax.random.key(0), 1.0))
 
 
-def readout_weights(params) -> jax.Array:
-  """The last layer's weight matrix: the transformer's unembedding (its
-  embedding when tied) or the MLP's readout kernel.
-
-  Thilak et al. 2022 track its norm: slingshot cycles start with its growth.
-  """
-  for name, leaf in (("unembed", "kernel"), ("readout", "kernel"),
-                     ("embed", "embedding")):
-    if name in params:
-      return params[name][leaf]
-  raise ValueError(f"readout_weights: no unembed, readout or embed layer "
-                   f"among {sorted(params)}")
+def parts_of(config) -> Parts:
+  """The parts `config`'s model offers the measures (`grokjax.models.parts`)."""
+  return MODELS[config.model].parts(config, family_of(config.task).inputs)
 
 
 __all__ = ["MODELS", "ModelSpec", "check_model", "ACTIVATIONS", "MLP_INPUTS",
            "CNN", "ResNet18", "LSTMClassifier", "MLP", "Transformer", "LinearModel", "make_model", "scale_init", "init_params", "abstract_params",
-           "cast_params", "readout_weights", "DTYPES", "INIT_PRESETS", "LN_PLACEMENTS", "READOUTS",
+           "cast_params", "parts_of", "Parts", "PARTS", "NotOffered", "check_parts", "DTYPES", "INIT_PRESETS", "LN_PLACEMENTS", "READOUTS",
            "apply_init_preset"]

@@ -16,6 +16,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from grokjax.models.parts import Parts
+
 
 class CNN(nn.Module):
   """Conv 3x3 + ReLU + 2x2 average pooling per width, then a linear readout."""
@@ -79,4 +81,12 @@ class ResNet18(nn.Module):
     return nn.Dense(self.num_classes, name="readout")(x)
 
 
-__all__ = ["CNN", "ResNet18", "BasicBlock"]
+def parts(config, inputs: str) -> Parts:
+  """The CNN's and the ResNet's parts (`grokjax.models.parts`): the readout
+  `readout` (pixels in: no embedding)."""
+  del inputs
+  return Parts(f"--model={config.model}",
+               readout=lambda params: params["readout"]["kernel"])
+
+
+__all__ = ["CNN", "ResNet18", "BasicBlock", "parts"]

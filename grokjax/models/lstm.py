@@ -5,6 +5,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
+from grokjax.models.parts import Parts
+
 
 class LSTMClassifier(nn.Module):
   """Tokens [B, L] -> logits [B, V] from the LSTM's last hidden state.
@@ -25,4 +27,13 @@ class LSTMClassifier(nn.Module):
     return nn.Dense(self.num_classes, name="readout")(h_BxH)
 
 
-__all__ = ["LSTMClassifier"]
+def parts(config, inputs: str) -> Parts:
+  """The LSTM's parts (`grokjax.models.parts`): its token embedding `embed`
+  and its readout `readout`."""
+  del config, inputs
+  embedding = lambda params: params["embed"]["embedding"]
+  return Parts("--model=lstm", embedding=embedding, input_vectors=embedding,
+               readout=lambda params: params["readout"]["kernel"])
+
+
+__all__ = ["LSTMClassifier", "parts"]

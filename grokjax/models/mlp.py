@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from grokjax.models.parts import Parts
 from grokjax.models.transformer import activation_fn
 
 
@@ -93,3 +94,53 @@ class MLP(nn.Module):
       h = nn.Dense(width, use_bias=self.use_bias, name=name)(h)
       h = act(h) if i < len(widths) - 1 else h
     return h
+
+
+def _relu_layers(model: MLP, params, tokens_BxL: jax.Array
+                 ) -> tuple[jax.Array, list[tuple[jax.Array, jax.Array]]]:
+  """The first linear layer's input vectors and every linear (kernel, bias)
+  layer, readout last (a layer without biases gets zeros).
+
+  The input is [E(x), E(y)] (concat), E(x) + E(y) (sum), E(x) * E(y)
+  (product), the one-hot [onehot(x), onehot(y)] (onehot), or the pixel
+  vector itself (features: image tasks).
+  """
+  if model.input == "features":
+    inputs = tokens_BxL.astype(jnp.float32)
+  elif model.input == "onehot":
+    operands = tokens_BxL[:, np.asarray(model.operand_positions)]
+    inputs = jax.nn.one_hot(operands, model.num_tokens).reshape(
+        operands.shape[0], -1)
+  else:
+    operands = tokens_BxL[:, np.asarray(model.operand_positions)]
+    e = params["embed"]["embedding"][operands]  # [B, P, D]
+    inputs = {"sum": lambda: jnp.sum(e, axis=1),
+              "product": lambda: jnp.prod(e, axis=1),
+              "concat": lambda: e.reshape(e.shape[0], -1)}[model.input]()
+  layers = []
+  for name in [f"hidden_{i}" for i in range(len(model.hidden))] + ["readout"]:
+    kernel = params[name]["kernel"]
+    bias = params[name].get("bias", jnp.zeros(kernel.shape[-1], kernel.dtype))
+    layers.append((kernel, bias))
+  return inputs, layers
+
+
+def parts(config, inputs: str) -> Parts:
+  """The MLP's parts (`grokjax.models.parts`), for a task with `inputs`
+  (`grokjax.tasks.INPUT_KINDS`): the operand embedding `embed` (the one-hot
+  MLP has none; its input vectors are its first kernel's rows; images:
+  neither), the readout `readout`, and with ReLU
+  units every linear layer for the local complexity. No neurons part:
+  the measures take the key frequencies from its embedding."""
+  mode = "features" if inputs == "image" else config.mlp_input
+  name = f"--model=mlp --mlp_input={mode}"
+  embedding = input_vectors = None
+  if mode == "onehot":  # [P * num_tokens, width], the first operand's first
+    input_vectors = lambda params: params["hidden_0"]["kernel"]
+  elif mode != "features":
+    embedding = input_vectors = lambda params: params["embed"]["embedding"]
+  relu = config.activation == "relu"
+  return Parts(name if relu else f"{name} --activation={config.activation}",
+               embedding=embedding, input_vectors=input_vectors,
+               readout=lambda params: params["readout"]["kernel"],
+               relu_layers=_relu_layers if relu else None)

@@ -14,6 +14,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from grokjax import params as params_lib
+from grokjax.models.parts import Parts
+
 
 # --activation's choices (the transformer's and the MLP's hidden layers).
 # "gelu" is Flax's default, the tanh approximation; "gelu_exact" is the erf
@@ -28,6 +31,10 @@ LN_PLACEMENTS = ("pre", "post", "input")
 # The head: one logit per answer class, or per vocabulary token (the operator
 # and "=" included), as Nanda et al.'s, Grokfast's and danielmamay's code.
 READOUTS = ("classes", "tokens")
+
+# The attention's output projection `attn.out` is a DenseGeneral over the
+# (head, head width) axes: its kernel [H, K, D] has two input axes.
+params_lib.register_input_axes("attn.out.kernel", 2)
 
 
 def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
@@ -134,3 +141,35 @@ class Transformer(nn.Module):
     if self.tie_embeddings:
       return embed.attend(x_BxD)[:, : self.num_classes]
     return nn.Dense(self.num_classes, use_bias=False, name="unembed")(x_BxD)
+
+
+def _neurons(model: Transformer, params, tokens_BxL: jax.Array) -> jax.Array:
+  """[B, d_mlp] the last block's MLP activations at the readout position."""
+  last = f"block_{model.depth - 1}"
+  _, state = model.apply(
+      {"params": params}, tokens_BxL,
+      capture_intermediates=lambda m, name: (
+          m.name == "mlp_in" and m.parent is not None
+          and m.parent.name == last))
+  (pre,) = state["intermediates"][last]["mlp_in"]["__call__"]
+  return activation_fn(model.activation)(pre)
+
+
+def _embedding(params) -> jax.Array:
+  return params["embed"]["embedding"]
+
+
+def parts(config, inputs: str) -> Parts:
+  """The transformer's parts (`grokjax.models.parts`): the token embedding
+  `embed`, the readout `unembed` (tied: the embedding transposed, one column
+  per token, of which the head reads the first num_classes) and the last
+  block's MLP neurons at the readout position (Nanda et al. 2023's).
+  `inputs`: the task's input kind (the same parts for each)."""
+  del inputs
+  def readout(params):
+    if config.tie_embeddings:
+      return params["embed"]["embedding"].T
+    return params["unembed"]["kernel"]
+  return Parts("--model=transformer",
+               embedding=_embedding, input_vectors=_embedding,
+               readout=readout, neurons=_neurons)

@@ -79,7 +79,7 @@ def _train_step(apply_fn, config, state, hypers, member, data, step,
   nan = jnp.float32(jnp.nan)
   record = objective.step_record(*[
       jnp.where(healthy, v.astype(jnp.float32), nan)
-      for v in objective.step_values(loss, metric, state.params)])
+      for v in objective.step_values(config, loss, metric, state.params)])
   train = {k: v.astype(jnp.float32) for k, v in (
       objective.train_values(loss, metric).items() if with_train else ())}
   return new_state, record, train
