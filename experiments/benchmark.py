@@ -4,6 +4,7 @@
     python experiments/benchmark.py --setup=nanda --members=1,8 --steps=20
     python experiments/benchmark.py --fraction_sweep     # buckets vs padding
     python experiments/benchmark.py --eval_share         # evaluation's cost
+    python experiments/benchmark.py --startup            # first and second run
 
 For each E: steady-state member-steps/s of the library's compiled chunk
 (`jit(vmap(scan(step)))`, evaluation off), and for the same E members trained
@@ -25,10 +26,18 @@ library evaluated before --train_metrics_from_step (every row, train ones
 again) and as it does now (quickstart: full batch, every 25 steps; Grokfast
 like for like: batch 512, every 10 steps, as their main.py; before: train and
 validation rows, now: --eval_sets=val, their own choice).
+
+`--startup` runs the quickstart's `sweep.py` as whole processes, a short
+run each (--steps and --chunk_steps of `--startup_steps`), twice with the
+persistent compilation cache in a new folder (the first run fills it, the
+second reads it) and once with it off: the seconds from launching the
+process to the first chunk's record in metrics.jsonl (start-up, compilation
+and that chunk's steps) and to the process's end.
 """
 
 import functools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -87,6 +96,10 @@ flags.DEFINE_bool("eval_share", False, "time evaluation's share of the loop "
                   "after evaluating only what is asked")
 flags.DEFINE_integer("repeats", 3, "--eval_share, --loop_case: timed "
                      "chunks per case (the fastest counts)")
+flags.DEFINE_bool("startup", False, "time the quickstart's start-up: first "
+                  "and second run with a new compilation cache, and without")
+flags.DEFINE_integer("startup_steps", 10, "--startup: steps of each run "
+                     "(one chunk)")
 flags.DEFINE_string("loop_case", None, "a peer's setup and cadence (grokfast, "
                     "danielmamay): E = 1 loop and train steps/s, member-steps/s "
                     "at each other --members; JSON on stdout's last line "
@@ -343,8 +356,67 @@ def eval_share() -> list[dict]:
   return rows
 
 
+def _first_record_s(command: list[str], workdir: str) -> tuple[float, float]:
+  """Seconds from launching `command` to the first progress event in
+  `workdir`'s metrics.jsonl (polled every 10 ms), and to the process's end."""
+  metrics = os.path.join(workdir, "metrics.jsonl")
+  log = open(workdir + ".log", "w+")  # beside the run: its output
+  t = time.perf_counter()
+  proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+  first = math.nan
+  while True:
+    done = proc.poll() is not None
+    if math.isnan(first) and os.path.exists(metrics):
+      with open(metrics) as f:
+        if any('"event": "progress"' in line for line in f):
+          first = time.perf_counter() - t
+    if done:
+      break
+    time.sleep(0.01)
+  log.seek(0)
+  output = log.read()
+  log.close()
+  if proc.returncode:
+    raise RuntimeError(f"{' '.join(command)} failed: {output[-2000:]}")
+  proc.wait()
+  return first, time.perf_counter() - t
+
+
+def startup() -> list[dict]:
+  """First and second run of the quickstart with a new compilation cache, and with none."""
+  sweep_py = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          "sweep.py")
+  n = FLAGS.startup_steps
+  rows = []
+  print("| run | to the first chunk's record s | process s |\n|---|---|---|")
+  with tempfile.TemporaryDirectory() as tmp:
+    for i, (name, cache) in enumerate((
+        ("first (empty cache)", f"{tmp}/cache"),
+        ("second (cache filled by the first)", f"{tmp}/cache"),
+        ("cache off", ""))):
+      workdir = f"{tmp}/run{i}"
+      command = [sys.executable, sweep_py,
+                 "--flagfile=experiments/flags/quickstart.flags",
+                 f"--steps={n}", f"--chunk_steps={n}", f"--eval_every={n}",
+                 f"--workdir={workdir}", f"--compilation_cache={cache}"]
+      first, wall = _first_record_s(command, workdir)
+      rows.append({"run": name, "first_record_s": first, "process_s": wall})
+      print(f"| {name} | {first:.1f} | {wall:.1f} |", flush=True)
+  return rows
+
+
 def main(_):
   config = SETUPS[FLAGS.setup]
+  if FLAGS.startup:
+    versions = rundir.versions()
+    print(f"device {jax.default_backend()}:{jax.devices()[0].device_kind}  "
+          f"jax {versions['jax']}  quickstart, {FLAGS.startup_steps} steps")
+    rows = startup()
+    if FLAGS.out:
+      gj.io.atomic.write_text(FLAGS.out, json.dumps(
+          {"backend": jax.default_backend(), "versions": versions,
+           "steps": FLAGS.startup_steps, "startup": rows}, indent=2))
+    return
   if FLAGS.loop_case:
     if FLAGS.loop_case not in LOOP_CASES:
       raise app.UsageError(f"--loop_case={FLAGS.loop_case}: choose one of "
