@@ -147,6 +147,9 @@ class Config:
       models.LN_PLACEMENTS) + " (pre: x + f(LN(x)), a final LN; post: "
       "LN(x + f(x)), Vaswani et al.; input: LN(x) + f(LN(x)) for attention, "
       "as Grokfast's Block)")
+  ln_eps: float = _field(1e-6, "with --layer_norm: the LayerNorms' epsilon "
+                         "(flax's default 1e-6; torch.nn.LayerNorm's, as "
+                         "Grokfast's and danielmamay's code, 1e-5)")
   attn_bias: bool = _field(False, "biases in the attention projections "
                            "(torch.nn.MultiheadAttention has them)")
   tie_embeddings: bool = _field(False, "unembed with the embedding matrix")
@@ -463,7 +466,13 @@ class Config:
       raise ConfigError("--data_order=epoch: with --batch_size=0 (full "
                         "batch) every step already sees each train row once; "
                         "drop the flag or set --batch_size")
-    for flag, default in (("ln_placement", "pre"), ("attn_bias", False)):
+    if not self.ln_eps > 0:
+      raise ConfigError(f"--ln_eps={self.ln_eps}: must be > 0")
+    if self.ln_eps != 1e-6 and not self.layer_norm:
+      raise ConfigError(f"--ln_eps={self.ln_eps}: there is no LayerNorm "
+                        "(--nolayer_norm); drop one flag")
+    for flag, default in (("ln_placement", "pre"), ("attn_bias", False),
+                          ("ln_eps", 1e-6)):
       if self.model != "transformer" and getattr(self, flag) != default:
         raise ConfigError(f"--{flag}={_show(getattr(self, flag))}: only "
                           "--model=transformer has attention blocks, not "

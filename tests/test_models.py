@@ -12,20 +12,20 @@ from grokjax.models import MLP, Transformer, make_model, scale_init
 TOKENS = jnp.array([[1, 7, 2, 8], [6, 7, 6, 8], [0, 7, 3, 8]], jnp.int32)
 
 
-def _layer_norm(x, p):
+def _layer_norm(x, p, eps=1e-6):
   mean = x.mean(-1, keepdims=True)
   var = ((x - mean) ** 2).mean(-1, keepdims=True)
-  return (x - mean) / np.sqrt(var + 1e-6) * p["scale"] + p["bias"]
+  return (x - mean) / np.sqrt(var + eps) * p["scale"] + p["bias"]
 
 
-def _reference(params, tokens, depth, heads, layer_norm, act):
+def _reference(params, tokens, depth, heads, layer_norm, act, eps=1e-6):
   """Full causal transformer in numpy on every position, read at the last one."""
   p = jax.tree.map(np.asarray, params)
   x = p["embed"]["embedding"][np.asarray(tokens)] + p["pos_embed"][None]
   length = x.shape[1]
   for i in range(depth):
     b = p[f"block_{i}"]
-    h = _layer_norm(x, b["ln_attn"]) if layer_norm else x
+    h = _layer_norm(x, b["ln_attn"], eps) if layer_norm else x
     q, k, v = (np.einsum("bld,dhk->blhk", h, b["attn"][n]["kernel"])
                for n in ("query", "key", "value"))
     logits = np.einsum("bqhk,blhk->bhql", q, k) / np.sqrt(q.shape[-1])
@@ -34,12 +34,12 @@ def _reference(params, tokens, depth, heads, layer_norm, act):
     w /= w.sum(-1, keepdims=True)
     x = x + np.einsum("bqhk,hkd->bqd", np.einsum("bhql,blhk->bqhk", w, v),
                       b["attn"]["out"]["kernel"])
-    h = _layer_norm(x, b["ln_mlp"]) if layer_norm else x
+    h = _layer_norm(x, b["ln_mlp"], eps) if layer_norm else x
     h = act(h @ b["mlp_in"]["kernel"] + b["mlp_in"]["bias"])
     x = x + h @ b["mlp_out"]["kernel"] + b["mlp_out"]["bias"]
   last = x[:, -1]
   if layer_norm:
-    last = _layer_norm(last, p["ln_final"])
+    last = _layer_norm(last, p["ln_final"], eps)
   return last @ p["unembed"]["kernel"]
 
 
@@ -55,6 +55,22 @@ def test_last_position_transformer_equals_full_causal_reference(
   want = _reference(params, TOKENS, depth, 4, layer_norm, act)
   got = model.apply({"params": params}, TOKENS)
   np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+
+
+def test_ln_eps_is_the_layer_norms_epsilon():
+  # An epsilon as large as the activations' variance (0.3) moves the logits
+  # far beyond float32 rounding, so the reference only matches at its own eps.
+  model = Transformer(vocab_size=9, num_classes=7, seq_len=4, depth=2,
+                      d_model=16, num_heads=4, d_mlp=32, ln_eps=0.3)
+  params = model.init(jax.random.key(3), TOKENS)["params"]
+  relu = lambda z: np.maximum(z, 0)
+  got = model.apply({"params": params}, TOKENS)
+  np.testing.assert_allclose(
+      got, _reference(params, TOKENS, 2, 4, True, relu, eps=0.3),
+      rtol=2e-5, atol=2e-5)
+  assert np.abs(got - _reference(params, TOKENS, 2, 4, True, relu)).max() > 1e-2
+  with pytest.raises(gj.ConfigError, match="--ln_eps=0.0: must be > 0"):
+    gj.Config(ln_eps=0.0).validate()
 
 
 def test_tied_embeddings_unembed_with_the_embedding_matrix():

@@ -51,6 +51,7 @@ def _transformer(c, task) -> nn.Module:
                      activation=c.activation, layer_norm=c.layer_norm,
                      tie_embeddings=c.tie_embeddings,
                      ln_placement=c.ln_placement, attn_bias=c.attn_bias,
+                     ln_eps=c.ln_eps,
                      mlp_bias=c.mlp_bias)
 
 

@@ -87,10 +87,12 @@ class Block(nn.Module):
   ln_placement: str = "pre"
   attn_bias: bool = False
   mlp_bias: bool = True
+  ln_eps: float = 1e-6
 
   @nn.compact
   def __call__(self, x_BxLxD: jax.Array, last_only: bool) -> jax.Array:
-    norm = (lambda name: nn.LayerNorm(name=name)) if self.layer_norm else (
+    norm = (lambda name: nn.LayerNorm(epsilon=self.ln_eps, name=name)
+            ) if self.layer_norm else (
         lambda name: lambda x: x)
     attention = Attention(self.num_heads, self.attn_bias, name="attn")
     last = (lambda x: x[:, -1]) if last_only else (lambda x: x)
@@ -123,6 +125,7 @@ class Transformer(nn.Module):
   ln_placement: str = "pre"
   attn_bias: bool = False
   mlp_bias: bool = True
+  ln_eps: float = 1e-6  # flax's default; torch.nn.LayerNorm's is 1e-5
 
   @nn.compact
   def __call__(self, tokens_BxL: jax.Array) -> jax.Array:
@@ -134,10 +137,10 @@ class Transformer(nn.Module):
     for i in range(self.depth):
       x = Block(self.num_heads, self.d_mlp, self.activation, self.layer_norm,
                 self.ln_placement, self.attn_bias, self.mlp_bias,
-                name=f"block_{i}")(x, last_only=i == self.depth - 1)
+                self.ln_eps, name=f"block_{i}")(x, last_only=i == self.depth - 1)
     x_BxD = x
     if self.layer_norm and self.ln_placement != "post":  # post: already normed
-      x_BxD = nn.LayerNorm(name="ln_final")(x_BxD)
+      x_BxD = nn.LayerNorm(epsilon=self.ln_eps, name="ln_final")(x_BxD)
     if self.tie_embeddings:
       return embed.attend(x_BxD)[:, : self.num_classes]
     return nn.Dense(self.num_classes, use_bias=False, name="unembed")(x_BxD)
