@@ -67,22 +67,10 @@ flags.DEFINE_list("members", [], "run member indices for --measures "
                   "(empty: all)")
 flags.DEFINE_list("measure_steps", [], "saved steps for --measures (empty: "
                   "all)")
-flags.DEFINE_integer("lanczos_steps", 120, "Lanczos iterations of the Hessian "
-                     "measure")
 flags.DEFINE_bool("tensorboard", False, "also write the run's TensorBoard "
                   "event files under <out>/tensorboard (runs from before "
                   "them, or from another machine)")
-flags.DEFINE_integer("pca_components", 5, "principal components of the "
-                     "trajectory measure")
-flags.DEFINE_float("complexity_radius", 0.05, "local complexity: radius of "
-                   "the neighbourhood, absolute (Humayun et al. 2024 use "
-                   "0.05-5 on MNIST pixels in [0, 1])")
-flags.DEFINE_enum("complexity_radius_scale", "absolute",
-                  ["absolute", "data_rms"], "local complexity: absolute "
-                  "radius (the paper's) or times the RMS norm of the inputs "
-                  "(a variant)")
-flags.DEFINE_integer("complexity_vertices", 50, "local complexity: vertices "
-                     "of the cross-polytope (2 per direction; the paper's 50)")
+cli.define_settings_flags(gj.analysis.measures.settings_blocks())
 FLAGS = flags.FLAGS
 
 
@@ -104,11 +92,9 @@ def main(argv):
       spike_factor=FLAGS.spike_factor, measures=FLAGS.measures,
       members=_int_list("members", FLAGS.members),
       measure_steps=_int_list("measure_steps", FLAGS.measure_steps),
-      lanczos_steps=FLAGS.lanczos_steps, pca_components=FLAGS.pca_components,
-      measure_options={
-          "complexity_radius": FLAGS.complexity_radius,
-          "complexity_radius_scale": FLAGS.complexity_radius_scale,
-          "complexity_vertices": FLAGS.complexity_vertices},
+      measure_options={name: FLAGS[name].value for name in
+                       gj.settings.names_of(
+                           *gj.analysis.measures.settings_blocks())},
       tensorboard=FLAGS.tensorboard,
       **{k: getattr(FLAGS, k) for k in report.THRESHOLDS})
   report.print_report(result, FLAGS.workdir)

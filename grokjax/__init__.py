@@ -5,11 +5,13 @@
     result.summary[0]["t_gen"]
 
 Layers (each imports only those above it in this list; no cycles):
+  settings               settings blocks owned by their code, and the View a
+                         registry row reads them through
   tasks, models, optim   datasets, Flax modules, Optax transforms and losses,
                          each with its registry (tasks.FAMILIES,
                          models.MODELS, optim.chain.TRANSFORMS, LOSSES); they
                          know nothing of configs or training
-  config                 Config and Grid; choices and help from the registries
+  config                 Config (every block composed, flat) and Grid
   members, objective     each member's values, keys and split; the one
                          objective (classification or regression) of a task
   io                     RunDir (every path of a run directory), snapshots,
@@ -18,7 +20,8 @@ Layers (each imports only those above it in this list; no cycles):
   train                  the step, the chunk, the sweep's host loop
 """
 
-from grokjax import analysis, io, members, models, objective, optim, tasks, train
+from grokjax import (analysis, io, members, models, objective, optim,
+                     settings, tasks, train)
 from grokjax.config import Config, ConfigError, Grid, parse_values
 from grokjax.tasks import Task, make_task
 from grokjax.train import Preempted, SweepResult, sweep
@@ -27,4 +30,4 @@ __version__ = "0.1.0"
 
 __all__ = ["Config", "ConfigError", "Grid", "Preempted", "SweepResult", "Task",
            "analysis", "io", "make_task", "members", "models", "objective", "optim", "parse_values", "sweep",
-           "tasks", "train"]
+           "settings", "tasks", "train"]

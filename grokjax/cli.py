@@ -1,4 +1,4 @@
-"""The command line of the experiment scripts: absl flags generated from grokjax.Config (one flag per field, same name, same help), the stored run of --workdir, multi-host and compilation-cache flags, and one-line errors with exit code 2."""
+"""The command line of the experiment scripts: absl flags generated from grokjax.Config (one flag per field, same name, same help, defined under the module that owns the setting, so `--help` lists them by owner), the stored run of --workdir, multi-host and compilation-cache flags, and one-line errors with exit code 2."""
 
 from __future__ import annotations
 
@@ -18,27 +18,44 @@ from grokjax.config import INT_AXES, SWEPT
 FLAGS = flags.FLAGS
 
 
+def _define_field(f: dataclasses.Field, module_name: str,
+                  flag_values: flags.FlagValues) -> None:
+  """--<field> for one settings field (swept ones as strings: lists and
+  ranges), defined under `module_name` (its owner)."""
+  fv = {"flag_values": flag_values, "module_name": module_name}
+  default = f.default if f.default is not dataclasses.MISSING else (
+      f.default_factory())
+  help_ = f.metadata.get("help", f.name)
+  if f.metadata.get("swept"):
+    text = ",".join(f"{v:g}" for v in default)
+    flags.DEFINE_string(f.name, text, f"{help_} (swept: a,b | start:stop"
+                        "[:step] | log:a:b:n | lin:a:b:n)", **fv)
+  elif f.metadata.get("kind") in ("int_list", "str_list"):
+    flags.DEFINE_list(f.name, [str(v) for v in default], help_, **fv)
+  elif isinstance(default, bool):
+    flags.DEFINE_bool(f.name, default, help_, **fv)
+  elif isinstance(default, int):
+    flags.DEFINE_integer(f.name, default, help_, **fv)
+  elif isinstance(default, float):
+    flags.DEFINE_float(f.name, default, help_, **fv)
+  else:
+    flags.DEFINE_string(f.name, default, help_, **fv)
+
+
+def define_settings_flags(blocks, flag_values: flags.FlagValues = FLAGS
+                          ) -> None:
+  """--<field> for every field of the settings `blocks` (`grokjax.settings`),
+  each under the module that owns its block (e.g. the measures' own)."""
+  for block in blocks:
+    for f in dataclasses.fields(block):
+      _define_field(f, block.__module__, flag_values)
+
+
 def define_config_flags(flag_values: flags.FlagValues = FLAGS) -> None:
-  """Defines --<field> for every Config field (swept ones as strings: lists and ranges)."""
+  """Defines --<field> for every Config field (swept ones as strings: lists
+  and ranges), each under the module that owns its settings block."""
+  define_settings_flags(gj.config.BLOCKS, flag_values)
   fv = {"flag_values": flag_values}
-  for f in dataclasses.fields(gj.Config):
-    default = f.default if f.default is not dataclasses.MISSING else (
-        f.default_factory())
-    help_ = f.metadata.get("help", f.name)
-    if f.metadata.get("swept"):
-      text = ",".join(f"{v:g}" for v in default)
-      flags.DEFINE_string(f.name, text, f"{help_} (swept: a,b | start:stop"
-                          "[:step] | log:a:b:n | lin:a:b:n)", **fv)
-    elif f.metadata.get("kind") in ("int_list", "str_list"):
-      flags.DEFINE_list(f.name, [str(v) for v in default], help_, **fv)
-    elif isinstance(default, bool):
-      flags.DEFINE_bool(f.name, default, help_, **fv)
-    elif isinstance(default, int):
-      flags.DEFINE_integer(f.name, default, help_, **fv)
-    elif isinstance(default, float):
-      flags.DEFINE_float(f.name, default, help_, **fv)
-    else:
-      flags.DEFINE_string(f.name, default, help_, **fv)
   for old, new in gj.config.ALIASES.items():
     flags.DEFINE_alias(old, new, **fv)
   flags.DEFINE_string("workdir", None, "run directory (default: "
@@ -158,6 +175,29 @@ def enable_compilation_cache() -> None:
   jax.config.update("jax_compilation_cache_dir", path)
 
 
+HELP_ARGS = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort")
+
+
+def help_by_owner(flag_values: flags.FlagValues = FLAGS) -> str:
+  """`--help`: the main module's docstring and own flags, then the settings
+  flags (the run config's, the measures') grouped by the module that owns
+  each settings block (`grokjax.settings`), the run config's in `Config`
+  order."""
+  main = sys.modules["__main__"]
+  out = [(main.__doc__ or "").rstrip(), "", "flags:"]
+  own = flag_values.main_module_help()
+  if own:
+    out += [own.rstrip(), ""]
+  owners = [m for m in flag_values.flags_by_module_dict()
+            if m.startswith("grokjax.") and m != __name__]
+  order = list(dict.fromkeys(b.__module__ for b in gj.config.BLOCKS))
+  for module in sorted(owners, key=lambda m: (order.index(m) if m in order
+                                              else len(order), m)):
+    out += [flag_values.module_help(module).rstrip(), ""]
+  out.append("Try --helpfull to get a list of all flags.")
+  return "\n".join(out)
+
+
 def parse_flags_or_exit(argv: list[str]) -> list[str]:
   """absl parsing whose errors are one line and exit code 2 (absl's own is 1)."""
   try:
@@ -187,6 +227,9 @@ def run_main(main: Callable[[list[str]], None]) -> None:
     except (gj.ConfigError, gj.io.WriteError) as e:
       fail(argv[0], str(e))
 
+  if any(arg in HELP_ARGS for arg in sys.argv[1:]):
+    print(help_by_owner())
+    sys.exit(0)
   app.run(wrapped, flags_parser=parse_flags_or_exit)
 
 
@@ -228,9 +271,20 @@ def own_flag(file: str) -> bool:
 
 def flag_reference(scripts: dict[str, dict[str, dict[str, str]]]) -> str:
   """docs/flags.md from `script_flags` of each script (path -> flags): per
-  script, the flags it and grokjax define (absl's and other libraries' left
-  out), sorted."""
+  script, the flags it defines (absl's and other libraries' left out), then
+  the run config's flags once, grouped by the module that owns each
+  settings block (`grokjax.settings`), sorted within each."""
   cell = lambda text: " ".join(text.split()).replace("|", "\\|")
+  owners = list(dict.fromkeys(b.__module__ for b in gj.config.BLOCKS))
+
+  def table(flags_):
+    rows = ["| flag | default | help |", "|---|---|---|"]
+    for name in sorted(flags_):
+      f = flags_[name]
+      default = f"`{cell(f['default'])}`" if f["default"] else ""
+      rows.append(f"| `--{name}` | {default} | {cell(f['meaning'])} |")
+    return rows + [""]
+
   lines = ["# Flags", "",
            "Generated by `python experiments/flags_reference.py` from each "
            "script's own flags (absl's `--helpxml`); edit the help where the "
@@ -238,12 +292,24 @@ def flag_reference(scripts: dict[str, dict[str, dict[str, str]]]) -> str:
            "this page is out of date or a flag has no help. Every script also "
            "takes absl's `--flagfile=FILE` (one flag per line) and "
            "`--helpfull`.", ""]
+  config_flags = {}
   for path, flags_ in scripts.items():
-    own = {n: f for n, f in flags_.items() if own_flag(f["file"])}
-    lines += [f"## {path}", "", "| flag | default | help |", "|---|---|---|"]
-    for name in sorted(own):
-      f = own[name]
-      default = f"`{cell(f['default'])}`" if f["default"] else ""
-      lines.append(f"| `--{name}` | {default} | {cell(f['meaning'])} |")
-    lines.append("")
-  return "\n".join(lines)
+    own = {n: f for n, f in flags_.items()
+           if own_flag(f["file"]) and f["file"] not in owners}
+    runs = {n: f for n, f in flags_.items() if f["file"] in owners}
+    config_flags.update(runs)
+    lines += [f"## {path}", ""]
+    if runs:
+      lines += ["Every flag of [the run config](#the-run-config) too "
+                "(`grokjax.Config`), and:", ""]
+    lines += table(own)
+  if config_flags:
+    lines += ["## The run config", "",
+              "One flag per `grokjax.Config` field, listed under the module "
+              "that owns its settings block (`grokjax/settings.py`); "
+              "`--help` lists them the same way.", ""]
+    for module in owners:
+      mine = {n: f for n, f in config_flags.items() if f["file"] == module}
+      if mine:
+        lines += [f"### {module}", ""] + table(mine)
+  return "\n".join(lines).rstrip() + "\n"

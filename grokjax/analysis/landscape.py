@@ -11,12 +11,31 @@ at different weight scales are comparable.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 
 from grokjax.params import from_unit_rows, layer_name, unit_rows
+from grokjax.settings import setting
+
+
+@dataclasses.dataclass(frozen=True)
+class LandscapeSettings:
+  """The landscape measure's: its slices' points, alpha in [-0.5, 1.5]
+  towards the final parameters and in [-1, 1] along a random direction."""
+  landscape_points: int = setting(21, "points of each loss-landscape slice")
+
+  def check(self) -> None:
+    if self.landscape_points < 2:
+      raise ValueError(f"--landscape_points={self.landscape_points}: must "
+                       "be >= 2")
+
+  def alphas(self) -> tuple[jax.Array, jax.Array]:
+    """(towards the final parameters, along the random direction)."""
+    return (jnp.linspace(-0.5, 1.5, self.landscape_points),
+            jnp.linspace(-1.0, 1.0, self.landscape_points))
 
 
 def filter_normalized_direction(key: jax.Array, params: Any) -> Any:

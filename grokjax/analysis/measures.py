@@ -63,12 +63,18 @@ import numpy as np
 
 from grokjax.analysis import complexity as lc_lib
 from grokjax.analysis import fourier, hessian, landscape, trajectory, weights
+from grokjax.analysis.complexity import ComplexitySettings
+from grokjax.analysis.hessian import HessianSettings
+from grokjax.analysis.landscape import LandscapeSettings
+from grokjax.analysis.trajectory import PCASettings
+from grokjax.analysis.weights import RQISettings
 from grokjax.config import ConfigError
 from grokjax.io import plots
 from grokjax.models import Parts, parts_of
 from grokjax.optim.losses import cross_entropy, weighted_mean
 from grokjax.objective import CLASSIFICATION, objective_of
-from grokjax.tasks import OPERATORS
+from grokjax.settings import View, names_of
+from grokjax.tasks import OPERATORS, ModularSettings, TaskSettings
 from grokjax.tasks.splits import member_labels
 
 # x op y mod p whose answer is alpha x + beta y: restricted/excluded loss apply.
@@ -130,15 +136,25 @@ def _losses(logits, rows: _Rows):
           weighted_mean(loss, rows.val.astype(jnp.float32)))
 
 
-class MeasureContext:
-  """A run's model, data and per-member functions (built once per run)."""
+# What of a run's config the measures read: the task's settings (a model's
+# they read through its parts).
+READS = (TaskSettings, ModularSettings)
 
-  def __init__(self, snap, options):
-    self.config, self.task, self.model = snap.config, snap.task, snap.model
+
+class MeasureContext:
+  """A run's model, data and per-member functions (built once per run).
+
+  config: a `View` of the run's task settings (`READS`); options: every
+  measure's own settings (`Measure.settings`), by field name.
+  """
+
+  def __init__(self, snap, options: dict[str, Any]):
+    self.config = View(snap.config, READS, "the measures")
+    self.task, self.model = snap.task, snap.model
     self.inputs = jnp.asarray(self.task.inputs)
     self.p = self.config.p
     self.options = options
-    self.parts = parts_of(self.config)  # what the model offers the measures
+    self.parts = parts_of(snap.config)  # what the model offers the measures
 
   @property
   def operands(self) -> jax.Array:
@@ -220,15 +236,20 @@ def _embedding(ctx: MeasureContext, params, final, rows, prepared, key):
   return out
 
 
+def _alphas(ctx: MeasureContext) -> tuple[jax.Array, jax.Array]:
+  return LandscapeSettings(ctx.options["landscape_points"]).alphas()
+
+
 def _landscape(ctx: MeasureContext, params, final, rows, prepared, key):
   del prepared
   loss = lambda q: ctx.train_loss(q, rows)
   to_final = jax.tree.map(lambda a, b: a - b, final, params)
   rand = landscape.filter_normalized_direction(key, params)
+  alpha_final, alpha_random = _alphas(ctx)
   return {"landscape_final": landscape.slice_1d(
-              loss, params, to_final, ctx.options["alpha_final"]),
+              loss, params, to_final, alpha_final),
           "landscape_random": landscape.slice_1d(
-              loss, params, rand, ctx.options["alpha_random"])}
+              loss, params, rand, alpha_random)}
 
 
 def _hessian(ctx: MeasureContext, params, final, rows, prepared, key):
@@ -264,7 +285,8 @@ def _complexity(ctx: MeasureContext, params, final, rows, prepared, key):
 class Measure:
   """One progress measure: when it applies and how it is computed and shown.
 
-  applies: config -> None, or why it does not apply (one line): the task.
+  applies: config -> None, or why it does not apply (one line): the task
+    (a `View` of the task's settings, `READS`).
   needs: the model parts it reads (`grokjax.models.parts`); a model that
     does not offer one makes the measure inapplicable, said in one line.
   per_step: (ctx, params, final, rows, prepared, key) -> {name: array} for
@@ -280,6 +302,9 @@ class Measure:
   key_slot: which of the per-step key's `KEY_SLOTS` splits it draws from.
   shown: the scalar outputs printed per member by the report.
   plot: (path of plots/, measures, t_mem, t_gen) -> written file, or None.
+  settings: its own settings blocks (`grokjax.settings`; e.g. the Hessian's
+    Lanczos steps): keyword options of `compute_measures` and flags of
+    experiments/analyze.py, read from `ctx.options`.
   """
   name: str
   applies: Callable[[Any], str | None]
@@ -293,6 +318,7 @@ class Measure:
   shown: tuple[str, ...] = ()
   plot: Callable[..., str] | None = None
   needs: tuple[str, ...] = ()
+  settings: tuple[type, ...] = ()
 
 
 def _plot_frequency_norms(folder, m, t_mem, t_gen) -> str:
@@ -338,41 +364,71 @@ REGISTRY = {m.name: m for m in (
     Measure("distance", lambda config: None, host_step=lambda p, prev, init:
             _distances(p, prev, init)),
     Measure("embedding", _over_z_p, _embedding, shown=("med",),
-            needs=("embedding",)),
-    Measure("pca", lambda config: None, trajectory=_pca),
+            needs=("embedding",), settings=(RQISettings,)),
+    Measure("pca", lambda config: None, trajectory=_pca,
+            settings=(PCASettings,)),
     Measure("landscape", _classification, _landscape, heavy=True,
-            key_slot=0, plot=_plot_landscape, extras=lambda ctx: {
-                "landscape_alpha_final": np.asarray(
-                    ctx.options["alpha_final"]),
-                "landscape_alpha_random": np.asarray(
-                    ctx.options["alpha_random"])}),
+            key_slot=0, plot=_plot_landscape, extras=lambda ctx: dict(zip(
+                ("landscape_alpha_final", "landscape_alpha_random"),
+                map(np.asarray, _alphas(ctx)))),
+            settings=(LandscapeSettings,)),
     Measure("hessian", _classification, _hessian, heavy=True, key_slot=1,
-            shown=("hessian_max",)),
+            shown=("hessian_max",), settings=(HessianSettings,)),
     Measure("complexity", _classification, _complexity, key_slot=2,
             needs=("relu_layers",),
-            shown=("local_complexity",)),
+            shown=("local_complexity",), settings=(ComplexitySettings,)),
 )}
-MEASURES = tuple(REGISTRY)
+MEASURES = tuple(REGISTRY)  # the built-in ones (a row added later is in REGISTRY)
+
+
+def settings_blocks() -> tuple[type, ...]:
+  """Every registered measure's settings blocks, in registry order."""
+  return tuple(dict.fromkeys(b for m in REGISTRY.values() for b in m.settings))
+
+
+def measure_options(options: dict[str, Any]) -> dict[str, Any]:
+  """Every measure setting (`settings_blocks`), `options` over the defaults,
+  each block checked; ConfigError naming the option for an unknown one or a
+  value out of range."""
+  blocks = settings_blocks()
+  unknown = sorted(set(options) - set(names_of(*blocks)))
+  if unknown:
+    raise ConfigError(f"--{unknown[0]}: not a setting of any measure; the "
+                      f"measures' are {', '.join(names_of(*blocks))}")
+  out = {}
+  for block in blocks:
+    instance = block(**{k: v for k, v in options.items()
+                        if k in names_of(block)})
+    try:
+      check = getattr(instance, "check", None)
+      if check is not None:
+        check()
+    except ValueError as e:
+      raise ConfigError(str(e)) from None
+    out.update(dataclasses.asdict(instance))
+  return out
 
 
 def _why_not(measure: Measure, config) -> str | None:
   """None when `measure` applies to `config`'s task and model, else why not."""
-  return measure.applies(config) or parts_of(config).missing(measure.needs)
+  return (measure.applies(View(config, READS, f"measure {measure.name}"))
+          or parts_of(config).missing(measure.needs))
 
 
 def check_measures(names: Sequence[str], config) -> list[str]:
   """The measures to run, in registry order; ConfigError for an unknown or inapplicable one."""
   if list(names) == ["all"]:
-    names = [n for n in MEASURES if _why_not(REGISTRY[n], config) is None]
+    names = [n for n in REGISTRY if _why_not(REGISTRY[n], config) is None]
   for n in names:
     if n not in REGISTRY:
       raise ConfigError(f"--measures={n}: unknown; choose from "
-                        f"{', '.join(MEASURES)} (or all)")
+                        f"{', '.join(REGISTRY)} (or all)")
     why = _why_not(REGISTRY[n], config)
     if why:
       raise ConfigError(f"--measures={n}: {why}; drop it from --measures")
-  return [n for n in MEASURES if n in names]
+  return [n for n in REGISTRY if n in names]
 
 
 __all__ = ["MEASURES", "REGISTRY", "Measure", "KEY_SLOTS", "check_measures",
+           "READS", "settings_blocks", "measure_options",
            "embedding", "input_vectors", "unembedding"]

@@ -11,14 +11,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from grokjax.analysis import complexity as lc_lib
 from grokjax.analysis import weights
 from grokjax.config import ConfigError
 from grokjax.io import snapshots
 from grokjax.io.rundir import write_npz
 from grokjax.analysis.measures import (KEY_SLOTS, REGISTRY, Measure,
                                       MeasureContext, check_measures,
-                                      member_rows)
+                                      measure_options, member_rows)
 
 
 def _per_step(ctx: MeasureContext, names, params, final, rows, prepared, key):
@@ -54,51 +53,26 @@ def _batched(ctx: MeasureContext, chosen: list[Measure]):
   return jax.jit(jax.vmap(per_step))
 
 
-def _check_complexity_options(radius: float, radius_scale: str,
-                              vertices: int) -> None:
-  if radius_scale not in ("absolute", "data_rms"):
-    raise ConfigError(f"--complexity_radius_scale={radius_scale}: "
-                      "use absolute (the paper's) or data_rms")
-  if not radius > 0:
-    raise ConfigError(f"--complexity_radius={radius}: must be > 0")
-  if vertices < 2:
-    raise ConfigError(f"--complexity_vertices={vertices}: must be "
-                      ">= 2 (2 per direction)")
-
-
 def compute_measures(workdir: str, names: Sequence[str],
                      members: Sequence[int] | None = None,
                      steps: Sequence[int] | None = None, *,
-                     lanczos_steps: int = 120, pca_components: int = 5,
-                     landscape_points: int = 21, rqi_threshold: float = 0.01,
-                     complexity_points: int = 128,
-                     complexity_radius: float = 0.05,
-                     complexity_radius_scale: str = "absolute",
-                     complexity_vertices: int = lc_lib.NUM_VERTICES,
                      seed: int = 0,
-                     log: Callable[[str], None] | None = print
-                     ) -> dict[str, np.ndarray]:
+                     log: Callable[[str], None] | None = print,
+                     **options) -> dict[str, np.ndarray]:
   """The measures.npz arrays of a run (see the module doc).
 
   members: run member indices (default all); steps: saved steps (default
   all). Key frequencies, theta_final and the PCA use the last selected step.
-  complexity_radius: the local complexity's neighbourhood radius, absolute
-  (Humayun et al. 2024; 0.05 is their MNIST runs' smallest), or with
-  complexity_radius_scale="data_rms" (a variant) relative to the RMS norm of
-  the first layer's inputs.
+  options: the measures' own settings (`measures.settings_blocks`: e.g.
+  lanczos_steps, pca_components, complexity_radius: the local complexity's
+  neighbourhood radius, absolute (Humayun et al. 2024; 0.05 is their MNIST
+  runs' smallest), or with complexity_radius_scale="data_rms" (a variant)
+  relative to the RMS norm of the first layer's inputs); ConfigError for an
+  unknown one or a value out of range.
   """
-  _check_complexity_options(complexity_radius, complexity_radius_scale,
-                            complexity_vertices)
+  options = measure_options(options)
   log = log or (lambda _: None)
   reader = snapshots.SnapshotReader(workdir)
-  options = {"lanczos_steps": lanczos_steps, "rqi_threshold": rqi_threshold,
-             "complexity_points": complexity_points,
-             "complexity_radius": complexity_radius,
-             "complexity_radius_scale": complexity_radius_scale,
-             "complexity_vertices": complexity_vertices,
-             "pca_components": pca_components,
-             "alpha_final": jnp.linspace(-0.5, 1.5, landscape_points),
-             "alpha_random": jnp.linspace(-1.0, 1.0, landscape_points)}
   try:
     chosen = [REGISTRY[n] for n in check_measures(names, reader.config)]
     steps = _select_steps(workdir, steps)

@@ -165,7 +165,6 @@ def analyze_run(workdir: str, out: str | None = None, *,
                 spike_factor: float = 10.0, measures: Sequence[str] = (),
                 members: Sequence[int] | None = None,
                 measure_steps: Sequence[int] | None = None,
-                lanczos_steps: int = 120, pca_components: int = 5,
                 measure_options: dict | None = None,
                 tensorboard: bool = False,
                 log: Callable[[str], None] = print,
@@ -173,8 +172,8 @@ def analyze_run(workdir: str, out: str | None = None, *,
   """Summary, statistics, fits, slingshots and measures of a run, written under `out`.
 
   `thresholds`: any of THRESHOLDS, overriding the run's (None: the run's).
-  `measure_options`: further keyword options of
-  `measuring.compute_measures` (e.g. complexity_radius).
+  `measure_options`: the measures' own settings, keyword options of
+  `measuring.compute_measures` (e.g. lanczos_steps, complexity_radius).
   `tensorboard`: also write the run's TensorBoard event files (what a sweep
   writes under <workdir>/tensorboard) under `<out>/tensorboard`, for runs
   from before them or from another machine.
@@ -221,9 +220,7 @@ def analyze_run(workdir: str, out: str | None = None, *,
                                 slingshot_window, spike_factor, log)
   if measures:
     written += measures_report(workdir, out, summary, measures, members,
-                               measure_steps, log, lanczos_steps=lanczos_steps,
-                               pca_components=pca_components,
-                               **(measure_options or {}))
+                               measure_steps, log, **(measure_options or {}))
   if tensorboard:
     tb_lib.write_run(out, history, rows, Grid.from_config(config).varied,
                      config.steps, summary)

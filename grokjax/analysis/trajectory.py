@@ -8,7 +8,23 @@ variance. `trajectory_pca` measures that for any member from its snapshots.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax.numpy as jnp
+
+from grokjax.settings import setting
+
+
+@dataclasses.dataclass(frozen=True)
+class PCASettings:
+  """The pca (trajectory) measure's."""
+  pca_components: int = setting(5, "principal components of the trajectory "
+                                "measure")
+
+  def check(self) -> None:
+    if self.pca_components < 1:
+      raise ValueError(f"--pca_components={self.pca_components}: must be "
+                       ">= 1")
 
 
 def trajectory_pca(points_SxP: jnp.ndarray, k: int = 5) -> jnp.ndarray:

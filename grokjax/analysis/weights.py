@@ -18,12 +18,27 @@ projection [H, k, d] is [H * k, d], a convolution kernel its im2col matrix).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from grokjax.params import as_matrix, layer_name
+from grokjax.settings import setting
+
+
+@dataclasses.dataclass(frozen=True)
+class RQISettings:
+  """The embedding measure's RQI (x+y only)."""
+  rqi_threshold: float = setting(0.01, "the embedding measure's RQI (Liu "
+                                 "et al. 2022): a parallelogram is present "
+                                 "when its mean squared defect is below "
+                                 "this (their code's threshold_P)")
+
+  def check(self) -> None:
+    if not self.rqi_threshold > 0:
+      raise ValueError(f"--rqi_threshold={self.rqi_threshold}: must be > 0")
 
 
 def matrices(params: Any) -> dict[str, jax.Array]:

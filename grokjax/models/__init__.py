@@ -1,4 +1,10 @@
-"""Flax Linen models (pure init/apply) and the init-scale transform."""
+"""Flax Linen models (pure init/apply) and the init-scale transform.
+
+`MODELS` is the registry: each `ModelSpec` names the task input kinds it
+reads, its builder, its own checks, its parts (`grokjax.models.parts`) and
+the settings blocks it reads beside `ModelSettings` (`grokjax.settings`);
+each of those gets a `View` of exactly those settings.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +15,19 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from grokjax import settings as settings_lib
 from grokjax.models import cnn, lstm, mlp, transformer
-from grokjax.models.cnn import CNN, ResNet18
+from grokjax.models.cnn import (CNN, RESNET_NORMS, CNNSettings, ResNet18,
+                                ResNetSettings)
 from grokjax.models.init import INIT_PRESETS, apply_init_preset
-from grokjax.models.linear import LinearModel
+from grokjax.models.linear import LinearModel, LinearModelSettings
 from grokjax.models.lstm import LSTMClassifier
-from grokjax.models.mlp import MLP, MLP_INPUTS
+from grokjax.models.mlp import MLP, MLP_INPUTS, MLPSettings
 from grokjax.models.parts import PARTS, NotOffered, Parts, check_parts
 from grokjax.models.transformer import (ACTIVATIONS, LN_PLACEMENTS, READOUTS,
-                                        Transformer)
+                                        Transformer, TransformerSettings)
+from grokjax.settings import check_choice, setting
 from grokjax.tasks import LinearTask, Task, family_of
-
-RESNET_NORMS = ("none", "group")
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16,
           "float64": jnp.float64}
@@ -40,6 +47,12 @@ class ModelSpec:
   check: Callable[[Any], None] = lambda config: None
   parts: Callable[[Any, str], Parts] = lambda config, inputs: Parts(
       f"--model={config.model}")
+  settings: tuple[type, ...] = ()
+
+  def view(self, config) -> settings_lib.View:
+    """What this row may read of `config`: `ModelSettings` and its blocks."""
+    return settings_lib.View(config, (ModelSettings,) + self.settings,
+                             f"model {self.name}")
 
 
 def _transformer(c, task) -> nn.Module:
@@ -65,52 +78,33 @@ def _mlp(c, task) -> nn.Module:
              activation=c.activation, use_bias=c.mlp_bias)
 
 
-def _check_mlp(c) -> None:
-  if c.mlp_input not in MLP_INPUTS:
-    raise ValueError(f"--mlp_input={c.mlp_input}: choose one of "
-                     f"{', '.join(MLP_INPUTS)}")
-  if any(w < 1 for w in c.mlp_hidden):
-    raise ValueError(f"--mlp_hidden={c.mlp_hidden}: widths must be >= 1")
-
-
-def _check_cnn(c) -> None:
-  if any(ch < 1 for ch in c.cnn_channels):
-    raise ValueError(f"--cnn_channels={c.cnn_channels}: must be positive")
-
-
-def _check_resnet(c) -> None:
-  if c.resnet_norm not in RESNET_NORMS:
-    raise ValueError(f"--resnet_norm={c.resnet_norm}: choose one of "
-                     f"{', '.join(RESNET_NORMS)}")
-  if c.resnet_width <= 0:
-    raise ValueError(f"--resnet_width={c.resnet_width}: must be positive")
-
-
 MODELS = {m.name: m for m in (
     ModelSpec("transformer", ("table", "sequence"),
               "decoder-only, readout at the last token (--depth, --d_model, "
               "--num_heads, --d_mlp)", _transformer,
-              parts=transformer.parts),
+              parts=transformer.parts, settings=(TransformerSettings,)),
     ModelSpec("mlp", ("table", "image"),
               "operand embeddings (--mlp_input) or pixels through "
-              "--mlp_hidden", _mlp, _check_mlp, mlp.parts),
+              "--mlp_hidden", _mlp, MLPSettings.check, mlp.parts,
+              settings=(MLPSettings,)),
     ModelSpec("linear", ("linear",),
               "the parameter vector/matrix of a linear task",
               lambda c, task: LinearModel(shape=task.target_shape,
-                                          depth=c.linear_depth)),
+                                          depth=c.linear_depth),
+              settings=(LinearModelSettings,)),
     ModelSpec("cnn", ("image",), "3x3 convolutions + 2x2 average pooling "
               "(--cnn_channels)",
               lambda c, task: CNN(image_shape=task.image_shape,
                                   num_classes=task.num_classes,
                                   channels=tuple(c.cnn_channels)),
-              _check_cnn, cnn.parts),
+              CNNSettings.check, cnn.parts, settings=(CNNSettings,)),
     ModelSpec("resnet18", ("image",), "ResNet-18 without BatchNorm "
               "(--resnet_norm, --resnet_width)",
               lambda c, task: ResNet18(image_shape=task.image_shape,
                                        num_classes=task.num_classes,
                                        norm=c.resnet_norm,
                                        width_factor=c.resnet_width),
-              _check_resnet, cnn.parts),
+              ResNetSettings.check, cnn.parts, settings=(ResNetSettings,)),
     ModelSpec("lstm", ("table", "sequence"), "one LSTM layer of width "
               "--d_model over the tokens",
               lambda c, task: LSTMClassifier(vocab_size=task.vocab_size,
@@ -119,6 +113,30 @@ MODELS = {m.name: m for m in (
                                              hidden=c.d_model),
               parts=lstm.parts),
 )}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSettings:
+  """Every model's: which model, its width, activation, initial weights and
+  MLP biases (a model's own settings are its row's blocks)."""
+  model: str = setting("transformer", "; ".join(
+      f"{m.name}: {m.help}" for m in MODELS.values()))
+  d_model: int = setting(128, "transformer width; also the MLP's embedding "
+                         "width and the LSTM's width")
+  activation: str = setting("relu", ", ".join(ACTIVATIONS))
+  init: str = setting("flax", "initial weights drawn as in: " + ", ".join(
+      INIT_PRESETS) + " (Flax's defaults; torch.nn's, as Power et "
+      "al.'s code; torch.nn's with Grokfast's nn.MultiheadAttention; Nanda "
+      "et al. 2023's transformer; Gu et al. 2025's: Nanda's with W_U "
+      "N(0, 1/d_model)), then times --init_scale")
+  mlp_bias: bool = setting(True, "biases in the MLP model and in the "
+                           "transformer's MLP")
+
+  def check(self) -> None:
+    if self.d_model < 1:
+      raise ValueError(f"--d_model={self.d_model}: must be >= 1")
+    check_choice("activation", self.activation, ACTIVATIONS)
+    check_choice("init", self.init, INIT_PRESETS)
 
 
 def check_model(config, inputs: str) -> None:
@@ -130,15 +148,14 @@ def check_model(config, inputs: str) -> None:
     fits = [m.name for m in MODELS.values() if inputs in m.inputs]
     raise ValueError(f"--model={config.model}: --task={config.task} has "
                      f"{inputs} inputs; use --model={' or '.join(fits)}")
-  if config.activation not in ACTIVATIONS:
-    raise ValueError(f"--activation={config.activation}: choose one of "
-                     f"{', '.join(ACTIVATIONS)}")
-  MODELS[config.model].check(config)
+  spec = MODELS[config.model]
+  spec.check(spec.view(config))
 
 
 def make_model(config, task) -> nn.Module:
   """The model named by `config.model`, sized for `task`."""
-  return MODELS[config.model].build(config, task)
+  spec = MODELS[config.model]
+  return spec.build(spec.view(config), task)
 
 
 def scale_init(params, alpha: jax.Array):
@@ -176,10 +193,13 @@ def abstract_params(model: nn.Module, task: Task | LinearTask,
 
 def parts_of(config) -> Parts:
   """The parts `config`'s model offers the measures (`grokjax.models.parts`)."""
-  return MODELS[config.model].parts(config, family_of(config.task).inputs)
+  spec = MODELS[config.model]
+  return spec.parts(spec.view(config), family_of(config.task).inputs)
 
 
 __all__ = ["MODELS", "ModelSpec", "check_model", "ACTIVATIONS", "MLP_INPUTS",
            "CNN", "ResNet18", "LSTMClassifier", "MLP", "Transformer", "LinearModel", "make_model", "scale_init", "init_params", "abstract_params",
            "cast_params", "parts_of", "Parts", "PARTS", "NotOffered", "check_parts", "DTYPES", "INIT_PRESETS", "LN_PLACEMENTS", "READOUTS",
-           "apply_init_preset"]
+           "apply_init_preset", "ModelSettings", "TransformerSettings",
+           "MLPSettings", "CNNSettings", "ResNetSettings",
+           "LinearModelSettings", "RESNET_NORMS"]

@@ -10,6 +10,7 @@ training stays a pure function of the parameters (a member's step is one
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import flax.linen as nn
@@ -17,6 +18,40 @@ import jax
 import jax.numpy as jnp
 
 from grokjax.models.parts import Parts
+from grokjax.settings import check_choice, setting
+
+
+RESNET_NORMS = ("none", "group")
+
+
+@dataclasses.dataclass(frozen=True)
+class CNNSettings:
+  """--model=cnn."""
+  cnn_channels: tuple = setting((32, 64), "--model=cnn: widths of its 3x3 "
+                                "conv layers (each followed by 2x2 average "
+                                "pooling)", kind="int_list")
+
+  def check(self) -> None:
+    """Checked when --model=cnn (the row's check)."""
+    if any(ch < 1 for ch in self.cnn_channels):
+      raise ValueError(f"--cnn_channels={self.cnn_channels}: must be "
+                       "positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class ResNetSettings:
+  """--model=resnet18."""
+  resnet_norm: str = setting("none", "--model=resnet18: " + " or ".join(
+      RESNET_NORMS) + " (GroupNorm); never BatchNorm")
+  resnet_width: float = setting(1.0, "--model=resnet18: width multiplier of "
+                                "64-128-256-512")
+
+  def check(self) -> None:
+    """Checked when --model=resnet18 (the row's check)."""
+    check_choice("resnet_norm", self.resnet_norm, RESNET_NORMS)
+    if self.resnet_width <= 0:
+      raise ValueError(f"--resnet_width={self.resnet_width}: must be "
+                       "positive")
 
 
 class CNN(nn.Module):
@@ -89,4 +124,5 @@ def parts(config, inputs: str) -> Parts:
                readout=lambda params: params["readout"]["kernel"])
 
 
-__all__ = ["CNN", "ResNet18", "BasicBlock", "parts"]
+__all__ = ["CNN", "ResNet18", "BasicBlock", "parts", "CNNSettings",
+           "ResNetSettings", "RESNET_NORMS"]

@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from grokjax.settings import setting
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearModelSettings:
+  """--model=linear."""
+  linear_depth: int = setting(1, "matrix_completion: the model is a product "
+                              "of this many n x n factors (1 = the matrix "
+                              "itself)")
+
+  def check(self) -> None:
+    if self.linear_depth < 1:
+      raise ValueError(f"--linear_depth={self.linear_depth}: must be >= 1")
 
 
 class LinearModel(nn.Module):

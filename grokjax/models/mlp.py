@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from grokjax.models.parts import Parts
+from grokjax.settings import check_choice, setting
 from grokjax.models.transformer import activation_fn
 
 
@@ -45,6 +48,22 @@ class OneHotDense(nn.Module):
 
 # --mlp_input's choices (``features`` is set for image tasks, never by the flag).
 MLP_INPUTS = ("concat", "sum", "product", "onehot")
+
+
+@dataclasses.dataclass(frozen=True)
+class MLPSettings:
+  """--model=mlp (its embedding width is --d_model: `ModelSettings`)."""
+  mlp_input: str = setting("concat", "MLP input: " + ", ".join(
+      MLP_INPUTS) + " (concat, sum or elementwise product of the "
+      "operand embeddings, or one-hot operands)")
+  mlp_hidden: tuple = setting((256, 256), "MLP hidden widths",
+                              kind="int_list")
+
+  def check(self) -> None:
+    """Checked when --model=mlp (the row's check)."""
+    check_choice("mlp_input", self.mlp_input, MLP_INPUTS)
+    if any(w < 1 for w in self.mlp_hidden):
+      raise ValueError(f"--mlp_hidden={self.mlp_hidden}: widths must be >= 1")
 
 
 class MLP(nn.Module):

@@ -7,6 +7,7 @@ values. Shapes: B batch, L sequence, D width, H heads, K head width, V classes.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Callable
 
@@ -16,6 +17,7 @@ import jax.numpy as jnp
 
 from grokjax import params as params_lib
 from grokjax.models.parts import Parts
+from grokjax.settings import check_choice, setting
 
 
 # --activation's choices (the transformer's and the MLP's hidden layers).
@@ -31,6 +33,47 @@ LN_PLACEMENTS = ("pre", "post", "input")
 # The head: one logit per answer class, or per vocabulary token (the operator
 # and "=" included), as Nanda et al.'s, Grokfast's and danielmamay's code.
 READOUTS = ("classes", "tokens")
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerSettings:
+  """--model=transformer (its width --d_model and --activation, --mlp_bias
+  are every model's: `grokjax.models.ModelSettings`)."""
+  depth: int = setting(2, "transformer blocks")
+  num_heads: int = setting(4, "attention heads")
+  d_mlp: int = setting(512, "hidden width of the transformer's MLP")
+  layer_norm: bool = setting(True, "LayerNorm in the transformer (placed by "
+                             "--ln_placement)")
+  ln_placement: str = setting("pre", "with --layer_norm: " + ", ".join(
+      LN_PLACEMENTS) + " (pre: x + f(LN(x)), a final LN; post: "
+      "LN(x + f(x)), Vaswani et al.; input: LN(x) + f(LN(x)) for attention, "
+      "as Grokfast's Block)")
+  ln_eps: float = setting(1e-6, "with --layer_norm: the LayerNorms' epsilon "
+                          "(flax's default 1e-6; torch.nn.LayerNorm's, as "
+                          "Grokfast's and danielmamay's code, 1e-5)")
+  attn_bias: bool = setting(False, "biases in the attention projections "
+                            "(torch.nn.MultiheadAttention has them)")
+  tie_embeddings: bool = setting(False, "unembed with the embedding matrix")
+  readout: str = setting("classes", "the transformer's head: " + ", ".join(
+      READOUTS) + " (classes: one logit per answer class; tokens: "
+      "one per vocabulary token, the operator and '=' included, as Nanda "
+      "et al.'s, Grokfast's and danielmamay's code: a table task's answer c "
+      "is token c, and a prediction of another token is wrong)")
+
+  def check(self) -> None:
+    for name in ("depth", "num_heads", "d_mlp"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"--{name}={getattr(self, name)}: must be >= 1")
+    check_choice("ln_placement", self.ln_placement, LN_PLACEMENTS)
+    if self.ln_placement != "pre" and not self.layer_norm:
+      raise ValueError(f"--ln_placement={self.ln_placement}: there is no "
+                       "LayerNorm to place (--nolayer_norm); drop one flag")
+    check_choice("readout", self.readout, READOUTS)
+    if not self.ln_eps > 0:
+      raise ValueError(f"--ln_eps={self.ln_eps}: must be > 0")
+    if self.ln_eps != 1e-6 and not self.layer_norm:
+      raise ValueError(f"--ln_eps={self.ln_eps}: there is no LayerNorm "
+                       "(--nolayer_norm); drop one flag")
 
 # The attention's output projection `attn.out` is a DenseGeneral over the
 # (head, head width) axes: its kernel [H, K, D] has two input axes.

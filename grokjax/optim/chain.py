@@ -6,8 +6,12 @@ member's swept values, and (for penalties) which leaves it acts on. Adding one
 is adding a row; the flags' choices and help come from the table:
 
     Transform("l1", Stage.GRADIENT, "regularizer", "subgradient beta*sign(w)",
-              lambda c, h, mask: reg.l1_subgradient(h.reg_strength, mask),
+              lambda c, h, mask, lr, key: reg.l1_subgradient(h.reg_strength,
+                                                             mask),
               masked=True)
+
+`c` is a `View` of the row's own settings blocks (`settings=`; the
+optimizer's rows: `OptimizerSettings`), `h` the member's swept values.
 
 Order (as in big_vision's optax.make, one chain): perp-grad, the Grokfast
 filter, the gradient side of --regularizer, gradient noise, the base optimizer
@@ -26,7 +30,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from grokjax import settings as settings_lib
 from grokjax.optim import regularizers as reg
+from grokjax.optim.regularizers import GrokfastSettings, NoiseSettings
+from grokjax.settings import check_choice, setting
 
 
 class Stage(enum.IntEnum):
@@ -59,8 +66,9 @@ def base_optimizer(config, learning_rate: jax.Array,
   In `config.optimizer_dtype` when it is not "precision" (`optimizer_in_dtype`).
   """
   inner = OPTIMIZERS[config.optimizer].build(
-      config, warmup_schedule(learning_rate, config.warmup_steps),
-      weight_decay)
+      settings_lib.View(config, (OptimizerSettings,),
+                        f"optimizer {config.optimizer}"),
+      warmup_schedule(learning_rate, config.warmup_steps), weight_decay)
   if config.optimizer_dtype == "precision":
     return inner
   return optimizer_in_dtype(inner, jnp.dtype(config.optimizer_dtype))
@@ -93,7 +101,8 @@ def optimizer_in_dtype(inner: optax.GradientTransformation,
 
 @dataclasses.dataclass(frozen=True)
 class Optimizer:
-  """A base optimizer: `build(config, lr schedule, weight_decay)`."""
+  """A base optimizer: `build(settings, lr schedule, weight_decay)`, the
+  settings a `View` of `OptimizerSettings`."""
   name: str
   help: str
   build: Callable[[Any, optax.Schedule, jax.Array],
@@ -133,9 +142,11 @@ class Transform:
     ``grad_filter``) whose value is `name`, or a bool/float field that turns
     it on when truthy.
   help: one line for the flag's help.
-  build: (config, hypers, mask, lr schedule, noise key) -> transform.
+  build: (settings, hypers, mask, lr schedule, noise key) -> transform;
+    settings: a `View` of the row's `settings` blocks.
   masked: acts on the leaves --reg_mask selects (and, with `matrices_only`,
     only the linear maps among them: leaves of 2 or more axes).
+  settings: the blocks (`grokjax.settings`) whose fields `build` reads.
   """
   name: str
   stage: Stage
@@ -144,6 +155,7 @@ class Transform:
   build: Callable[..., optax.GradientTransformation]
   masked: bool = False
   matrices_only: bool = False
+  settings: tuple[type, ...] = ()
 
   def selected(self, config) -> bool:
     value = getattr(config, self.flag)
@@ -170,11 +182,13 @@ TRANSFORMS = (
     Transform("ema", Stage.FILTER, "grad_filter",
               "Grokfast EMA filter (--grokfast_alpha, --grokfast_lamb)",
               lambda c, h, m, lr, key: reg.grokfast_ema(c.grokfast_alpha,
-                                                        c.grokfast_lamb)),
+                                                        c.grokfast_lamb),
+              settings=(GrokfastSettings,)),
     Transform("ma", Stage.FILTER, "grad_filter",
               "Grokfast MA filter (--grokfast_window, --grokfast_lamb)",
               lambda c, h, m, lr, key: reg.grokfast_ma(c.grokfast_window,
-                                                       c.grokfast_lamb)),
+                                                       c.grokfast_lamb),
+              settings=(GrokfastSettings,)),
     Transform("l1", Stage.GRADIENT, "regularizer",
               "subgradient beta*sign(w)",
               lambda c, h, m, lr, key: reg.l1_subgradient(h.reg_strength, m),
@@ -195,7 +209,8 @@ TRANSFORMS = (
     Transform("gradient_noise", Stage.GRADIENT_NOISE, "gradient_noise",
               "Gaussian noise of this std added to the gradient",
               lambda c, h, m, lr, key: reg.gradient_noise(c.gradient_noise,
-                                                          key(0))),
+                                                          key(0)),
+              settings=(NoiseSettings,)),
     Transform("l1_prox", Stage.UPDATE, "regularizer",
               "soft-threshold by lr*beta after the step",
               lambda c, h, m, lr, key: reg.l1_proximal(h.reg_strength, lr, m),
@@ -214,7 +229,8 @@ TRANSFORMS = (
     Transform("weight_noise", Stage.WEIGHT_NOISE, "weight_noise",
               "Gaussian noise of this std added to the weights after the step",
               lambda c, h, m, lr, key: reg.weight_noise(c.weight_noise,
-                                                        key(1))),
+                                                        key(1)),
+              settings=(NoiseSettings,)),
     Transform("fixed_norm", Stage.PROJECTION, "fixed_norm",
               "project the weights back to their initial total l2 norm "
               "(Omnigrok)",
@@ -233,6 +249,63 @@ def choice_help(flag: str) -> str:
                    if t.flag == flag)
 
 
+# --optimizer_dtype: "precision" keeps the optimizer state in the training dtype.
+OPTIMIZER_DTYPES = ("precision", "float32", "float64")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerSettings:
+  """The base optimizer (`OPTIMIZERS`), its warm-up and its state's dtype."""
+  optimizer: str = setting("adamw", "; ".join(
+      f"{o.name}: {o.help}" for o in OPTIMIZERS.values()))
+  beta1: float = setting(0.9, "Adam beta1")
+  beta2: float = setting(0.98, "Adam beta2")
+  eps: float = setting(1e-8, "Adam epsilon")
+  momentum: float = setting(0.0, "SGD momentum (0 = none)")
+  warmup_steps: int = setting(10, "linear learning-rate warmup from 0")
+  optimizer_dtype: str = setting("precision", "dtype of the base optimizer's "
+                                 "state and arithmetic (Adam's moments): the "
+                                 "gradient is cast to it and the update back "
+                                 "(precision: the training dtype). float64 "
+                                 "keeps Adam's second moment from flushing to "
+                                 "0 below float32's 1.2e-38, which XLA on CPU "
+                                 "does (no subnormals) and PyTorch does not")
+
+  def check(self) -> None:
+    check_choice("optimizer", self.optimizer, tuple(OPTIMIZERS))
+    check_choice("optimizer_dtype", self.optimizer_dtype, OPTIMIZER_DTYPES)
+    for name in ("beta1", "beta2", "momentum"):
+      if not 0 <= getattr(self, name) < 1:
+        raise ValueError(f"--{name}={getattr(self, name)}: must be in [0, 1)")
+    if self.warmup_steps < 0:
+      raise ValueError(f"--warmup_steps={self.warmup_steps}: must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainSettings:
+  """Which regularizer and gradient tricks the chain holds (`TRANSFORMS`:
+  each row's `flag`) and the leaves penalties act on; their strengths are
+  swept (--reg_strength) or the rows' own blocks."""
+  regularizer: str = setting("none", "penalty of strength --reg_strength "
+                             "(beta): none; " + choice_help("regularizer"))
+  reg_mask: str = setting("not_biases", "leaves the penalty acts on: " +
+                          ", ".join(MASKS) + " (>= 2-D, 2-D, every "
+                          "leaf); nuclear penalties act on the linear maps "
+                          "among them (attention and conv kernels as "
+                          "[fan_in, fan_out])")
+  grad_filter: str = setting("none", "none; " + choice_help("grad_filter"))
+  perp_grad: bool = setting(False, "remove each tensor's gradient component "
+                            "along its weights, keep the norm (Prieto 2025)")
+  fixed_norm: bool = setting(False, "project the weights back to their "
+                             "initial total l2 norm after every step "
+                             "(Omnigrok)")
+
+  def check(self) -> None:
+    check_choice("regularizer", self.regularizer, choices("regularizer"))
+    check_choice("reg_mask", self.reg_mask, tuple(MASKS))
+    check_choice("grad_filter", self.grad_filter, choices("grad_filter"))
+
+
 def make_optimizer(config, hypers) -> optax.GradientTransformation:
   """The member's whole chain, from its swept values (traced under vmap).
 
@@ -246,8 +319,9 @@ def make_optimizer(config, hypers) -> optax.GradientTransformation:
                 key=lambda t: t.stage)
   before = [t for t in rows if t.stage < Stage.OPTIMIZER]
   after = [t for t in rows if t.stage > Stage.OPTIMIZER]
-  build = lambda t: t.build(config, hypers, _mask(config, t.matrices_only)
-                            if t.masked else None, lr, noise_key)
+  build = lambda t: t.build(
+      settings_lib.View(config, t.settings, f"transform {t.name}"), hypers,
+      _mask(config, t.matrices_only) if t.masked else None, lr, noise_key)
   chain = ([build(t) for t in before]
            + [base_optimizer(config, hypers.learning_rate,
                              hypers.weight_decay)]
@@ -257,4 +331,6 @@ def make_optimizer(config, hypers) -> optax.GradientTransformation:
 
 __all__ = ["Stage", "Transform", "TRANSFORMS", "Optimizer", "OPTIMIZERS",
            "MASKS", "choices", "choice_help", "make_optimizer",
-           "base_optimizer", "optimizer_in_dtype", "warmup_schedule"]
+           "base_optimizer", "optimizer_in_dtype", "warmup_schedule",
+           "OptimizerSettings", "ChainSettings", "OPTIMIZER_DTYPES",
+           "GrokfastSettings", "NoiseSettings"]

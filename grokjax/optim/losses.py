@@ -5,9 +5,13 @@ Masked means are sum(w * l) / sum(w), so a member's train fraction never changes
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import optax
+
+from grokjax.settings import check_choice, setting
 
 
 def weighted_mean(values_B: jax.Array, weights_B: jax.Array) -> jax.Array:
@@ -54,6 +58,27 @@ def mse_one_hot(logits_BxV: jax.Array, labels_B: jax.Array) -> jax.Array:
 
 LOSSES = {"cross_entropy": cross_entropy, "stablemax": stablemax_cross_entropy,
           "mse": mse_one_hot}
+
+
+# --loss_dtype: "precision" computes the loss in the training dtype.
+LOSS_DTYPES = ("precision", "float16", "bfloat16", "float32", "float64")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossSettings:
+  """The classification loss and the dtype it is computed in."""
+  loss: str = setting("cross_entropy", "training loss: " + ", ".join(LOSSES)
+                      + " (see grokjax.optim.losses); linear tasks always "
+                      "use 1/2 ||X a - y||^2")
+  loss_dtype: str = setting("precision", "dtype the classification loss is "
+                            "computed in: the logits are cast to it "
+                            "(precision: the training dtype). Prieto et al. "
+                            "2025's --cross_entropy_dtype: their StableMax "
+                            "runs use float64 with a float32 model")
+
+  def check(self) -> None:
+    check_choice("loss", self.loss, tuple(LOSSES))
+    check_choice("loss_dtype", self.loss_dtype, LOSS_DTYPES)
 
 
 def in_dtype(loss_fn, dtype: str | None):

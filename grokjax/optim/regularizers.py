@@ -28,6 +28,8 @@ Liu et al. 2022 (Omnigrok's constrained weight norm).
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any, Callable, NamedTuple, Union
 
 import jax
@@ -35,6 +37,7 @@ import jax.numpy as jnp
 import optax
 
 from grokjax.params import as_matrix, layer_name
+from grokjax.settings import setting
 
 Scalar = Union[float, jax.Array]
 ScalarOrSchedule = Union[Scalar, Callable[[jax.Array], jax.Array]]
@@ -42,6 +45,37 @@ Mask = Union[Any, Callable[[Any], Any], None]
 
 
 # --- masks -------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class GrokfastSettings:
+  """The Grokfast filters (--grad_filter=ema|ma; Lee et al. 2024)."""
+  grokfast_alpha: float = setting(0.98, "Grokfast EMA momentum")
+  grokfast_lamb: float = setting(2.0, "Grokfast amplification of the slow "
+                                 "gradient")
+  grokfast_window: int = setting(100, "Grokfast MA window (steps)")
+
+  def check(self) -> None:
+    if self.grokfast_window < 1:
+      raise ValueError(f"--grokfast_window={self.grokfast_window}: must be "
+                       ">= 1")
+    if not 0 <= self.grokfast_alpha < 1:
+      raise ValueError(f"--grokfast_alpha={self.grokfast_alpha}: must be in "
+                       "[0, 1)")
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseSettings:
+  """Gaussian noise on the gradient or the weights (on when > 0)."""
+  gradient_noise: float = setting(0.0, "std of Gaussian noise added to the "
+                                  "gradient each step")
+  weight_noise: float = setting(0.0, "std of Gaussian noise added to the "
+                                "weights each step (independent of lr)")
+
+  def check(self) -> None:
+    for name in ("gradient_noise", "weight_noise"):
+      if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+        raise ValueError(f"--{name}={getattr(self, name)}: must be >= 0")
 
 
 def matrices(params: Any) -> Any:

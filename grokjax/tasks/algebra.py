@@ -35,10 +35,23 @@ import itertools
 
 import numpy as np
 
+from grokjax.settings import setting
 from grokjax.tasks.base import Task, table_task
 from grokjax.tasks.modular import is_prime
 
 # The most table rows an algebra task builds (q^2, q = p^n).
+@dataclasses.dataclass(frozen=True)
+class AlgebraSettings:
+  """--task=algebra: which algebras over F_p (--p)."""
+  algebra: tuple = setting(("complex",), "--task=algebra: the algebras over "
+                           "F_p whose product tables are learned (complex, "
+                           "dual, m2, ut2, zero, poly:<c0>_..._<c{n-1}>, "
+                           "group:z<m>|v4|s3, random:<seed>); several of one "
+                           "dimension sweep as --task_index", kind="str_list")
+  dim: int = setting(2, "--task=algebra: dimension n of random:<seed> and "
+                     "zero algebras")
+
+
 MAX_TABLE_ROWS = 1 << 22
 FIXED_DIMS = {"complex": 2, "dual": 2, "m2": 4, "ut2": 3}
 

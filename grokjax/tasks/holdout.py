@@ -22,6 +22,7 @@ import dataclasses
 
 import numpy as np
 
+from grokjax.settings import setting
 from grokjax.tasks.base import Task
 
 
@@ -45,6 +46,28 @@ def holdout_mask(task: Task, spec: str) -> np.ndarray:
 
 
 HOLDOUT_EVAL = ("region", "untrained")
+
+
+@dataclasses.dataclass(frozen=True)
+class HoldoutSettings:
+  """A structured hold-out of a two-operand table (Gu et al. 2025)."""
+  holdout: str = setting("none", "structured hold-out of a two-operand table "
+                         "(Gu et al. 2025): square:k (x, y < k) or strip:k "
+                         "(x < k) is never trained on and is the validation "
+                         "set (see --holdout_eval)")
+  holdout_eval: str = setting("region", "with --holdout: validate on the "
+                              "held-out region only (region) or on every row "
+                              "a member does not train on, region and unused "
+                              "pairs (untrained: Gu et al.'s code's test set)")
+
+  def check(self) -> None:
+    if self.holdout_eval not in HOLDOUT_EVAL:
+      raise ValueError(f"--holdout_eval={self.holdout_eval}: choose one of "
+                       f"{', '.join(HOLDOUT_EVAL)}")
+    if self.holdout_eval != "region" and self.holdout == "none":
+      raise ValueError(f"--holdout_eval={self.holdout_eval}: there is no "
+                       "held-out region (--holdout=none); set --holdout or "
+                       "drop the flag")
 
 
 def with_holdout(task: Task, spec: str, validate: str = "region") -> Task:

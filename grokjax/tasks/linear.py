@@ -24,11 +24,35 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from grokjax.settings import check_choice, check_positive, setting
 from grokjax.tasks.splits import make_split
 
 LINEAR_TASKS = ("sparse_recovery", "matrix_completion")
 ERROR_NORMS = ("relative", "absolute", "max")
 
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearSettings:
+  """Linear inverse problems: their size and the errors that define t_mem and
+  t_gen (the model's depth is --linear_depth, the linear model's own)."""
+  linear_dim: int = setting(100, "linear tasks: dimension n of a* "
+                            "(sparse_recovery) or side of the n x n matrix "
+                            "(matrix_completion)")
+  linear_k: int = setting(5, "linear tasks: non-zeros s of a* "
+                          "(sparse_recovery) or rank r (matrix_completion)")
+  mem_error: float = setting(1e-3, "linear tasks: train error that defines "
+                             "t_mem")
+  gen_error: float = setting(1e-3, "linear tasks: test error that defines "
+                             "t_gen")
+  regression_error: str = setting("relative", "linear tasks' errors: relative "
+                                  "(||Xa - y|| / ||y||, ||a - a*|| / ||a*||), "
+                                  "absolute (the norms) or max (largest "
+                                  "entry of |Xa - y|, |a - a*|)")
+
+  def check(self) -> None:
+    check_choice("regression_error", self.regression_error, ERROR_NORMS)
+    check_positive(self, "mem_error", "gen_error")
 
 class Problem(NamedTuple):
   """One member's linear inverse problem (a leading [E] axis when batched).
@@ -132,33 +156,10 @@ class LinearTask:
 
 
 def check_config(config) -> None:
-  """A linear task's settings; ValueError naming the flag and the fix."""
+  """A linear task's own settings; ValueError naming the flag and the fix.
+  (Its rules on the loss, the batch, the regularizer and the model's depth
+  are `Config.validate`'s: they read other owners' settings.)"""
   check_linear_task(config.task, config.linear_dim, config.linear_k)
-  if config.linear_depth < 1:
-    raise ValueError(f"--linear_depth={config.linear_depth}: must be >= 1")
-  sparse = config.task == "sparse_recovery"
-  if sparse and config.linear_depth != 1:
-    raise ValueError(f"--linear_depth={config.linear_depth}: sparse_recovery "
-                     "learns the vector itself; use --linear_depth=1 (or "
-                     "--task=matrix_completion)")
-  if config.loss != "cross_entropy":
-    raise ValueError(f"--loss={config.loss}: linear tasks train on 1/2 "
-                     "||X a - y||^2; drop --loss")
-  if config.batch_size:
-    raise ValueError(f"--batch_size={config.batch_size}: linear tasks train "
-                     "by full-batch (sub)gradient descent; use "
-                     "--batch_size=0")
-  if config.regression_error not in ERROR_NORMS:
-    raise ValueError(f"--regression_error={config.regression_error}: choose "
-                     f"one of {', '.join(ERROR_NORMS)}")
-  if sparse and config.regularizer.startswith("nuclear"):
-    raise ValueError(f"--regularizer={config.regularizer}: sparse_recovery "
-                     "learns a vector; use l1/l1_prox, or --task="
-                     "matrix_completion")
-  if sparse and config.regularizer != "none" and config.reg_mask != "all":
-    raise ValueError(f"--reg_mask={config.reg_mask}: the sparse_recovery "
-                     "parameter is a vector (1-D), which this mask "
-                     "excludes; use --reg_mask=all")
 
 
 def build(config) -> "LinearTask":

@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import numpy as np
 
+from grokjax.settings import setting
 from grokjax.tasks.base import Task, table_task
 
 # name -> (z(x, y, p), needs a field (p prime), y must be nonzero).
 _Op = tuple[Callable[[np.ndarray, np.ndarray, int], np.ndarray], bool, bool]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModularSettings:
+  """x op y mod p: the table's own settings (--p is the tasks' own)."""
+  exclude_y0: bool = setting(False, "modular tasks: drop the pairs with y = 0 "
+                             "(Grokfast's x*y table, 0 < y < p)")
+  operand_offset: int = setting(0, "modular tasks: element e of the second "
+                                "operand is token operand_offset + e (Gu et "
+                                "al.'s str.py: 60, so x and y share only the "
+                                "tokens where the ranges overlap); 0: one "
+                                "vocabulary for both")
+
+  def check(self) -> None:
+    if self.operand_offset < 0:
+      raise ValueError(f"--operand_offset={self.operand_offset}: must be "
+                       ">= 0")
 
 
 def _inverse(y: np.ndarray, p: int) -> np.ndarray:

@@ -11,9 +11,22 @@ them all; the MLP reads the n bit positions.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from grokjax.settings import setting
 from grokjax.tasks.base import Task
+
+
+@dataclasses.dataclass(frozen=True)
+class ParitySettings:
+  """--task=parity: the strings and their label."""
+  parity_n: int = setting(40, "--task=parity: bits per string")
+  parity_k: int = setting(3, "--task=parity: the label is the parity of k of "
+                          "them (the rest are noise)")
+  num_samples: int = setting(2000, "--task=parity: strings drawn (the "
+                             "dataset that members split)")
 
 
 def check_parity(n: int, k: int, num_samples: int) -> None:

@@ -24,6 +24,7 @@ Training documents are the pool (members draw `--train_size` or
 from __future__ import annotations
 
 import collections
+import dataclasses
 import csv
 import glob
 import os
@@ -31,9 +32,25 @@ import re
 
 import numpy as np
 
+from grokjax.settings import setting
 from grokjax.tasks.base import DataError, Task
 
 PAD, UNK, CLS = 0, 1, 2
+@dataclasses.dataclass(frozen=True)
+class TextSettings:
+  """--task=text: the vocabulary and the document length (--data_dir: the
+  tasks' own)."""
+  text_vocab: int = setting(10000, "--task=text: words kept (the most "
+                            "frequent in the training documents)")
+  text_max_len: int = setting(128, "--task=text: tokens kept per document "
+                              "(then a CLS token)")
+
+  def check(self) -> None:
+    for name in ("text_vocab", "text_max_len"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"--{name}={getattr(self, name)}: must be >= 1")
+
+
 _WORD = re.compile(r"[a-z0-9']+")
 _LAYOUT = ("train/<class>/*.txt and test/<class>/*.txt (IMDB's layout), or "
            "train.csv and test.csv with rows label,text")
