@@ -35,7 +35,6 @@ process to the first chunk's record in metrics.jsonl (start-up, compilation
 and that chunk's steps) and to the process's end.
 """
 
-import functools
 import json
 import math
 import os
@@ -50,13 +49,12 @@ import numpy as np
 
 from absl import app, flags
 import jax
-import jax.numpy as jnp
 
 import grokjax as gj
 from grokjax.io import rundir
-from grokjax.train import sharding as shard_lib
-from grokjax.train import state as state_lib
-from grokjax.train import step as step_lib
+from grokjax.train.timing import (matmul_peak, step_flops, time_loop,
+                                  time_sequential, time_sweep)
+from grokjax.train.timing import setup_group
 
 SETUPS = {
     # TARGETS.md's CPU calibration / the quickstart model.
@@ -107,90 +105,6 @@ flags.DEFINE_string("loop_case", None, "a peer's setup and cadence (grokfast, "
 FLAGS = flags.FLAGS
 
 
-def _setup(config: gj.Config, num_members: int):
-  config = config.replace(seed=tuple(range(num_members)), steps=10**9)
-  run = gj.io.StoredRun.from_config(config)
-  model = gj.models.make_model(config, run.task)
-  state, split = state_lib.init_group(model, config, run.task,
-                                      run.max_n_train, run.hypers)
-  inputs, labels = run.task.device_arrays()
-  data = step_lib.Data(inputs, labels, jnp.zeros(FLAGS.steps, bool))
-  return config, model, jax.device_put(run.hypers), state, split, data
-
-
-def step_flops(model, config, state, hypers, split, data) -> float:
-  """XLA's FLOP count of one vmapped training step (a scan's body is counted once, so not the chunk)."""
-  step = jax.vmap(functools.partial(step_lib.train_step, model.apply, config),
-                  in_axes=(0, 0, 0, None, None))
-  cost = jax.jit(step).lower(state, hypers, split, data,
-                             jnp.int32(0)).compile().cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  return float(cost.get("flops", float("nan")))
-
-
-def time_sweep(config: gj.Config, num_members: int) -> dict:
-  """Steady-state member-steps/s of the compiled chunk with E members."""
-  config, model, hypers, state, split, data = _setup(config, num_members)
-  # The sweep's own path: members sharded over a 1-D mesh of every device.
-  mesh = shard_lib.member_mesh()
-  if num_members % mesh.size:
-    raise app.UsageError(f"--members={num_members}: must be a multiple of "
-                         f"the {mesh.size} devices")
-  members, shared = shard_lib.member_sharding(mesh), shard_lib.replicated(mesh)
-  state, hypers, split = jax.device_put((state, hypers, split), members)
-  data = jax.device_put(data, shared)
-  chunk, _ = step_lib.compile_sweep_chunk(model.apply, config, FLAGS.steps,
-                                          mesh)
-  t = time.perf_counter()
-  start = lambda i: jax.device_put(jnp.int32(i), shared)
-  stop = start(config.steps)
-  compiled = chunk.lower(state, hypers, split, data, start(0), stop).compile()
-  compile_s = time.perf_counter() - t
-  flops = step_flops(model, config, state, hypers, split, data) / num_members
-  state, _ = compiled(state, hypers, split, data, start(0), stop)  # warm-up
-  jax.block_until_ready(state)
-  t = time.perf_counter()
-  state, _ = compiled(state, hypers, split, data, start(FLAGS.steps), stop)
-  jax.block_until_ready(state)
-  seconds = time.perf_counter() - t
-  rate = FLAGS.steps * num_members / seconds
-  return {"E": num_members, "member_steps_per_s": rate,
-          "flops_per_member_step": flops, "flops_per_s": flops * rate,
-          "compile_s": compile_s}
-
-
-def time_sequential(config: gj.Config, num_members: int) -> float:
-  """Member-steps/s of the same members trained one after another with a jitted step."""
-  config, model, hypers, state, split, data = _setup(config, num_members)
-  step = jax.jit(functools.partial(step_lib.train_step, model.apply, config),
-                 donate_argnums=(0,))
-  take = lambda tree, i: jax.tree.map(lambda x: x[i], tree)
-  members = [(take(state, i), take(hypers, i), take(split, i))
-             for i in range(num_members)]
-  s, h, sp = members[0]
-  warm, _ = step(jax.tree.map(jnp.copy, s), h, sp, data, jnp.int32(0))
-  jax.block_until_ready(warm)  # compiled; members[0]'s own state is untouched
-  t = time.perf_counter()
-  for s, h, sp in members:
-    for i in range(FLAGS.steps):
-      s, rec = step(s, h, sp, data, jnp.int32(i))
-    jax.block_until_ready(rec)
-  return FLAGS.steps * num_members / (time.perf_counter() - t)
-
-
-def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
-  """FLOP/s of a dense float32 n x n matmul: the device's practical limit."""
-  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-  f = jax.jit(lambda x: x @ x)
-  jax.block_until_ready(f(a))
-  best = float("inf")
-  for _ in range(repeats):
-    t = time.perf_counter()
-    jax.block_until_ready(f(a))
-    best = min(best, time.perf_counter() - t)
-  return 2 * n**3 / best
-
-
 def _sweep_config(args: list[str]) -> gj.Config:
   from grokjax import cli
   fv = flags.FlagValues()
@@ -199,10 +113,14 @@ def _sweep_config(args: list[str]) -> gj.Config:
   return cli.config_from_flags(fv)
 
 
+def _loop(config: gj.Config, eval_every: int, members: int = 1) -> float:
+  return time_loop(config, eval_every, members, FLAGS.steps, FLAGS.repeats)
+
+
 def _flops_at(config: gj.Config, fraction: float) -> float:
   """XLA's FLOPs of one member's full-batch step at `fraction`'s row count."""
-  _, model, hypers, state, split, data = _setup(
-      config.replace(train_fraction=(fraction,)), 1)
+  _, model, hypers, state, split, data = setup_group(
+      config.replace(train_fraction=(fraction,)), 1, FLAGS.steps)
   return step_flops(model, config, state, hypers, split, data)
 
 
@@ -269,30 +187,6 @@ EVAL_CASES = (
 )
 
 
-def time_loop(config: gj.Config, eval_every: int, members: int = 1) -> float:
-  """Steps/s of the compiled chunk of `members` members (the sweep's program)
-  with an evaluation every `eval_every` steps (0: none); the fastest of
-  --repeats. Member-steps/s: times `members`."""
-  config, model, hypers, state, split, data = _setup(config, members)
-  if eval_every:
-    data = data._replace(eval_at=jnp.arange(FLAGS.steps) % eval_every == 0)
-  task = gj.io.StoredRun.from_config(config).task
-  val_rows = task.num_examples - int(hypers.n_train.min())
-  chunk, _ = step_lib.compile_sweep_chunk(model.apply, config, FLAGS.steps)
-  start = lambda i: jnp.int32(i)
-  compiled = chunk.lower(state, hypers, split, data, start(0), start(10**9),
-                         val_rows=val_rows).compile()
-  state, _ = compiled(state, hypers, split, data, start(0), start(10**9))
-  jax.block_until_ready(state)
-  best = float("inf")
-  for _ in range(FLAGS.repeats):
-    t = time.perf_counter()
-    state, _ = compiled(state, hypers, split, data, start(0), start(10**9))
-    jax.block_until_ready(state)
-    best = min(best, time.perf_counter() - t)
-  return FLAGS.steps / best
-
-
 # --loop_case: a peer's own setup and cadence, as its like-for-like row runs
 # it: (row spec in experiments/flags/, flags over the spec's, cadence).
 LOOP_CASES = {
@@ -322,13 +216,13 @@ def loop_case(name: str) -> dict:
   config = _sweep_config(args)
   out = {"case": name, "eval_every": every, "flagfile": FLAGS.sweep_flagfile,
          "args": args, "matmul_flops_per_s": matmul_peak(),
-         "loop_steps_per_s": time_loop(config, every),
-         "train_steps_per_s": time_loop(config, 0), "members": {}}
+         "loop_steps_per_s": _loop(config, every),
+         "train_steps_per_s": _loop(config, 0), "members": {}}
   steps, repeats = FLAGS.steps, FLAGS.repeats
   FLAGS.steps, FLAGS.repeats = 20, 1  # E members x 20 steps, training only
   for e in (int(v) for v in FLAGS.members):
     if e > 1:
-      out["members"][str(e)] = e * time_loop(config, 0, e)
+      out["members"][str(e)] = e * _loop(config, 0, e)
   FLAGS.steps, FLAGS.repeats = steps, repeats
   return out
 
@@ -341,9 +235,9 @@ def eval_share() -> list[dict]:
   for name, flagfile, args, every, before, after in EVAL_CASES:
     FLAGS.sweep_flagfile = flagfile
     config = _sweep_config(args + [f"--eval_every={every}"])
-    train = time_loop(config, 0)
-    old = time_loop(config.replace(**before), every)
-    new = time_loop(config.replace(**after), every)
+    train = _loop(config, 0)
+    old = _loop(config.replace(**before), every)
+    new = _loop(config.replace(**after), every)
     row = {"setup": name, "eval_every": every, "train_steps_per_s": train,
            "loop_steps_per_s_before": old, "loop_steps_per_s_now": new,
            "eval_share_before": 1 - old / train,
@@ -456,7 +350,7 @@ def main(_):
   print(f"device {jax.default_backend()}:{device} x{jax.device_count()}  "
         f"jax {versions['jax']}  setup {FLAGS.setup}  steps/chunk {FLAGS.steps}")
   print(f"float32 matmul peak: {peak / 1e9:.1f} GFLOP/s")
-  seq = time_sequential(config, FLAGS.sequential_members)
+  seq = time_sequential(config, FLAGS.sequential_members, FLAGS.steps)
   print(f"sequential (jitted step, members one after another): "
         f"{seq:.1f} member-steps/s")
   rows = []
@@ -464,7 +358,7 @@ def main(_):
             "GFLOP/s | % of matmul peak | compile s |")
   print(header + "\n|---|---|---|---|---|---|---|")
   for e in (int(v) for v in FLAGS.members):
-    row = time_sweep(config, e)
+    row = time_sweep(config, e, FLAGS.steps)
     row["speedup_vs_sequential"] = row["member_steps_per_s"] / seq
     row["fraction_of_peak"] = row["flops_per_s"] / peak
     rows.append(row)

@@ -11,7 +11,8 @@ Layers (each imports only those above it in this list; no cycles):
                          each with its registry (tasks.FAMILIES,
                          models.MODELS, optim.chain.TRANSFORMS, LOSSES); they
                          know nothing of configs or training
-  config                 Config (every block composed, flat) and Grid
+  rules                  the checks across owners' settings
+  config, grid           Config (every block composed, flat); the member Grid
   members, objective     each member's values, keys and split; the one
                          objective (classification or regression) of a task
   io                     RunDir (every path of a run directory), snapshots,
@@ -22,7 +23,8 @@ Layers (each imports only those above it in this list; no cycles):
 
 from grokjax import (analysis, io, members, models, objective, optim,
                      settings, tasks, train)
-from grokjax.config import Config, ConfigError, Grid, parse_values
+from grokjax.config import Config, ConfigError
+from grokjax.grid import Grid, parse_values
 from grokjax.tasks import Task, make_task
 from grokjax.train import Preempted, SweepResult, sweep
 

@@ -21,17 +21,17 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import itertools
 import math
 from typing import Any, Sequence
 
 import numpy as np
 
-from grokjax import models, tasks
+from grokjax import models, rules, tasks
 from grokjax import settings as settings_lib
 from grokjax.optim import chain
 from grokjax.optim.losses import LossSettings
-from grokjax.settings import setting
+from grokjax.settings import ConfigError, setting
+from grokjax.settings import show as _show
 
 # Old flag names that still work (flagfiles, stored config.json): old -> new.
 ALIASES = {"keep_checkpoints": "snapshot_count"}
@@ -56,12 +56,6 @@ EVAL_SETS = ("train+val", "val")
 ABSENT_MEANS = {"train_metrics_from_step": False}
 # --data_order's choices (objective.batch_rows draws each).
 DATA_ORDERS = ("random", "epoch")
-# Task families whose answer c is the element token c (`tasks.table_task`).
-TABLE_FAMILIES = ("modular", "permutation", "algebra")
-
-
-class ConfigError(ValueError):
-  """A bad setting; the message is one line that names the flag and the fix."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -327,95 +321,8 @@ class _ConfigMethods:
     self._validate_swept()
 
   def _validate_across(self, family) -> None:
-    """The rules that read more than one owner's settings."""
-    self._validate_data(family)
-    self._validate_model(family)
-    if family.objective == "regression":
-      self._validate_linear()
-    if self.regularizer == "none" and any(self.reg_strength):
-      raise ConfigError(f"--reg_strength={_show(self.reg_strength)}: has no "
-                        "effect without --regularizer; choose one of "
-                        f"{', '.join(chain.choices('regularizer')[1:])}")
-
-  def _validate_data(self, family) -> None:
-    """The task's settings against the objective, the tables and the model."""
-    if self.loss_dtype != "precision" and family.objective != "classification":
-      raise ConfigError(f"--loss_dtype={self.loss_dtype}: --task={self.task} "
-                        "trains on 1/2 ||X a - y||^2 in --precision; drop "
-                        "the flag")
-    if self.label_noise and family.objective != "classification":
-      raise ConfigError(f"--label_noise={self.label_noise}: needs a "
-                        f"classification task, not {self.task}")
-    for t in self.task_index:
-      if int(t) != t or not 0 <= t < self.num_tables:
-        raise ConfigError(
-            f"--task_index={t}: the task has {self.num_tables} table(s) "
-            f"({', '.join(self.algebra) if self.task == 'algebra' else self.task}); "
-            f"use 0..{self.num_tables - 1} or leave it empty")
-    if self.symmetric:
-      if family.inputs != "table":
-        raise ConfigError(f"--symmetric: --task={self.task} is not a table "
-                          "of two operands; drop --symmetric")
-      task = family.build(family.view(self.replace(symmetric=False)))
-      if not task.commutative:
-        raise ConfigError(f"--symmetric: --task={self.task} is not "
-                          "commutative; drop --symmetric")
-    if self.operand_offset and (
-        family.family != "modular" or
-        (self.model == "mlp" and self.mlp_input == "onehot")):
-      raise ConfigError(f"--operand_offset={self.operand_offset}: only "
-                        "modular tasks read by token embeddings have a "
-                        "vocabulary to offset (one-hot inputs already have "
-                        "a block per operand); drop the flag")
-    if self.exclude_y0 and family.family != "modular":
-      raise ConfigError(f"--exclude_y0: only modular tasks (x+y, x*y, ...) "
-                        f"have a y operand to drop, not --task={self.task}")
-
-  def _validate_model(self, family) -> None:
-    """The transformer's settings against the model and the task."""
-    if self.readout != "classes" and (
-        self.model != "transformer" or family.family not in TABLE_FAMILIES):
-      raise ConfigError(f"--readout={self.readout}: only --model=transformer "
-                        "on a table task (" + ", ".join(TABLE_FAMILIES) +
-                        ") reads answers as tokens; drop the flag")
-    for flag, default in (("ln_placement", "pre"), ("attn_bias", False),
-                          ("ln_eps", 1e-6)):
-      if self.model != "transformer" and getattr(self, flag) != default:
-        raise ConfigError(f"--{flag}={_show(getattr(self, flag))}: only "
-                          "--model=transformer has attention blocks, not "
-                          f"--model={self.model}; drop the flag")
-    if self.init in ("nanda", "gu") and self.model != "transformer":
-      who = {"nanda": "Nanda et al.'s", "gu": "Gu et al.'s"}[self.init]
-      raise ConfigError(f"--init={self.init}: {who} initialization is a "
-                        f"transformer's, not --model={self.model}'s; use "
-                        "--init=pytorch or --init=flax")
-    if self.d_model % self.num_heads:
-      raise ConfigError(f"--num_heads={self.num_heads}: must divide "
-                        f"--d_model={self.d_model}")
-
-  def _validate_linear(self) -> None:
-    """A linear task against the model's depth, the loss, the batch and the
-    regularizer."""
-    sparse = self.task == "sparse_recovery"
-    if sparse and self.linear_depth != 1:
-      raise ConfigError(f"--linear_depth={self.linear_depth}: "
-                        "sparse_recovery learns the vector itself; use "
-                        "--linear_depth=1 (or --task=matrix_completion)")
-    if self.loss != "cross_entropy":
-      raise ConfigError(f"--loss={self.loss}: linear tasks train on 1/2 "
-                        "||X a - y||^2; drop --loss")
-    if self.batch_size:
-      raise ConfigError(f"--batch_size={self.batch_size}: linear tasks train "
-                        "by full-batch (sub)gradient descent; use "
-                        "--batch_size=0")
-    if sparse and self.regularizer.startswith("nuclear"):
-      raise ConfigError(f"--regularizer={self.regularizer}: sparse_recovery "
-                        "learns a vector; use l1/l1_prox, or --task="
-                        "matrix_completion")
-    if sparse and self.regularizer != "none" and self.reg_mask != "all":
-      raise ConfigError(f"--reg_mask={self.reg_mask}: the sparse_recovery "
-                        "parameter is a vector (1-D), which this mask "
-                        "excludes; use --reg_mask=all")
+    """The rules that read more than one owner's settings (`grokjax.rules`)."""
+    rules.check_across(self, family)
 
   def _validate_swept(self) -> None:
     """Every swept value: present, finite, in range."""
@@ -483,91 +390,8 @@ INT_AXES = tuple(f.name for f in dataclasses.fields(Config)
                  if f.metadata.get("swept") == "index")
 
 
-def _show(value: Any) -> str:
-  if isinstance(value, tuple):
-    return ",".join(f"{v:g}" if isinstance(v, (int, float)) else str(v)
-                    for v in value) or "(empty)"
-  return str(value)
-
-
 def _choice(flag: str, value: str, allowed: Sequence[str]) -> None:
   if value not in allowed:
     raise ConfigError(f"--{flag}={value}: choose one of {', '.join(allowed)}")
 
 
-def parse_values(flag: str, text: str, integer: bool = False) -> tuple:
-  """Parses a swept flag's value.
-
-  Forms (combinable with commas): ``0.3``; ``0.3,0.5``; ``a:b`` or ``a:b:step``
-  (integer range, ``b`` excluded, like Python's range); ``log:a:b:n`` (n values
-  log-spaced from a to b inclusive); ``lin:a:b:n`` (n values evenly spaced).
-  """
-  values: list[float] = []
-  empty = None
-  try:
-    for part in (p.strip() for p in text.split(",")):
-      if not part:
-        continue
-      head, *rest = part.split(":")
-      if head in ("log", "lin"):
-        a, b, n = float(rest[0]), float(rest[1]), int(rest[2])
-        if len(rest) != 3 or n < 1:
-          raise ValueError
-        space = np.geomspace if head == "log" else np.linspace
-        values += [float(v) for v in space(a, b, n)]
-      elif rest:
-        bounds = [int(v) for v in [head] + rest]
-        if len(bounds) > 3:
-          raise ValueError
-        if not range(*bounds):
-          empty = part
-        values += list(range(*bounds))
-      else:
-        values.append(float(part))
-  except (ValueError, IndexError):
-    raise ConfigError(
-        f"--{flag}={text}: expected numbers, 'a,b,c', 'start:stop[:step]', "
-        "'log:a:b:n' or 'lin:a:b:n'") from None
-  if empty is not None:
-    raise ConfigError(f"--{flag}={text}: the range {empty} is empty (like "
-                      "Python's range, start:stop needs start < stop, and "
-                      "stop is excluded)")
-  if integer:
-    if any(v != int(v) for v in values):
-      raise ConfigError(f"--{flag}={text}: must be integers")
-    return tuple(int(v) for v in values)
-  return tuple(float(v) for v in values)
-
-
-@dataclasses.dataclass(frozen=True)
-class Grid:
-  """The flattened Cartesian product of the swept axes: one row per member."""
-  axes: dict[str, tuple]
-
-  @classmethod
-  def from_config(cls, config: Config) -> "Grid":
-    return cls(config.swept_values())
-
-  @property
-  def varied(self) -> list[str]:
-    """Axes that take more than one value."""
-    return [k for k, v in self.axes.items() if len(v) > 1]
-
-  def rows(self) -> list[dict[str, float]]:
-    names = [k for k in SWEPT if self.axes[k]]
-    rows = []
-    for combo in itertools.product(*(self.axes[k] for k in names)):
-      row = dict(zip(names, combo))
-      row.setdefault("data_seed", row["seed"])
-      rows.append({k: row[k] for k in SWEPT})
-    return rows
-
-  def __len__(self) -> int:
-    return math.prod(len(v) for v in self.axes.values() if v)
-
-  def columns(self) -> dict[str, np.ndarray]:
-    """Each swept axis as an [E] array (int32 seeds, float32 otherwise)."""
-    rows = self.rows()
-    return {k: np.array([r[k] for r in rows],
-                        np.int32 if k in INT_AXES else np.float32)
-            for k in SWEPT}

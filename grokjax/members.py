@@ -1,6 +1,6 @@
 """The member axis: each member's swept values, its random keys and its split.
 
-A sweep's grid (`config.Grid`) flattens to `E` members. Every member is
+A sweep's grid (`grid.Grid`) flattens to `E` members. Every member is
 described by its `Hypers` (the swept values plus its derived training-set
 size); its keys come from its seeds and its train/validation split from its
 data seed. Training, run directories and analyses all rebuild a member from
@@ -14,7 +14,8 @@ import collections
 import jax
 import numpy as np
 
-from grokjax.config import SWEPT, Config, ConfigError, Grid
+from grokjax.config import SWEPT, Config, ConfigError
+from grokjax.grid import Grid
 from grokjax.tasks import Split, Task, make_split, num_train
 
 

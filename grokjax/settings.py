@@ -36,6 +36,18 @@ def setting(default: Any, help: str, **kw) -> Any:  # pylint: disable=redefined-
   return dataclasses.field(default=default, metadata={"help": help, **kw})
 
 
+class ConfigError(ValueError):
+  """A bad setting; the message is one line that names the flag and the fix."""
+
+
+def show(value: Any) -> str:
+  """A setting's value as on the command line (a tuple as `a,b`)."""
+  if isinstance(value, tuple):
+    return ",".join(f"{v:g}" if isinstance(v, (int, float)) else str(v)
+                    for v in value) or "(empty)"
+  return str(value)
+
+
 def check_choice(flag: str, value: str, allowed) -> None:
   """ValueError `--flag=value: choose one of ...` unless `value` is allowed."""
   if value not in allowed:
@@ -142,5 +154,5 @@ def check_blocks(config: Any, blocks: Iterable[type]) -> None:
       check(block(**{n: getattr(config, n) for n in names_of(block)}))
 
 
-__all__ = ["setting", "check_choice", "check_positive", "names_of", "owner_of", "View", "Blocks", "view",
+__all__ = ["ConfigError", "show", "setting", "check_choice", "check_positive", "names_of", "owner_of", "View", "Blocks", "view",
            "ForeignSetting", "check_blocks"]

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import grokjax as gj
-from grokjax.config import ConfigError, Grid, parse_values
+from grokjax.config import ConfigError
+from grokjax.grid import Grid, parse_values
 
 
 def test_parse_values_forms():

@@ -136,7 +136,7 @@ def test_every_chain_transform_reads_only_its_own_settings(row):
                      reg_strength=(0.1,) if row.flag == "regularizer"
                      else (0.0,))
   config.validate()
-  row = gj.config.Grid.from_config(config).rows()[0]
+  row = gj.Grid.from_config(config).rows()[0]
   hypers = gj.members.Hypers(**{k: jnp.asarray(v) for k, v in row.items()},
                              n_train=jnp.asarray(10))
   optimizer = chain.make_optimizer(config, hypers)

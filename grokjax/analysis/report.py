@@ -24,7 +24,8 @@ import numpy as np
 
 from grokjax.analysis import grokking, measures as measures_lib, measuring
 from grokjax.analysis import scaling, slingshot
-from grokjax.config import Config, ConfigError, Grid
+from grokjax.config import Config, ConfigError
+from grokjax.grid import Grid
 from grokjax.io import atomic, plots, rundir
 from grokjax.io import tensorboard as tb_lib
 from grokjax.io.rundir import RunDir, csv_float

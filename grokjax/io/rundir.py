@@ -35,7 +35,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from grokjax.config import Config, ConfigError, Grid
+from grokjax.config import Config, ConfigError
+from grokjax.grid import Grid
 from grokjax.io.atomic import WriteError
 from grokjax.layout import Layout
 from grokjax.members import Hypers, make_hypers

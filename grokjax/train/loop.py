@@ -33,7 +33,8 @@ import numpy as np
 
 from grokjax import io as gio
 from grokjax.io.rundir import RunDir
-from grokjax.config import Config, ConfigError, Grid
+from grokjax.config import Config, ConfigError
+from grokjax.grid import Grid
 from grokjax.tasks import LinearTask, Task
 from grokjax.train import checkpoint as ckpt_lib
 from grokjax.train import sharding as shard_lib

@@ -30,7 +30,8 @@ import os
 import jax
 import numpy as np
 
-from grokjax.config import Config, ConfigError, Grid
+from grokjax.config import Config, ConfigError
+from grokjax.grid import Grid
 from grokjax.tasks import LinearTask, Task
 from grokjax.train import sharding as shard_lib
 from grokjax.train.state import abstract_ensemble

@@ -11,7 +11,8 @@ import jax
 import numpy as np
 
 from grokjax.io import snapshots as snap_lib
-from grokjax.config import Config, ConfigError, Grid
+from grokjax.config import Config, ConfigError
+from grokjax.grid import Grid
 from grokjax.layout import Group, Layout, plan_layout
 from grokjax.models import make_model
 from grokjax.objective import objective_of

@@ -25,7 +25,8 @@ import dataclasses
 import jax
 import numpy as np
 
-from grokjax.config import ConfigError, Grid
+from grokjax.config import ConfigError
+from grokjax.grid import Grid
 from grokjax.io.rundir import RunDir, group_history
 from grokjax.layout import Layout
 from grokjax.train import checkpoint as ckpt_lib
