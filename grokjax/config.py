@@ -30,7 +30,7 @@ from grokjax import models, rules, tasks
 from grokjax import settings as settings_lib
 from grokjax.optim import chain
 from grokjax.optim.losses import LossSettings
-from grokjax.settings import ConfigError, setting
+from grokjax.settings import ConfigError, check_at_least, setting
 from grokjax.settings import show as _show
 
 # Old flag names that still work (flagfiles, stored config.json): old -> new.
@@ -105,8 +105,8 @@ class TrainingSettings:
     _choice("data_order", self.data_order, DATA_ORDERS)
     _choice("eval_schedule", self.eval_schedule, EVAL_SCHEDULES)
     _choice("eval_sets", self.eval_sets, EVAL_SETS)
-    _at_least(self, 1, "steps", "eval_every", "chunk_steps")
-    _at_least(self, 0, "batch_size", "record_every", "snapshot_count",
+    check_at_least(self, 1, "steps", "eval_every", "chunk_steps")
+    check_at_least(self, 0, "batch_size", "record_every", "snapshot_count",
               "snapshot_every")
     if self.data_order == "epoch" and self.batch_size == 0:
       raise ConfigError("--data_order=epoch: with --batch_size=0 (full "
@@ -141,7 +141,7 @@ class RunningSettings:
                                         "(0 = what the OS reports available)")
 
   def check(self) -> None:
-    _at_least(self, 0, "checkpoint_every", "members_per_group")
+    check_at_least(self, 0, "checkpoint_every", "members_per_group")
     for name in ("memory_limit_gb", "host_memory_limit_gb"):
       value = getattr(self, name)
       if not math.isfinite(value) or value < 0:
@@ -165,7 +165,7 @@ class AnalysisSettings:
     for name in ("mem_threshold", "gen_threshold", "phase_threshold"):
       if not 0 < getattr(self, name) <= 1:
         raise ConfigError(f"--{name}={getattr(self, name)}: must be in (0, 1]")
-    _at_least(self, 0, "phase_gap")
+    check_at_least(self, 0, "phase_gap")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -375,12 +375,6 @@ Config = _compose(BLOCKS)
 # Tuple-valued settings that are not swept (lists on the command line).
 LIST_FIELDS = tuple(f.name for f in dataclasses.fields(Config)
                     if f.metadata.get("kind") in ("int_list", "str_list"))
-
-
-def _at_least(block, low: int, *names: str) -> None:
-  for name in names:
-    if getattr(block, name) < low:
-      raise ConfigError(f"--{name}={getattr(block, name)}: must be >= {low}")
 
 
 # Swept axes in grid order (the first varies slowest); integer ones.

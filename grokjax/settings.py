@@ -64,6 +64,13 @@ def check_positive(block: Any, *names: str, strict: bool = True) -> None:
       raise ValueError(f"--{name}={v}: must be {'>' if strict else '>='} 0")
 
 
+def check_at_least(block: Any, low: int, *names: str) -> None:
+  """ValueError `--name=v: must be >= low` for each of `names` below `low`."""
+  for name in names:
+    if getattr(block, name) < low:
+      raise ValueError(f"--{name}={getattr(block, name)}: must be >= {low}")
+
+
 def names_of(*blocks: type) -> tuple[str, ...]:
   """The field names of `blocks`, in order."""
   return tuple(f.name for b in blocks for f in dataclasses.fields(b))
@@ -154,5 +161,5 @@ def check_blocks(config: Any, blocks: Iterable[type]) -> None:
       check(block(**{n: getattr(config, n) for n in names_of(block)}))
 
 
-__all__ = ["ConfigError", "show", "setting", "check_choice", "check_positive", "names_of", "owner_of", "View", "Blocks", "view",
+__all__ = ["ConfigError", "show", "setting", "check_choice", "check_positive", "check_at_least", "names_of", "owner_of", "View", "Blocks", "view",
            "ForeignSetting", "check_blocks"]

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from grokjax import params as params_lib
 from grokjax.models.parts import Parts
-from grokjax.settings import check_choice, setting
+from grokjax.settings import check_at_least, check_choice, setting
 
 
 # --activation's choices (the transformer's and the MLP's hidden layers).
@@ -61,9 +61,7 @@ class TransformerSettings:
       "is token c, and a prediction of another token is wrong)")
 
   def check(self) -> None:
-    for name in ("depth", "num_heads", "d_mlp"):
-      if getattr(self, name) < 1:
-        raise ValueError(f"--{name}={getattr(self, name)}: must be >= 1")
+    check_at_least(self, 1, "depth", "num_heads", "d_mlp")
     check_choice("ln_placement", self.ln_placement, LN_PLACEMENTS)
     if self.ln_placement != "pre" and not self.layer_norm:
       raise ValueError(f"--ln_placement={self.ln_placement}: there is no "

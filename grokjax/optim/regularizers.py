@@ -29,7 +29,6 @@ Liu et al. 2022 (Omnigrok's constrained weight norm).
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Callable, NamedTuple, Union
 
 import jax
@@ -37,7 +36,7 @@ import jax.numpy as jnp
 import optax
 
 from grokjax.params import as_matrix, layer_name
-from grokjax.settings import setting
+from grokjax.settings import check_positive, setting
 
 Scalar = Union[float, jax.Array]
 ScalarOrSchedule = Union[Scalar, Callable[[jax.Array], jax.Array]]
@@ -73,9 +72,7 @@ class NoiseSettings:
                                 "weights each step (independent of lr)")
 
   def check(self) -> None:
-    for name in ("gradient_noise", "weight_noise"):
-      if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
-        raise ValueError(f"--{name}={getattr(self, name)}: must be >= 0")
+    check_positive(self, "gradient_noise", "weight_noise", strict=False)
 
 
 def matrices(params: Any) -> Any:

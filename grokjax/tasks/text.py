@@ -32,7 +32,7 @@ import re
 
 import numpy as np
 
-from grokjax.settings import setting
+from grokjax.settings import check_at_least, setting
 from grokjax.tasks.base import DataError, Task
 
 PAD, UNK, CLS = 0, 1, 2
@@ -46,9 +46,7 @@ class TextSettings:
                               "(then a CLS token)")
 
   def check(self) -> None:
-    for name in ("text_vocab", "text_max_len"):
-      if getattr(self, name) < 1:
-        raise ValueError(f"--{name}={getattr(self, name)}: must be >= 1")
+    check_at_least(self, 1, "text_vocab", "text_max_len")
 
 
 _WORD = re.compile(r"[a-z0-9']+")
