@@ -30,7 +30,8 @@ from grokjax import models, rules, tasks
 from grokjax import settings as settings_lib
 from grokjax.optim import chain
 from grokjax.optim.losses import LossSettings
-from grokjax.settings import ConfigError, check_at_least, setting
+from grokjax.settings import (ConfigError, check_at_least, check_choice,
+                              setting)
 from grokjax.settings import show as _show
 
 # Old flag names that still work (flagfiles, stored config.json): old -> new.
@@ -101,13 +102,13 @@ class TrainingSettings:
                                 "steps (0 = none)")
 
   def check(self) -> None:
-    _choice("precision", self.precision, PRECISIONS)
-    _choice("data_order", self.data_order, DATA_ORDERS)
-    _choice("eval_schedule", self.eval_schedule, EVAL_SCHEDULES)
-    _choice("eval_sets", self.eval_sets, EVAL_SETS)
+    check_choice("precision", self.precision, PRECISIONS)
+    check_choice("data_order", self.data_order, DATA_ORDERS)
+    check_choice("eval_schedule", self.eval_schedule, EVAL_SCHEDULES)
+    check_choice("eval_sets", self.eval_sets, EVAL_SETS)
     check_at_least(self, 1, "steps", "eval_every", "chunk_steps")
     check_at_least(self, 0, "batch_size", "record_every", "snapshot_count",
-              "snapshot_every")
+                   "snapshot_every")
     if self.data_order == "epoch" and self.batch_size == 0:
       raise ConfigError("--data_order=epoch: with --batch_size=0 (full "
                         "batch) every step already sees each train row once; "
@@ -194,20 +195,16 @@ class SweptSettings:
                               optional=True)
 
 
-def _unique(blocks) -> tuple[type, ...]:
-  return tuple(dict.fromkeys(blocks))
-
-
 # Every block, in the order of Config's fields and of --help: each registry's
 # common block, then its rows' own (in registry order), then the run's.
-BLOCKS = _unique(
+BLOCKS = tuple(dict.fromkeys(
     (tasks.TaskSettings, tasks.HoldoutSettings)
     + tuple(b for f in tasks.FAMILIES for b in f.settings)
     + (models.ModelSettings,)
     + tuple(b for m in models.MODELS.values() for b in m.settings)
     + (chain.OptimizerSettings, LossSettings, chain.ChainSettings)
     + tuple(b for t in chain.TRANSFORMS for b in t.settings)
-    + (TrainingSettings, RunningSettings, AnalysisSettings, SweptSettings))
+    + (TrainingSettings, RunningSettings, AnalysisSettings, SweptSettings)))
 
 # Fields a resumed run may change (they never change a result).
 RUN_ONLY = settings_lib.names_of(RunningSettings)
@@ -260,7 +257,7 @@ class _ConfigMethods:
     """
     try:
       family = tasks.family_of(self.task)
-      family.check(family.view(self))
+      family.check_settings(self)
       task = family.build(family.view(self))
     except tasks.DataError as e:
       raise ConfigError(str(e)) from None
@@ -306,23 +303,17 @@ class _ConfigMethods:
 
     The task's and the model's row checks (`tasks.FAMILIES`,
     `models.MODELS`), every block's own `check`, then the rules that read
-    more than one owner's settings (`_validate_across`) and the swept values.
+    more than one owner's settings (`grokjax.rules`) and the swept values.
     """
     try:
       family = tasks.family_of(self.task)
       family.check(family.view(self))
       models.check_model(self, family.inputs)
       settings_lib.check_blocks(self, BLOCKS)
-    except ConfigError:
-      raise
     except ValueError as e:
       raise ConfigError(str(e)) from None
-    self._validate_across(family)
-    self._validate_swept()
-
-  def _validate_across(self, family) -> None:
-    """The rules that read more than one owner's settings (`grokjax.rules`)."""
     rules.check_across(self, family)
+    self._validate_swept()
 
   def _validate_swept(self) -> None:
     """Every swept value: present, finite, in range."""
@@ -382,10 +373,5 @@ SWEPT = tuple(f.name for f in dataclasses.fields(Config)
               if f.metadata.get("swept"))
 INT_AXES = tuple(f.name for f in dataclasses.fields(Config)
                  if f.metadata.get("swept") == "index")
-
-
-def _choice(flag: str, value: str, allowed: Sequence[str]) -> None:
-  if value not in allowed:
-    raise ConfigError(f"--{flag}={value}: choose one of {', '.join(allowed)}")
 
 

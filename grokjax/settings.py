@@ -22,6 +22,7 @@ place that sees every block.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Iterable
 
 
@@ -57,7 +58,6 @@ def check_choice(flag: str, value: str, allowed) -> None:
 def check_positive(block: Any, *names: str, strict: bool = True) -> None:
   """ValueError `--name=v: must be > 0` (>= 0 unless `strict`) for finite
   numbers only."""
-  import math  # pylint: disable=import-outside-toplevel
   for name in names:
     v = getattr(block, name)
     if not (math.isfinite(v) and (v > 0 if strict else v >= 0)):
@@ -74,11 +74,6 @@ def check_at_least(block: Any, low: int, *names: str) -> None:
 def names_of(*blocks: type) -> tuple[str, ...]:
   """The field names of `blocks`, in order."""
   return tuple(f.name for b in blocks for f in dataclasses.fields(b))
-
-
-def owner_of(block: type) -> str:
-  """The module that owns `block` (its flags are listed under it)."""
-  return block.__module__
 
 
 class ForeignSetting(LookupError):
@@ -131,35 +126,33 @@ class Blocks:
   settings without a Config, e.g. `tasks.make_task`)."""
 
   def __init__(self, *instances: Any):
-    self._instances = instances
+    self._values = {f.name: getattr(i, f.name)
+                    for i in instances for f in dataclasses.fields(i)}
 
   def __getattr__(self, name: str) -> Any:
-    for instance in self._instances:
-      if name in {f.name for f in dataclasses.fields(instance)}:
-        return getattr(instance, name)
-    raise AttributeError(name)
-
-  def replace(self, **kw) -> "Blocks":
-    out = []
-    for instance in self._instances:
-      own = {k: v for k, v in kw.items()
-             if k in {f.name for f in dataclasses.fields(instance)}}
-      out.append(dataclasses.replace(instance, **own) if own else instance)
-    return Blocks(*out)
+    try:
+      return self.__dict__["_values"][name]
+    except KeyError:
+      raise AttributeError(name) from None
 
 
-def view(source: Any, blocks: Iterable[type], reader: str) -> View:
-  """`View(source, blocks, reader)`."""
-  return View(source, blocks, reader)
+def checked(block: type, values: dict[str, Any]):
+  """`block(**values)` (defaults for the rest), after its own `check`
+  (ValueError naming the flag)."""
+  instance = block(**values)
+  check = getattr(instance, "check", None)
+  if check is not None:
+    check()
+  return instance
 
 
-def check_blocks(config: Any, blocks: Iterable[type]) -> None:
-  """Runs each block's own `check` on its fields of `config` (ValueError)."""
+def check_blocks(source: Any, blocks: Iterable[type]) -> None:
+  """Runs each block's own `check` on its fields of `source` (a Config or
+  `Blocks`; ValueError)."""
   for block in blocks:
-    check = getattr(block, "check", None)
-    if check is not None:
-      check(block(**{n: getattr(config, n) for n in names_of(block)}))
+    checked(block, {n: getattr(source, n) for n in names_of(block)})
 
 
-__all__ = ["ConfigError", "show", "setting", "check_choice", "check_positive", "check_at_least", "names_of", "owner_of", "View", "Blocks", "view",
-           "ForeignSetting", "check_blocks"]
+__all__ = ["ConfigError", "show", "setting", "check_choice", "check_positive",
+           "check_at_least", "names_of", "View", "Blocks", "ForeignSetting",
+           "checked", "check_blocks"]

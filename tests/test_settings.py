@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -115,21 +117,14 @@ def test_every_model_reads_only_its_own_settings(name):
   task = config.build_task()
   model = gj.models.make_model(config, task)
   shapes = gj.models.abstract_params(model, task, "float32")
-  assert jax_leaves(shapes)
+  assert jax.tree.leaves(shapes)
   parts = gj.models.parts_of(config)
   assert parts.model == f"--model={name}" or parts.model.startswith(
       f"--model={name} ")
 
 
-def jax_leaves(tree):
-  import jax  # pylint: disable=import-outside-toplevel
-  return jax.tree.leaves(tree)
-
-
 @pytest.mark.parametrize("row", chain.TRANSFORMS, ids=lambda t: t.name)
 def test_every_chain_transform_reads_only_its_own_settings(row):
-  import jax  # pylint: disable=import-outside-toplevel
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   select = {row.flag: row.name if row.flag in ("regularizer", "grad_filter")
             else (0.01 if row.flag.endswith("noise") else True)}
   config = gj.Config(task="x+y", p=7, **select,
@@ -149,7 +144,6 @@ def test_every_chain_transform_reads_only_its_own_settings(row):
 
 @pytest.mark.parametrize("optimizer", list(chain.OPTIMIZERS))
 def test_every_optimizer_reads_only_its_own_settings(optimizer):
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   config = gj.Config(optimizer=optimizer, momentum=0.5)
   base = chain.base_optimizer(config, jnp.asarray(1e-3), jnp.asarray(0.1))
   assert base.init({"w": jnp.ones(2)}) is not None
@@ -183,3 +177,12 @@ def test_help_lists_the_flags_under_the_module_that_owns_them():
         block.__name__)
   assert "depth" in sections["grokjax.models.transformer"]
   assert "workdir" in sections["experiments/sweep.py"]
+
+
+def test_make_task_runs_the_blocks_own_checks_before_building():
+  # The text block's check, with no Config and before any file is read.
+  with pytest.raises(ValueError, match=r"^--text_vocab=0: must be >= 1$"):
+    gj.tasks.make_task("text", data_dir="/nonexistent", text=(0, 8))
+  with pytest.raises(gj.ConfigError, match=r"^--text_vocab=0: must be >= 1$"):
+    gj.Config(task="text", model="lstm", data_dir="/nonexistent",
+              text_vocab=0).build_task()

@@ -26,7 +26,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from grokjax.settings import check_choice, setting
+from grokjax.settings import check_at_least, check_choice, setting
 
 # The official MNIST configuration's hull_n: vertices of the neighbourhood.
 NUM_VERTICES = 50
@@ -58,9 +58,7 @@ class ComplexitySettings:
     if self.complexity_vertices < 2:
       raise ValueError(f"--complexity_vertices={self.complexity_vertices}: "
                        "must be >= 2 (2 per direction)")
-    if self.complexity_points < 1:
-      raise ValueError(f"--complexity_points={self.complexity_points}: must "
-                       "be >= 1")
+    check_at_least(self, 1, "complexity_points")
 
 
 def local_complexity(layers: Sequence[tuple[jax.Array, jax.Array]],

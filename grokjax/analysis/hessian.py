@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from grokjax.settings import setting
+from grokjax.settings import check_at_least, setting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,8 +42,7 @@ class HessianSettings:
                                "measure")
 
   def check(self) -> None:
-    if self.lanczos_steps < 2:
-      raise ValueError(f"--lanczos_steps={self.lanczos_steps}: must be >= 2")
+    check_at_least(self, 2, "lanczos_steps")
 
 
 def hvp(loss_fn: Callable[[Any], jax.Array], params: Any, v: Any) -> Any:

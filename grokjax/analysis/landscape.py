@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from grokjax.params import from_unit_rows, layer_name, unit_rows
-from grokjax.settings import setting
+from grokjax.settings import check_at_least, setting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,9 +28,7 @@ class LandscapeSettings:
   landscape_points: int = setting(21, "points of each loss-landscape slice")
 
   def check(self) -> None:
-    if self.landscape_points < 2:
-      raise ValueError(f"--landscape_points={self.landscape_points}: must "
-                       "be >= 2")
+    check_at_least(self, 2, "landscape_points")
 
   def alphas(self) -> tuple[jax.Array, jax.Array]:
     """(towards the final parameters, along the random direction)."""

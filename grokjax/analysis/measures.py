@@ -73,7 +73,7 @@ from grokjax.io import plots
 from grokjax.models import Parts, parts_of
 from grokjax.optim.losses import cross_entropy, weighted_mean
 from grokjax.objective import CLASSIFICATION, objective_of
-from grokjax.settings import View, names_of
+from grokjax.settings import View, checked, names_of
 from grokjax.tasks import OPERATORS, ModularSettings, TaskSettings
 from grokjax.tasks.splits import member_labels
 
@@ -397,12 +397,9 @@ def measure_options(options: dict[str, Any]) -> dict[str, Any]:
                       f"measures' are {', '.join(names_of(*blocks))}")
   out = {}
   for block in blocks:
-    instance = block(**{k: v for k, v in options.items()
-                        if k in names_of(block)})
     try:
-      check = getattr(instance, "check", None)
-      if check is not None:
-        check()
+      instance = checked(block, {k: v for k, v in options.items()
+                                 if k in names_of(block)})
     except ValueError as e:
       raise ConfigError(str(e)) from None
     out.update(dataclasses.asdict(instance))

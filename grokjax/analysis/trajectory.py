@@ -12,7 +12,7 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from grokjax.settings import setting
+from grokjax.settings import check_at_least, setting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,9 +22,7 @@ class PCASettings:
                                 "measure")
 
   def check(self) -> None:
-    if self.pca_components < 1:
-      raise ValueError(f"--pca_components={self.pca_components}: must be "
-                       ">= 1")
+    check_at_least(self, 1, "pca_components")
 
 
 def trajectory_pca(points_SxP: jnp.ndarray, k: int = 5) -> jnp.ndarray:

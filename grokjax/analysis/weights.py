@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from grokjax.params import as_matrix, layer_name
-from grokjax.settings import setting
+from grokjax.settings import check_positive, setting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,8 +37,7 @@ class RQISettings:
                                  "this (their code's threshold_P)")
 
   def check(self) -> None:
-    if not self.rqi_threshold > 0:
-      raise ValueError(f"--rqi_threshold={self.rqi_threshold}: must be > 0")
+    check_positive(self, "rqi_threshold")
 
 
 def matrices(params: Any) -> dict[str, jax.Array]:

@@ -26,7 +26,7 @@ from grokjax.models.mlp import MLP, MLP_INPUTS, MLPSettings
 from grokjax.models.parts import PARTS, NotOffered, Parts, check_parts
 from grokjax.models.transformer import (ACTIVATIONS, LN_PLACEMENTS, READOUTS,
                                         Transformer, TransformerSettings)
-from grokjax.settings import check_choice, setting
+from grokjax.settings import check_at_least, check_choice, setting
 from grokjax.tasks import LinearTask, Task, family_of
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16,
@@ -85,7 +85,7 @@ MODELS = {m.name: m for m in (
               parts=transformer.parts, settings=(TransformerSettings,)),
     ModelSpec("mlp", ("table", "image"),
               "operand embeddings (--mlp_input) or pixels through "
-              "--mlp_hidden", _mlp, MLPSettings.check, mlp.parts,
+              "--mlp_hidden", _mlp, parts=mlp.parts,
               settings=(MLPSettings,)),
     ModelSpec("linear", ("linear",),
               "the parameter vector/matrix of a linear task",
@@ -97,14 +97,14 @@ MODELS = {m.name: m for m in (
               lambda c, task: CNN(image_shape=task.image_shape,
                                   num_classes=task.num_classes,
                                   channels=tuple(c.cnn_channels)),
-              CNNSettings.check, cnn.parts, settings=(CNNSettings,)),
+              parts=cnn.parts, settings=(CNNSettings,)),
     ModelSpec("resnet18", ("image",), "ResNet-18 without BatchNorm "
               "(--resnet_norm, --resnet_width)",
               lambda c, task: ResNet18(image_shape=task.image_shape,
                                        num_classes=task.num_classes,
                                        norm=c.resnet_norm,
                                        width_factor=c.resnet_width),
-              ResNetSettings.check, cnn.parts, settings=(ResNetSettings,)),
+              parts=cnn.parts, settings=(ResNetSettings,)),
     ModelSpec("lstm", ("table", "sequence"), "one LSTM layer of width "
               "--d_model over the tokens",
               lambda c, task: LSTMClassifier(vocab_size=task.vocab_size,
@@ -133,8 +133,7 @@ class ModelSettings:
                            "transformer's MLP")
 
   def check(self) -> None:
-    if self.d_model < 1:
-      raise ValueError(f"--d_model={self.d_model}: must be >= 1")
+    check_at_least(self, 1, "d_model")
     check_choice("activation", self.activation, ACTIVATIONS)
     check_choice("init", self.init, INIT_PRESETS)
 

@@ -32,7 +32,6 @@ class CNNSettings:
                                 "pooling)", kind="int_list")
 
   def check(self) -> None:
-    """Checked when --model=cnn (the row's check)."""
     if any(ch < 1 for ch in self.cnn_channels):
       raise ValueError(f"--cnn_channels={self.cnn_channels}: must be "
                        "positive")
@@ -47,7 +46,6 @@ class ResNetSettings:
                                 "64-128-256-512")
 
   def check(self) -> None:
-    """Checked when --model=resnet18 (the row's check)."""
     check_choice("resnet_norm", self.resnet_norm, RESNET_NORMS)
     if self.resnet_width <= 0:
       raise ValueError(f"--resnet_width={self.resnet_width}: must be "

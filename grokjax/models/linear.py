@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from grokjax.settings import setting
+from grokjax.settings import check_at_least, setting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,8 +19,7 @@ class LinearModelSettings:
                               "itself)")
 
   def check(self) -> None:
-    if self.linear_depth < 1:
-      raise ValueError(f"--linear_depth={self.linear_depth}: must be >= 1")
+    check_at_least(self, 1, "linear_depth")
 
 
 class LinearModel(nn.Module):

@@ -60,7 +60,6 @@ class MLPSettings:
                               kind="int_list")
 
   def check(self) -> None:
-    """Checked when --model=mlp (the row's check)."""
     check_choice("mlp_input", self.mlp_input, MLP_INPUTS)
     if any(w < 1 for w in self.mlp_hidden):
       raise ValueError(f"--mlp_hidden={self.mlp_hidden}: widths must be >= 1")

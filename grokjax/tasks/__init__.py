@@ -69,8 +69,16 @@ class TaskFamily:
 
   def view(self, config) -> settings_lib.View:
     """What this row may read of `config`: `TaskSettings` and its blocks."""
-    return settings_lib.View(config, (TaskSettings,) + self.settings,
-                             f"task family {self.family}")
+    return settings_lib.View(config, self.blocks, f"task family {self.family}")
+
+  @property
+  def blocks(self) -> tuple[type, ...]:
+    return (TaskSettings,) + self.settings
+
+  def check_settings(self, source) -> None:
+    """Its blocks' own checks, then the row's (ValueError naming the flag)."""
+    settings_lib.check_blocks(source, self.blocks)
+    self.check(self.view(source))
 
 def parse_permutation_task(name: str) -> tuple[int, str] | None:
   """`"s5:x*y"` -> (5, "x*y"); None when `name` is not an S_n task."""
@@ -131,7 +139,7 @@ FAMILIES = (
                "classification", lambda c: None,
                lambda c: image_task(c.task, c.data_dir)),
     TaskFamily("text", ("text",), lambda n: n == "text", "sequence",
-               "classification", lambda c: TextSettings.check(c),
+               "classification", lambda c: None,
                lambda c: text_task(c.data_dir, c.text_vocab, c.text_max_len),
                settings=(TextSettings,)),
     TaskFamily("linear", LINEAR_TASKS, lambda n: n in LINEAR_TASKS, "linear",
@@ -218,8 +226,8 @@ def check_task(name: str, p: int, *, algebra=("complex",), dim: int = 2,
                parity=(40, 3, 2000)) -> None:
   """Raises ValueError naming the flag when (task, p) cannot be built."""
   family = family_of(name)
-  family.check(family.view(_settings(name, p, algebra=algebra, dim=dim,
-                                     parity=parity)))
+  family.check_settings(_settings(name, p, algebra=algebra, dim=dim,
+                                  parity=parity))
 
 
 def make_task(name: str, p: int = 97, *, op_token: bool = True,
@@ -231,12 +239,12 @@ def make_task(name: str, p: int = 97, *, op_token: bool = True,
               ) -> Task | LinearTask:
   """Builds a task by name: a modular operator (with `p`), `s<n>:<product>`, `algebra` (the `algebra` tables over F_p), `parity` ((n, k, num_samples), drawn from `seed`), images, text, or a linear task."""
   family = family_of(name)
-  view = family.view(_settings(
+  source = _settings(
       name, p, op_token=op_token, symmetric=symmetric, linear_dim=linear_dim,
       linear_k=linear_k, algebra=algebra, dim=dim, parity=parity, seed=seed,
-      data_dir=data_dir, text=text, exclude_y0=exclude_y0))
-  family.check(view)
-  return family.build(view)
+      data_dir=data_dir, text=text, exclude_y0=exclude_y0)
+  family.check_settings(source)
+  return family.build(family.view(source))
 
 
 __all__ = ["Task", "LinearTask", "Problem", "LINEAR_TASKS", "ERROR_NORMS",
