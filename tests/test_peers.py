@@ -127,3 +127,29 @@ def test_a_driver_never_writes_into_a_folder_that_holds_a_run(tmp_path):
   args = common.parser("A driver.\n\nmore").parse_args(
       ["--peer_dir=a", "--out=b"])
   assert (args.peer_dir, args.out) == ("a", "b")
+
+
+def test_nanda_driver_loads_their_folder_as_a_package_without_wandb(
+    tmp_path):
+  """transformers.py's `from . import helpers` resolves through the package
+  the driver registers (a stand-in pair of files here: relative import and
+  all), and the wandb stand-in accepts their Trainer's call and does
+  nothing. The modules it puts in place are removed afterwards."""
+  nanda2023 = _load("nanda2023")
+  (tmp_path / "helpers.py").write_text("root = 'saved_runs'\n")
+  (tmp_path / "theirs.py").write_text(
+      "from . import helpers\nimport wandb\n"
+      "wandb.init(project='grokking', config={'p': 59})\n"
+      "ROOT = helpers.root\n")
+  before = dict(sys.modules)
+  try:
+    done = nanda2023.stand_ins(str(tmp_path))
+    import importlib  # pylint: disable=import-outside-toplevel
+    theirs = importlib.import_module(f"{nanda2023.PACKAGE}.theirs")
+    assert theirs.ROOT == "saved_runs"
+    assert sys.modules["wandb"].log({"x": 1}) is None
+  finally:
+    for name in set(sys.modules) - set(before):
+      del sys.modules[name]
+    sys.modules.update(before)
+  assert any("wandb" in s for s in done) and any("package" in s for s in done)

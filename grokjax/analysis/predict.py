@@ -20,8 +20,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import scipy.stats
-import sklearn.metrics
 
 from grokjax.analysis import spectral
 from grokjax.analysis.scaling import adam_minimize
@@ -119,6 +117,9 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
   ok = np.isfinite(x) & np.isfinite(y)
   if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
     return float("nan")
+  # imported here: scipy.stats and sklearn take ~1.5 s to import, which
+  # every command line (and its one-line refusal of a bad flag) would pay
+  import scipy.stats  # pylint: disable=import-outside-toplevel
   return float(scipy.stats.spearmanr(x[ok], y[ok]).statistic)
 
 
@@ -133,6 +134,7 @@ def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
   s, y = s[ok], y[ok]
   if y.all() or not y.any():
     return float("nan")
+  import sklearn.metrics  # pylint: disable=import-outside-toplevel
   return float(sklearn.metrics.roc_auc_score(y, s))
 
 
