@@ -68,6 +68,10 @@ flags.DEFINE_list("their_code", [], "ID=PEER_JSON[+PEER_JSON...]: record "
                   "the peer's official code run at the row's setup by a "
                   "driver in experiments/peers/ (one peer.json per seed) "
                   "beside the row's own measurement; nothing runs")
+flags.DEFINE_string("their_code_figure", None, "with one --their_code: "
+                    "grokjax's run directory of that row; draws its curves "
+                    "and the peer's on one axis into docs/images/their_code/"
+                    "ID.png and names the figure in the row")
 flags.DEFINE_bool("table_only", False, "only regenerate results.md (and "
                   "--readme) from results.json")
 flags.DEFINE_list("readme", [], "Markdown files whose generated blocks "
@@ -148,8 +152,30 @@ def _their_code(pair: str, specs: dict, results: dict,
                         ) from None
     if not isinstance(records[-1], dict):
       raise ConfigError(f"--their_code={pair}: {path} is not a peer.json")
-  return {**entry, "their_code": repro.their_code(
-      specs[sid], records, paths.split("+"))}
+  their = repro.their_code(specs[sid], records, paths.split("+"))
+  if FLAGS.their_code_figure:
+    their["figure"] = _figure(sid, FLAGS.their_code_figure, records, their)
+  return {**entry, "their_code": their}
+
+
+def _figure(sid: str, workdir: str, records: list, their: dict) -> str:
+  """docs/images/their_code/<sid>.png from the run's history and the
+  peer's curves; its path from the repository's root."""
+  from grokjax import io as gio  # pylint: disable=import-outside-toplevel
+  try:
+    history = gio.read_history(workdir)
+  except (OSError, ValueError, KeyError) as e:
+    raise ConfigError(f"--their_code_figure={workdir}: no readable "
+                      f"history.npz ({e}); give {sid}'s run directory"
+                      ) from None
+  rel = os.path.join("docs", "images", "their_code", f"{sid}.png")
+  os.makedirs(os.path.dirname(os.path.join(ROOT, rel)), exist_ok=True)
+  gio.plots.plot_side_by_side(
+      os.path.join(ROOT, rel), history, [r.get("curve", []) for r in records],
+      f"{sid}: grokjax ({len(history['val_acc'])} members) and "
+      f"{their['repo']}@{their['commit'][:7]} ({len(records)} seed"
+      f"{'s' if len(records) > 1 else ''})")
+  return rel
 
 
 def main(argv):
@@ -169,6 +195,10 @@ def main(argv):
   for path in FLAGS.readme:
     repro.update_readme(_read_readme(path), specs, {}, path)
   merged = [_read_merge(path, specs) for path in FLAGS.merge]
+  if FLAGS.their_code_figure and len(FLAGS.their_code) != 1:
+    raise ConfigError(f"--their_code_figure={FLAGS.their_code_figure}: give "
+                      "it with exactly one --their_code=ID=... (the row the "
+                      "run directory belongs to)")
   entries = [_their_code(pair, specs, existing, results_path)
              for pair in FLAGS.their_code]
   if FLAGS.collect:

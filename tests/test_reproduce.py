@@ -701,3 +701,24 @@ def test_stale_selects_the_rows_to_run_again(tmp_path):
                     f"--specs={tmp_path}/specs", f"--results={results}")
   assert proc.returncode == 0, proc.stderr
   assert proc.stdout.strip().endswith("configuration: b, c")  # c: NOT RUN
+
+
+def test_side_by_side_figure_draws_each_seed_and_the_median(tmp_path):
+  """The figure per row: grokjax's members and the peer's seeds on one axis;
+  the bold median is numpy's over seeds evaluated at the same steps, and
+  none is drawn where the seeds' grids differ."""
+  from grokjax.io import plots  # pylint: disable=import-outside-toplevel
+  steps = np.array([0, 10, 20])
+  got = plots._median_curve([(steps, np.array([0.1, 0.5, 1.0])),  # pylint: disable=protected-access
+                             (steps, np.array([0.3, 0.6, 0.9])),
+                             (steps, np.array([0.2, 0.9, 0.8]))])
+  np.testing.assert_array_equal(got[0], steps)
+  np.testing.assert_array_equal(got[1], [0.2, 0.6, 0.9])
+  assert plots._median_curve([(steps, steps), (steps[:2], steps[:2])]) is None  # pylint: disable=protected-access
+  ours = {"eval_step": steps, "train_acc": np.array([[0.1, 1, 1], [0.2, 1, 1]]),
+          "val_acc": np.array([[0.0, 0.5, 1], [0.1, 0.4, 0.9]])}
+  theirs = [[{"step": 0, "train_acc": 0.1, "test_acc": 0.0},
+             {"step": 15, "train_acc": 1.0, "test_acc": 0.7}]]
+  path = tmp_path / "row.png"
+  plots.plot_side_by_side(str(path), ours, theirs, "row")
+  assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

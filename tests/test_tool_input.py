@@ -165,7 +165,7 @@ def test_reproduce_refuses_a_readme_without_its_markers_and_keeps_it(tmp_path):
                                   "merge_list", "merge_no_status",
                                   "check_leftover", "collect_corrupt",
                                   "no_specs", "negative_time_limit",
-                                  "results_unwritable"])
+                                  "results_unwritable", "figure_alone"])
 def test_reproduce_bad_input_is_one_line_and_loses_nothing(tmp_path, case):
   results = tmp_path / "r.json"
   results.write_text(json.dumps({}))
@@ -199,6 +199,10 @@ def test_reproduce_bad_input_is_one_line_and_loses_nothing(tmp_path, case):
   elif case == "negative_time_limit":
     args += ["--only=quickstart", "--time_limit=-1"]
     needles = ["--time_limit=-1", "seconds >= 0"]
+  elif case == "figure_alone":
+    args += [f"--their_code_figure={tmp_path}/run"]
+    needles = [f"--their_code_figure={tmp_path}/run",
+               "exactly one --their_code"]
   elif case == "results_unwritable":
     blocker = tmp_path / "file"
     blocker.write_text("x")

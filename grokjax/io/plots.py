@@ -413,3 +413,58 @@ def write_plots(workdir: str, history: Mapping[str, np.ndarray],
     paths.append(os.path.join(workdir, "plots", "grid.png"))
     plot_grid(paths[1], summary, axes)
   return paths
+
+
+def _median_curve(curves: Sequence[tuple[np.ndarray, np.ndarray]]):
+  """(steps, median) over curves evaluated at the same steps; None when the
+  grids differ (nothing bold is drawn then)."""
+  if not curves or any(not np.array_equal(s, curves[0][0]) for s, _ in curves):
+    return None
+  return curves[0][0], np.median(np.stack([v for _, v in curves]), axis=0)
+
+
+def plot_side_by_side(path: str, ours: Mapping[str, np.ndarray],
+                      theirs: Sequence[Sequence[Mapping[str, float]]],
+                      title: str) -> None:
+  """grokjax's and the peer's own code's train (dashed) and validation
+  (solid) accuracy on one log-step axis: each seed a thin line, the median
+  over seeds bold (issue 31's figure per row). `ours` is a run's history
+  (eval_step, train_acc, val_acc [M, T]); `theirs` one curve per seed, as a
+  driver's peer.json holds it (points with `step` and the accuracies under
+  the driver's names: train_acc / train_accuracy, val_acc / test_acc /
+  test_accuracy)."""
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(7.5, 4.5))
+
+  def pick(point, names):
+    return next((point[k] for k in names if k in point), np.nan)
+
+  sides = {"grokjax": ("tab:blue", {
+      "train": [(ours["eval_step"], v) for v in ours["train_acc"]],
+      "val": [(ours["eval_step"], v) for v in ours["val_acc"]]})}
+  names = {"train": ("train_acc", "train_accuracy"),
+           "val": ("val_acc", "test_acc", "test_accuracy", "val_accuracy")}
+  sides["their code"] = ("tab:orange", {
+      split: [(np.array([p["step"] for p in curve], float),
+               np.array([pick(p, keys) for p in curve], float))
+              for curve in theirs] for split, keys in names.items()})
+  for side, (color, splits) in sides.items():
+    for split, curves in splits.items():
+      style = "--" if split == "train" else "-"
+      for steps, values in curves:
+        ax.plot(np.maximum(steps, 1), values, style, color=color, lw=0.6,
+                alpha=0.5)
+      median = _median_curve(curves)
+      if median is not None:
+        ax.plot(np.maximum(median[0], 1), median[1], style, color=color,
+                lw=2.2, label=f"{side}, {split} (median of {len(curves)})")
+  ax.set_xscale("log")
+  ax.set_xlabel("step")
+  ax.set_ylabel("accuracy (dashed train, solid validation/test)")
+  ax.set_ylim(-0.02, 1.02)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7, loc="center left")
+  ax.set_title(title, fontsize=9)
+  fig.tight_layout()
+  atomic.savefig(fig, path, dpi=110)
+  plt.close(fig)

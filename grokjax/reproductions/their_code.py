@@ -130,6 +130,8 @@ def their_cell(spec: "Reproduction", r: Mapping[str, Any] | None) -> str:
     agree, differ = verdict
     cell += (". **Agrees with their code**" if agree else
              f". **Differs from their code** ({'; '.join(differ)})")
+  if t.get("figure"):
+    cell += f". Curves side by side: {t['figure']}"
   return cell
 
 # --- results.json and the table -------------------------------------------------
