@@ -505,6 +505,14 @@ def test_their_code_takes_the_median_time_rule_and_names_bad_records(tmp_path):
                              "45000 (2/3 reached) (each 39000, never, 45000)",
                              "each": [39000.0, math.inf, 45000.0]}
   assert t["metrics"][1]["value"] == 0.96 and t["metrics"][2]["name"] == "norm"
+  assert t["metrics"][2]["each"] == [3.0]  # only the record that measured it
+  # one run per setting (Omnigrok's alphas): a record without a metric is not
+  # a seed that never got there
+  per_setting = repro.their_code(spec, [_peer({"val 95%": 1000}),
+                                        _peer({"final val acc": 0.5})],
+                                 ["a", "b"])
+  assert per_setting["metrics"][0]["each"] == [1000.0]
+  assert per_setting["metrics"][0]["shown"] == "1000 (1/1 reached)"
   assert t["seeds"] == 3 and t["commit"].startswith("93b2248")
   t2 = repro.their_code(spec, records[1:2], ["b"])
   assert t2["metrics"][0]["shown"] == "never (0/1 reached)"

@@ -41,7 +41,9 @@ def their_code(spec: Reproduction, records: Sequence[Mapping[str, Any]],
   extras = sorted({k for r in records for k in r["metrics"]} - set(names))
   for name in [m.name for m in spec.metrics if any(
       m.name in r["metrics"] for r in records)] + extras:
-    values = [r["metrics"].get(name) for r in records]
+    # the records that measured this metric (a row over two settings, e.g.
+    # Omnigrok's alpha 1 and 8, has one driver run per setting and seed)
+    values = [r["metrics"][name] for r in records if name in r["metrics"]]
     arr = np.array([np.nan if v is None else float(v) for v in values])
     if name in names and names[name].kind in TIME_KINDS:
       value = grokking.median_time(arr)  # a seed that never got there: +inf
