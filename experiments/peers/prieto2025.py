@@ -19,9 +19,9 @@ is not edited:
   parameters' L2 norm every 100 steps (a blow-up shows there).
 Their script writes its own files (checkpoints, `loggs/`) into `--out`.
 `peer.json` records the repository, commit, torch, the device, the command,
-the time, the curves and the row's quantities: `test 99%` (the first logged
-epoch with test accuracy >= 0.99, grokjax's t_gen on the same grid; None if
-never) and `final test acc` (their model after the last epoch, on their test
+the time, the curves and the row's quantities: `train 99%` and `test 99%`
+(the first logged epoch with train / test accuracy >= 0.99, grokjax's t_mem
+and t_gen on the same grid; None if never) and `final test acc` (their model after the last epoch, on their test
 set, as their script's last line prints it).
 """
 
@@ -117,6 +117,8 @@ def main(argv=None):
       "substitutions": substitutions, **timing,
       "curve": curve,
       "metrics": {
+          "train 99%": common.first_at_or_above(
+              steps, [r["train_accuracy"] for r in curve], 0.99),
           "test 99%": common.first_at_or_above(
               steps, [r["test_accuracy"] for r in curve], 0.99),
           "final test acc": final,
