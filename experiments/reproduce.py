@@ -172,7 +172,7 @@ def _figure(sid: str, workdir: str, records: list, their: dict) -> str:
   os.makedirs(os.path.dirname(os.path.join(ROOT, rel)), exist_ok=True)
   gio.plots.plot_side_by_side(
       os.path.join(ROOT, rel), history, [r.get("curve", []) for r in records],
-      f"{sid}: grokjax ({len(history['val_acc'])} members) and "
+      f"{sid}: grokjax ({len(history['val_acc'])} members) and\n"
       f"{their['repo']}@{their['commit'][:7]} ({len(records)} seed"
       f"{'s' if len(records) > 1 else ''})")
   return rel

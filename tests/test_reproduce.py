@@ -219,6 +219,11 @@ def test_npz_metric_reduces_each_member_over_its_saved_steps(tmp_path):
   # is saved that late here, so every member is NaN and the metric is n/a
   assert math.isnan(value(over="at:t_mem")[0])
   assert value(over="last", where={"seed": 2})[0] == 10.0
+  # the per-member values a row stores (its "each": the seed spread that
+  # "agrees with their code" reads): 2, 1, 3 key frequencies
+  keys = repro.Metric("m", "npz", file="m.npz", key="keys", over="count")
+  assert repro.metric_each(keys, rows, str(tmp_path)) == [2.0, 1.0, 3.0]
+  assert repro.metric_each(keys, rows) is None  # no run directory given
   with pytest.raises(ConfigError, match="no array 'absent'"):
     value(key="absent", over="last")
   with pytest.raises(ConfigError, match="needs over"):

@@ -314,10 +314,17 @@ def metric_value(metric: Metric, workdir: str, summary: Sequence[Mapping]
   v = float(np.nanmedian([float(r[metric.kind]) for r in rows]))
   return v, fmt(v)
 
-def metric_each(metric: Metric, summary: Sequence[Mapping]
-                ) -> list[float] | None:
+def metric_each(metric: Metric, summary: Sequence[Mapping],
+                workdir: str | None = None) -> list[float] | None:
   """The metric's value for each member it is the median of (a time never
-  reached: +inf), for the summary's kinds; None for json, npz and reached."""
+  reached: +inf), for the summary's kinds and, given the run directory, an
+  npz metric's per-member values; None for json and reached (and an npz
+  metric its file cannot give)."""
+  if metric.kind == "npz" and workdir is not None:
+    try:
+      return [float(e) for e in _npz_value(workdir, metric, summary)[1]]
+    except ConfigError:
+      return None
   if metric.kind in ("json", "npz", "reached"):
     return None
   rows = [r for r in summary if _matches(r, metric.where)]
@@ -358,8 +365,8 @@ def measure(spec: Reproduction, workdir: str, suite: str) -> dict[str, Any]:
     in_band = m.judge(value) if suite != "smoke" else None
     if in_band is not None:
       judged.append(in_band)
-    each = (metric_each(m, progress["summary"]) if suite != "smoke"
-            else None)
+    each = (metric_each(m, progress["summary"], workdir)
+            if suite != "smoke" else None)
     metrics.append({"name": m.name, "value": None if math.isnan(value)
                     else value, "shown": shown, "each": each,
                     "paper": m.paper,
