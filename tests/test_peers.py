@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -153,3 +154,24 @@ def test_nanda_driver_loads_their_folder_as_a_package_without_wandb(
       del sys.modules[name]
     sys.modules.update(before)
   assert any("wandb" in s for s in done) and any("package" in s for s in done)
+
+
+def test_gu_driver_loads_their_script_without_its_main_block(tmp_path):
+  """rec.py's functions read a module-level `config` and its __main__ block
+  trains four hold-outs on CUDA: loaded as a module, the block does not run
+  and the config the driver sets is the one their functions read."""
+  gu2025 = _load("gu2025")
+  folder = tmp_path / "transformer"
+  folder.mkdir()
+  (folder / "rec.py").write_text(
+      "def p_of_config():\n  return config.p\n"
+      "if __name__ == '__main__':\n  raise SystemExit('their main ran')\n")
+  before = list(sys.path)
+  try:
+    theirs = gu2025.load(str(tmp_path), "transformer/rec.py")
+  finally:
+    sys.path[:] = before
+  theirs.config = types.SimpleNamespace(p=97)
+  assert theirs.p_of_config() == 97
+  assert gu2025.spearman([1, 2, 3, 4], [2, 4, 6, 9]) == 1.0
+  assert gu2025.spearman([1, 2], [2, 1]) is None
