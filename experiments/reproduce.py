@@ -34,6 +34,7 @@ import sys
 from absl import flags
 
 from grokjax import cli
+from grokjax import io as gio
 from grokjax import reproductions as repro
 from grokjax.reproductions import runner
 from grokjax.config import ConfigError
@@ -161,7 +162,6 @@ def _their_code(pair: str, specs: dict, results: dict,
 def _figure(sid: str, workdir: str, records: list, their: dict) -> str:
   """docs/images/their_code/<sid>.png from the run's history and the
   peer's curves; its path from the repository's root."""
-  from grokjax import io as gio  # pylint: disable=import-outside-toplevel
   try:
     history = gio.read_history(workdir)
   except (OSError, ValueError, KeyError) as e:

@@ -222,8 +222,8 @@ def test_npz_metric_reduces_each_member_over_its_saved_steps(tmp_path):
   # the per-member values a row stores (its "each": the seed spread that
   # "agrees with their code" reads): 2, 1, 3 key frequencies
   keys = repro.Metric("m", "npz", file="m.npz", key="keys", over="count")
-  assert repro.metric_each(keys, rows, str(tmp_path)) == [2.0, 1.0, 3.0]
-  assert repro.metric_each(keys, rows) is None  # no run directory given
+  assert repro.metric_outcome(keys, str(tmp_path), rows) == (
+      2.0, "2 (each 2, 1, 3)", [2.0, 1.0, 3.0])
   with pytest.raises(ConfigError, match="no array 'absent'"):
     value(key="absent", over="last")
   with pytest.raises(ConfigError, match="needs over"):

@@ -92,7 +92,7 @@ code"), `results` (results.json and the generated tables) and `runner`
 """
 
 from grokjax.reproductions.measure import (
-    device_name, history_from_metrics, measure, metric_each, metric_value,
+    device_name, history_from_metrics, measure, metric_outcome, metric_value,
     run_clock, run_progress, staleness)
 from grokjax.reproductions.results import (
     check_results, headline, merge, read_results, results_markdown, table,
@@ -105,7 +105,7 @@ from grokjax.reproductions.their_code import agreement, their_cell, their_code
 __all__ = ["Metric", "Reproduction", "SUITES", "CLAIMS", "DOMAINS",
            "README_BEGIN", "README_END", "HEADLINE_BEGIN", "HEADLINE_END", "load", "load_all",
            "history_from_metrics", "run_progress", "run_clock",
-           "metric_value", "metric_each", "measure", "staleness", "device_name",
+           "metric_value", "metric_outcome", "measure", "staleness", "device_name",
            "their_code", "their_cell", "agreement",
            "merge", "update_results", "read_results", "check_results",
            "table", "tables", "headline", "verdict", "results_markdown",

@@ -286,15 +286,28 @@ def _float(v: Any) -> float:
 def metric_value(metric: Metric, workdir: str, summary: Sequence[Mapping]
                  ) -> tuple[float, str]:
   """The metric's number and how the table shows it."""
-  if metric.kind == "json":
-    v = _json_value(workdir, metric)
-    return v, fmt(v)
+  return metric_outcome(metric, workdir, summary)[:2]
+
+def metric_outcome(metric: Metric, workdir: str, summary: Sequence[Mapping]
+                   ) -> tuple[float, str, list[float] | None]:
+  """The metric's number, how the table shows it, and its value for each
+  member it is the median of (None for json and reached): what a row
+  stores, each file read once."""
   if metric.kind == "npz":
     v, each = _npz_value(workdir, metric, summary)
     shown = fmt(v)
     if 1 < len(each) <= 16:
       shown += f" (each {', '.join(fmt(float(e)) for e in each)})"
-    return v, shown
+    return v, shown, [float(e) for e in each]
+  return (*_plain_value(metric, workdir, summary),
+          metric_each(metric, summary))
+
+def _plain_value(metric: Metric, workdir: str, summary: Sequence[Mapping]
+                 ) -> tuple[float, str]:
+  """metric_value for the json and summary kinds."""
+  if metric.kind == "json":
+    v = _json_value(workdir, metric)
+    return v, fmt(v)
   rows = [r for r in summary if _matches(r, metric.where)]
   if not rows:
     raise ConfigError(f"metric {metric.name!r}: no member matches "
@@ -314,17 +327,11 @@ def metric_value(metric: Metric, workdir: str, summary: Sequence[Mapping]
   v = float(np.nanmedian([float(r[metric.kind]) for r in rows]))
   return v, fmt(v)
 
-def metric_each(metric: Metric, summary: Sequence[Mapping],
-                workdir: str | None = None) -> list[float] | None:
+def metric_each(metric: Metric, summary: Sequence[Mapping]
+                ) -> list[float] | None:
   """The metric's value for each member it is the median of (a time never
-  reached: +inf), for the summary's kinds and, given the run directory, an
-  npz metric's per-member values; None for json and reached (and an npz
-  metric its file cannot give)."""
-  if metric.kind == "npz" and workdir is not None:
-    try:
-      return [float(e) for e in _npz_value(workdir, metric, summary)[1]]
-    except ConfigError:
-      return None
+  reached: +inf), for the summary's kinds; None for json, npz (whose file
+  metric_outcome reads) and reached."""
   if metric.kind in ("json", "npz", "reached"):
     return None
   rows = [r for r in summary if _matches(r, metric.where)]
@@ -354,19 +361,20 @@ def measure(spec: Reproduction, workdir: str, suite: str) -> dict[str, Any]:
   metrics, judged = [], []
   for m in spec.metrics:
     try:
-      value, shown = metric_value(m, workdir, progress["summary"])
+      value, shown, each = metric_outcome(m, workdir, progress["summary"])
     except ConfigError as e:
       if m.kind not in ("json", "npz"):
         raise
       # An analysis file without the key (a category the run lacks, the
       # smoke analysis's shorter output): n/a, and a banded metric misses.
-      value, shown = float("nan"), ("n/a (not written by the smoke analysis)"
-                                    if suite == "smoke" else f"n/a ({e})")
+      value, shown, each = float("nan"), (
+          "n/a (not written by the smoke analysis)" if suite == "smoke"
+          else f"n/a ({e})"), None
     in_band = m.judge(value) if suite != "smoke" else None
     if in_band is not None:
       judged.append(in_band)
-    each = (metric_each(m, progress["summary"], workdir)
-            if suite != "smoke" else None)
+    if suite == "smoke":
+      each = None
     metrics.append({"name": m.name, "value": None if math.isnan(value)
                     else value, "shown": shown, "each": each,
                     "paper": m.paper,
